@@ -1,0 +1,34 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "VulkanKernels",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "VulkanKernels", targets: ["VulkanKernels"]),
+        .executable(name: "vkk", targets: ["vkk"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Vulkan headers only: the loader is opened with dlopen at run time (see VulkanLoader.swift).
+        .systemLibrary(name: "CVulkan", pkgConfig: "vulkan", providers: [.apt(["libvulkan-dev"])]),
+        // OpenBLAS's CBLAS, the CPU dense path.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Build tool run by the ShaderCompiler plugin: glslc -> base64 Swift source.
+        .executableTarget(name: "ShaderEmbedder"),
+        // One build command per Shaders/**/*.comp (Shaders/common/*.glsl are includes).
+        .plugin(name: "ShaderCompiler", capability: .buildTool(), dependencies: ["ShaderEmbedder"]),
+        .target(
+            name: "VulkanKernels",
+            dependencies: ["CVulkan", "CBLAS"],
+            plugins: ["ShaderCompiler"]
+        ),
+        .executableTarget(
+            name: "vkk",
+            dependencies: ["VulkanKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "VulkanKernelsTests", dependencies: ["VulkanKernels"]),
+    ]
+)

@@ -1,0 +1,31 @@
+import Dispatch
+import Glibc
+
+/// Work splitting for the CPU backend's kernels.
+/// A value handed to worker threads whose safety the caller guarantees (disjoint writes, scoped lifetime).
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+enum CPUParallel {
+    /// Online cores (the `VKK_CPU_THREADS` environment variable overrides it).
+    static let threadCount: Int = {
+        if let override = environment("VKK_CPU_THREADS").flatMap(Int.init), override > 0 { return override }
+        return max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }()
+
+    /// Runs `body` over `0..<count` split into contiguous chunks, one per thread; serially when the
+    /// total work (`count × costPerItem`, in rough flops) is too small to pay for the threads.
+    static func forEachChunk(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        let chunks = min(threadCount, count, max(1, count * costPerItem / 50_000))
+        guard chunks > 1 else { if count > 0 { body(0..<count) }; return }
+        withoutActuallyEscaping(body) { body in
+            // `body` runs only while this call is on the stack, so the workers may share it.
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                shared.value((count * chunk / chunks)..<(count * (chunk + 1) / chunks))
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+/// The element types a ``Tensor`` can hold.
+public enum DType: String, Sendable, CustomStringConvertible, CaseIterable {
+    case float32, float16, int32, uint32, uint8
+
+    /// Bytes per element.
+    public var byteSize: Int {
+        switch self {
+        case .float32, .int32, .uint32: 4
+        case .float16: 2
+        case .uint8: 1
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// A Swift type that can be stored in a ``Tensor``.
+public protocol TensorElement: BitwiseCopyable, Sendable {
+    static var dtype: DType { get }
+}
+
+extension Float: TensorElement { public static var dtype: DType { .float32 } }
+extension Float16: TensorElement { public static var dtype: DType { .float16 } }
+extension Int32: TensorElement { public static var dtype: DType { .int32 } }
+extension UInt32: TensorElement { public static var dtype: DType { .uint32 } }
+extension UInt8: TensorElement { public static var dtype: DType { .uint8 } }
+
+/// Floating-point element types that kernels compute on in fp32 (fp16 storage, fp32 arithmetic).
+public protocol FloatingPointElement: TensorElement, BinaryFloatingPoint {}
+extension Float: FloatingPointElement {}
+extension Float16: FloatingPointElement {}

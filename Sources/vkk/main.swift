@@ -1,0 +1,3 @@
+import VulkanKernels
+let context = try ComputeContext()
+print(context.backendDescription)
