@@ -12,8 +12,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // Vulkan headers only: the loader is opened with dlopen at run time (see VulkanLoader.swift).
-        .systemLibrary(name: "CVulkan", pkgConfig: "vulkan", providers: [.apt(["libvulkan-dev"])]),
+        // Vulkan headers only (libvulkan-dev). No pkgConfig on purpose: its `-lvulkan` would make the
+        // loader a load-time dependency, and the library opens it with dlopen instead so that a program
+        // still starts, and falls back to the CPU, on a machine without libvulkan (VulkanLoader.swift).
+        .systemLibrary(name: "CVulkan", providers: [.apt(["libvulkan-dev"])]),
         // OpenBLAS's CBLAS, the CPU dense path.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // Build tool run by the ShaderCompiler plugin: glslc -> base64 Swift source.

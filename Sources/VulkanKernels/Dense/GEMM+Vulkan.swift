@@ -1,0 +1,144 @@
+import CVulkan
+
+/// Which GEMM kernel runs on a Vulkan device. `.automatic` picks by device and shape; the others exist
+/// for benchmarks and tests, and throw if the shape or device cannot use them.
+public enum GEMMAlgorithm: String, Sendable, CaseIterable {
+    case automatic
+    /// Texel-buffer loads, subgroup shuffles, no shared memory: for CPU drivers (lavapipe).
+    case subgroup
+    /// Shared-memory tiles with register blocking: for GPUs.
+    case tiled
+    /// Matrix-vector kernel; N must be 1.
+    case gemv
+    /// One invocation per output element: the baseline benchmarks compare against.
+    case naive
+}
+
+extension CommandBatch {
+    func encodeGEMM(_ s: GEMMShape, a: Storage, b: Storage, c: Storage, dtype: DType, alpha: Float, beta: Float,
+                    algorithm: GEMMAlgorithm = .automatic) throws {
+        let device = context.device!
+        let info = device.info
+        if dtype == .float16 && !info.supports16BitStorage {
+            throw KernelError.unsupportedOnDevice(op: "gemm", feature: "16-bit storage (fp16 tensors)")
+        }
+        let kernel = try resolve(algorithm, s, info: info)
+        let elementBytes = dtype.byteSize
+        // 4-wide texel loads need every row and batch start of A and B on a multiple of 4 elements.
+        let vec4 = s.lda % 4 == 0 && s.ldb % 4 == 0 && s.strideA % 4 == 0 && s.strideB % 4 == 0
+        let plan = GEMMKernelPlan(kernel: kernel, shape: s, dtype: dtype, vec4: vec4, info: info)
+
+        // Split the output into windows that fit one storage-buffer binding (maxStorageBufferRange):
+        // whole batches when they fit, otherwise row ranges of one batch.
+        let rowBytes = s.n * elementBytes
+        let maxRange = info.maxStorageBufferRange - max(info.minStorageBufferOffsetAlignment, 256)
+        guard rowBytes <= maxRange else {
+            throw KernelError.exceedsDeviceLimit(op: "gemm", what: "bytes per row of C", value: rowBytes, limit: maxRange)
+        }
+        let batchBytes = s.strideC * elementBytes
+        var windows: [(batch: Range<Int>, rows: Range<Int>)] = []
+        if batchBytes * s.batch <= maxRange {
+            windows = [(0..<s.batch, 0..<s.m)]
+        } else if batchBytes <= maxRange {
+            let perWindow = max(1, maxRange / batchBytes)
+            windows = stride(from: 0, to: s.batch, by: perWindow).map { ($0..<min(s.batch, $0 + perWindow), 0..<s.m) }
+        } else {
+            let rowsPerWindow = min(maxRange / rowBytes, plan.tileM * 4096)
+            for batch in 0..<s.batch {
+                windows += stride(from: 0, to: s.m, by: rowsPerWindow).map { (batch..<(batch + 1), $0..<min(s.m, $0 + rowsPerWindow)) }
+            }
+        }
+        for window in windows {
+            let rows = window.rows
+            // Element where this window's A, B and C start.
+            let aStart = window.batch.lowerBound * s.strideA + (s.transposeA ? rows.lowerBound : rows.lowerBound * s.lda)
+            let bStart = window.batch.lowerBound * s.strideB
+            let cStart = window.batch.lowerBound * s.strideC + rows.lowerBound * s.ldc
+            let aElements = s.strideA == 0 ? s.m * s.k : s.strideA * s.batch
+            let bElements = s.strideB == 0 ? s.k * s.n : s.strideB * s.batch
+            let cEnd = (window.batch.upperBound - 1) * s.strideC + rows.upperBound * s.ldc
+            let (aBinding, aOffset) = try bindingWindow(of: a, from: aStart, to: aElements, elementBytes: elementBytes, as: plan.inputKind, device: info)
+            let (bBinding, bOffset) = try bindingWindow(of: b, from: bStart, to: bElements, elementBytes: elementBytes, as: plan.inputKind, device: info)
+            let (cBinding, cOffset) = try bindingWindow(of: c, from: cStart, to: cEnd, elementBytes: elementBytes,
+                                                 as: beta == 0 ? .storageWrite : .storageReadWrite, device: info)
+            let push: [UInt32] = [UInt32(rows.count), UInt32(s.n), UInt32(s.k),
+                                  UInt32(s.lda), UInt32(s.ldb), UInt32(s.ldc),
+                                  UInt32(s.strideA), UInt32(s.strideB), UInt32(s.strideC),
+                                  UInt32(aOffset), UInt32(bOffset), UInt32(cOffset),
+                                  alpha.bitPattern, beta.bitPattern]
+            try dispatch(plan.spec, [aBinding, bBinding, cBinding], push: push,
+                         groups: plan.groups(m: rows.count, n: s.n, batch: window.batch.count))
+        }
+    }
+
+    private func resolve(_ algorithm: GEMMAlgorithm, _ s: GEMMShape, info: DeviceInfo) throws -> GEMMAlgorithm {
+        switch algorithm {
+        case .automatic:
+            if s.n == 1 && info.supportsSubgroupArithmetic && false { return .gemv }
+            return info.isCPUDriver && info.supportsSubgroupShuffle ? .subgroup : .tiled
+        case .gemv:
+            guard s.n == 1 else { throw KernelError.invalidParameter(op: "gemm", name: "algorithm", value: "gemv needs N = 1, got N = \(s.n)") }
+            guard info.supportsSubgroupArithmetic else { throw KernelError.unsupportedOnDevice(op: "gemv", feature: "subgroup arithmetic") }
+            return .gemv
+        case .subgroup:
+            guard info.supportsSubgroupShuffle else { throw KernelError.unsupportedOnDevice(op: "gemm", feature: "subgroup shuffle") }
+            return .subgroup
+        case .tiled, .naive:
+            return algorithm
+        }
+    }
+
+    /// A binding that starts at the aligned byte offset at or below element `start` and reaches element
+    /// `end`, plus `start`'s element offset inside it.
+    private func bindingWindow(of storage: Storage, from start: Int, to end: Int, elementBytes: Int, as kind: BufferBinding.Kind,
+                        device: DeviceInfo) throws -> (BufferBinding, Int) {
+        let alignment: Int
+        if case .texel = kind { alignment = max(device.minTexelBufferOffsetAlignment, 16) } else {
+            alignment = max(device.minStorageBufferOffsetAlignment, 16)
+        }
+        let startByte = start * elementBytes / alignment * alignment
+        let endByte = max(end * elementBytes, startByte + elementBytes)
+        return (BufferBinding(storage, kind, byteOffset: startByte, byteCount: min(endByte, storage.byteCount) - startByte),
+                (start * elementBytes - startByte) / elementBytes)
+    }
+}
+
+/// The pipeline, binding kinds and dispatch geometry of one GEMM kernel for one shape, as each
+/// shader's header comment specifies them.
+struct GEMMKernelPlan {
+    let spec: KernelSpec
+    let inputKind: BufferBinding.Kind
+    let tileM: Int
+    let tileN: Int
+
+    init(kernel: GEMMAlgorithm, shape s: GEMMShape, dtype: DType, vec4: Bool, info: DeviceInfo) {
+        let f16 = dtype == .float16
+        let transA = UInt32(s.transposeA ? 1 : 0), transB = UInt32(s.transposeB ? 1 : 0)
+        let texelFormat: (VkFormat, Int) = switch (f16, vec4) {
+        case (false, true): (VK_FORMAT_R32G32B32A32_SFLOAT, 16)
+        case (false, false): (VK_FORMAT_R32_SFLOAT, 4)
+        case (true, true): (VK_FORMAT_R16G16B16A16_SFLOAT, 8)
+        case (true, false): (VK_FORMAT_R16_SFLOAT, 2)
+        }
+        let texel = BufferBinding.Kind.texel(texelFormat.0, texelBytes: texelFormat.1)
+        switch kernel {
+        case .subgroup:
+            // One subgroup per 16 × 4·S tile; ask for 8 lanes where the size can be chosen (the tile
+            // measured fastest on lavapipe), else use the device's size.
+            let lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) ? 8 : info.subgroupSize
+            spec = KernelSpec(shader: f16 ? .dense_gemm_subgroup_f16 : .dense_gemm_subgroup,
+                              bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer], pushConstantBytes: 56,
+                              specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes)],
+                              requiredSubgroupSize: lanes)
+            inputKind = texel
+            tileM = 16
+            tileN = 4 * lanes
+        default:
+            preconditionFailure("GEMM kernel \(kernel) is not wired yet")
+        }
+    }
+
+    func groups(m: Int, n: Int, batch: Int) -> (Int, Int, Int) {
+        ((n + tileN - 1) / tileN, (m + tileM - 1) / tileM, batch)
+    }
+}
