@@ -1,0 +1,246 @@
+// attention_fused: softmax(scale · Q·Kᵀ + mask) · V for one tile of query rows of one (batch, head),
+// with an online softmax (running max and sum per row, output rescaled once at the end). The score
+// matrix is never stored: each tile of TILE_K keys is scored, folded into the running statistics and
+// multiplied by V while it is in registers. (FlashAttention: Dao et al. 2022, algorithm 1.)
+//
+// Why this shape (DESIGN.md, "The test device"): on CPU drivers texel-buffer fetches are vector loads
+// and subgroupShuffle is a register permute, while shared memory and barriers are slow. So Q, K and V
+// come in through RGBA texel views and values move between lanes by shuffles; no shared memory.
+//
+// Bindings (set 0)
+//   0  Q       uniform samplerBuffer, RGBA32F or RGBA16F view (4 elements per texel)
+//   1  K       same
+//   2  V       same
+//   3  output  storage buffer, vec4[] (f16vec4[] in the "_f16" variant, -DSTORAGE_F16=1); in split
+//              mode the fp32 partial outputs [split][batch·heads][Lq][d]
+//   4  lse     storage buffer, float[]: log-sum-exp per row, [split][batch·heads][Lq] (written when
+//              WRITE_LSE = 1 or in split mode; -inf for rows that see no key)
+//   5  aux     storage buffer, uint[]: [0] query-lengths offset, [1] key-lengths offset, [2] ALiBi
+//              slopes offset (float bits), [3] block-layout offset, [4] block-layout head stride
+//              (0: shared), each offset 0 when absent; the data follows.
+//   6  bias    uniform samplerBuffer, R32F view of the additive bias (a 1-texel dummy when absent)
+//
+// Push constants: AttentionParams below (108 bytes). Q/K/V strides are in texels (4 elements);
+// output strides in vec4s; bias strides in elements.
+//
+// Specialization constants
+//   0  HEAD_DIM       d, a multiple of 4, at most 256
+//   1  TILE_Q         query rows per workgroup, 1..16 (16 for prefill, the next power of two ≥ Lq
+//                     for decode)
+//   2  SUBGROUP_SIZE  S: the workgroup is one subgroup of S lanes (host requests exactly S, with
+//                     full subgroups; it must match the running subgroup size)
+//   3  FEATURES       bit 0: per-sequence lengths, 1: bias, 2: ALiBi, 3: block layout, 4: block
+//                     layout aligned to tiles (one lookup per tile instead of one per score)
+//   4  WRITE_LSE      1: write the log-sum-exp of each row
+//   5  SPLIT_MODE     1: write normalised partial outputs and their log-sum-exp for
+//                     attention_merge_splits; this workgroup sees keys [y·keysPerSplit, (y+1)·keysPerSplit)
+//
+// Tile: TILE_K = 4·S keys per step. Scores: lane l owns keys k0+4l .. k0+4l+3 of all TILE_Q rows
+// (acc[r], one vec4 per row); per 4 dims it fetches its 4 keys' texels (transposed in registers) and
+// the Q texels of rows l, l+S, …, which reach every lane by subgroupShuffle. Softmax: the row max is
+// one subgroupMax per row and tile; the row sum is kept per lane and reduced once at the end. PV:
+// lane l owns output texels l, l+S, … of every row (CHUNKS of them); each lane's probabilities reach
+// all lanes by shuffling acc[r] from lane q, and V rows are fetched per key.
+// Key and query indices are clamped into the valid lengths before any fetch, so nothing past a
+// sequence's length (KV-cache garbage included) is ever read.
+//
+// Dispatch: x = ceil(Lq / TILE_Q), y = split count (1 without split), z = batch · heads.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+
+// @variant f16: -DSTORAGE_F16=1
+#ifndef STORAGE_F16
+#define STORAGE_F16 0
+#endif
+#if STORAGE_F16
+#extension GL_EXT_shader_16bit_storage : require
+#endif
+
+layout(constant_id = 0) const uint HEAD_DIM = 64;
+layout(constant_id = 1) const uint TILE_Q = 16;
+layout(constant_id = 2) const uint SUBGROUP_SIZE = 8;
+layout(constant_id = 3) const uint FEATURES = 0;
+layout(constant_id = 4) const uint WRITE_LSE = 0;
+layout(constant_id = 5) const uint SPLIT_MODE = 0;
+layout(local_size_x_id = 2) in;
+
+const uint DIM4 = HEAD_DIM / 4u;
+const uint CHUNKS = (DIM4 + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
+const uint Q_FETCHES = (TILE_Q + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
+const uint HAS_LENGTHS = 1u, HAS_BIAS = 2u, HAS_ALIBI = 4u, HAS_BLOCKS = 8u, BLOCKS_ALIGNED = 16u;
+const float LN2 = 0.69314718056;
+const float LOG2E = 1.44269504089;
+#define NEG_INF uintBitsToFloat(0xff800000u)
+
+layout(push_constant) uniform AttentionParams {
+    uint qLen, kLen, heads, group;                 // group = heads / kvHeads
+    uint qStrideB, qStrideH, qStrideS;             // texels
+    uint kStrideB, kStrideH, kStrideS;             // texels (also V's)
+    uint vStrideB, vStrideH, vStrideS;             // texels
+    uint oStrideB, oStrideH, oStrideS, oStrideSplit; // vec4s
+    float scaleLog2;                               // scale · log2(e)
+    int windowLeft, windowRight;                   // band around the diagonal (huge = unbounded)
+    uint topLeft;                                  // 1: diagonal offset 0, else Lk − Lq
+    uint biasStrideB, biasStrideH, biasStrideS;    // elements
+    uint blockRows, blockCols;
+    uint keysPerSplit;
+} p;
+
+layout(set = 0, binding = 0) uniform samplerBuffer queries;
+layout(set = 0, binding = 1) uniform samplerBuffer keys;
+layout(set = 0, binding = 2) uniform samplerBuffer values;
+#if STORAGE_F16
+layout(set = 0, binding = 3, std430) writeonly buffer Output { f16vec4 o[]; } outputBuffer;
+void storeOutput(uint i4, vec4 v) { outputBuffer.o[i4] = f16vec4(v); }
+#else
+layout(set = 0, binding = 3, std430) writeonly buffer Output { vec4 o[]; } outputBuffer;
+void storeOutput(uint i4, vec4 v) { outputBuffer.o[i4] = v; }
+#endif
+layout(set = 0, binding = 4, std430) writeonly buffer LogSumExp { float lse[]; } lseBuffer;
+layout(set = 0, binding = 5, std430) readonly buffer Aux { uint words[]; } aux;
+layout(set = 0, binding = 6) uniform samplerBuffer bias;
+
+vec4 acc[TILE_Q];            // scores, then probabilities, of this lane's 4 keys per row
+vec4 outAcc[TILE_Q * CHUNKS]; // outAcc[r * CHUNKS + c]: row r, output texel lane + c·S (unnormalised)
+float rowMax[TILE_Q];        // running max per row (log2 units), uniform across lanes
+float rowSum[TILE_Q];        // this lane's share of the running sum
+
+bool blockAllowed(uint h, uint i, uint j) {
+    uint qBlocks = (p.qLen + p.blockRows - 1u) / p.blockRows;
+    uint kBlocks = (p.kLen + p.blockCols - 1u) / p.blockCols;
+    uint index = aux.words[3] + h * aux.words[4] + (i / p.blockRows) * kBlocks + j / p.blockCols;
+    return ((aux.words[index >> 2] >> (8u * (index & 3u))) & 0xffu) != 0u;
+}
+
+void main() {
+    const uint lane = gl_SubgroupInvocationID;
+    const uint z = gl_WorkGroupID.z;
+    const uint b = z / p.heads, h = z % p.heads, kvh = h / p.group;
+    const uint q0 = gl_WorkGroupID.x * TILE_Q;
+    const uint split = gl_WorkGroupID.y;
+
+    uint qLenB = p.qLen, kLenB = p.kLen;
+    if ((FEATURES & HAS_LENGTHS) != 0u) {
+        if (aux.words[0] != 0u) qLenB = aux.words[aux.words[0] + b];
+        if (aux.words[1] != 0u) kLenB = aux.words[aux.words[1] + b];
+    }
+    const int offset = p.topLeft != 0u ? 0 : int(kLenB) - int(qLenB);
+    float slope = 0.0;
+    if ((FEATURES & HAS_ALIBI) != 0u) slope = uintBitsToFloat(aux.words[aux.words[2] + h]) * LOG2E;
+
+    for (uint r = 0u; r < TILE_Q; ++r) {
+        rowMax[r] = NEG_INF;
+        rowSum[r] = 0.0;
+        for (uint c = 0u; c < CHUNKS; ++c) outAcc[r * CHUNKS + c] = vec4(0.0);
+    }
+
+    // Keys this tile's valid rows may see: the diagonal band, the key length, this split's range.
+    const uint rowsEnd = min(q0 + TILE_Q, qLenB);
+    int kLo = 0, kHi = 0;
+    if (q0 < rowsEnd && kLenB > 0u) {
+        kLo = max(0, int(q0) + offset - p.windowLeft);
+        kHi = min(int(kLenB), int(rowsEnd - 1u) + offset + p.windowRight + 1);
+    }
+    if (SPLIT_MODE != 0u) {
+        kLo = max(kLo, int(split * p.keysPerSplit));
+        kHi = min(kHi, int((split + 1u) * p.keysPerSplit));
+    }
+    const uint TILE_K = 4u * SUBGROUP_SIZE;
+    const uint qBase = b * p.qStrideB + h * p.qStrideH;
+    const uint kBase = b * p.kStrideB + kvh * p.kStrideH;
+    const uint vBase = b * p.vStrideB + kvh * p.vStrideH;
+
+    for (int kStart = kLo; kStart < kHi; kStart += int(TILE_K)) {
+        const uint k0 = uint(kStart);
+        if ((FEATURES & BLOCKS_ALIGNED) != 0u && !blockAllowed(h, q0, k0)) continue;
+        // This lane's 4 keys, clamped into the valid keys for fetching.
+        const uint myKey = k0 + 4u * lane;
+        uint keyTexel[4];
+        for (uint c = 0u; c < 4u; ++c) keyTexel[c] = kBase + min(myKey + c, kLenB - 1u) * p.kStrideS;
+        uint qTexel[Q_FETCHES];
+        for (uint f = 0u; f < Q_FETCHES; ++f) qTexel[f] = qBase + min(min(q0 + lane + f * SUBGROUP_SIZE, qLenB - 1u), p.qLen - 1u) * p.qStrideS;
+
+        for (uint r = 0u; r < TILE_Q; ++r) acc[r] = vec4(0.0);
+        for (uint d4 = 0u; d4 < DIM4; ++d4) {
+            vec4 k0v = texelFetch(keys, int(keyTexel[0] + d4));
+            vec4 k1v = texelFetch(keys, int(keyTexel[1] + d4));
+            vec4 k2v = texelFetch(keys, int(keyTexel[2] + d4));
+            vec4 k3v = texelFetch(keys, int(keyTexel[3] + d4));
+            vec4 kt0 = vec4(k0v.x, k1v.x, k2v.x, k3v.x), kt1 = vec4(k0v.y, k1v.y, k2v.y, k3v.y);
+            vec4 kt2 = vec4(k0v.z, k1v.z, k2v.z, k3v.z), kt3 = vec4(k0v.w, k1v.w, k2v.w, k3v.w);
+            vec4 qFetched[Q_FETCHES];
+            for (uint f = 0u; f < Q_FETCHES; ++f) qFetched[f] = texelFetch(queries, int(qTexel[f] + d4));
+            for (uint r = 0u; r < TILE_Q; ++r) {
+                vec4 qv = subgroupShuffle(qFetched[r / SUBGROUP_SIZE], r % SUBGROUP_SIZE);
+                acc[r] = fma(vec4(qv.x), kt0, fma(vec4(qv.y), kt1, fma(vec4(qv.z), kt2, fma(vec4(qv.w), kt3, acc[r]))));
+            }
+        }
+
+        // Scale, mask, and fold into the running statistics.
+        for (uint r = 0u; r < TILE_Q; ++r) {
+            const int i = int(q0 + r);
+            const int diagonal = i + offset;
+            vec4 s = acc[r] * p.scaleLog2;
+            for (uint c = 0u; c < 4u; ++c) {
+                const int j = int(myKey + c);
+                bool allowed = uint(i) < qLenB && j < int(kLenB) && j >= kLo && j < kHi
+                    && j >= diagonal - p.windowLeft && j <= diagonal + p.windowRight;
+                if ((FEATURES & HAS_BLOCKS) != 0u && (FEATURES & BLOCKS_ALIGNED) == 0u && allowed)
+                    allowed = blockAllowed(h, uint(i), uint(j));
+                if ((FEATURES & HAS_ALIBI) != 0u) s[c] -= slope * float(abs(diagonal - j));
+                if ((FEATURES & HAS_BIAS) != 0u && allowed)
+                    s[c] += LOG2E * texelFetch(bias, int(b * p.biasStrideB + h * p.biasStrideH + uint(i) * p.biasStrideS + uint(j))).x;
+                s[c] = allowed ? s[c] : NEG_INF;
+            }
+            const float tileMax = subgroupMax(max(max(s.x, s.y), max(s.z, s.w)));
+            const float newMax = max(rowMax[r], tileMax);
+            vec4 probability = vec4(0.0);
+            if (newMax != NEG_INF) {
+                const float correction = rowMax[r] == NEG_INF ? 0.0 : exp2(rowMax[r] - newMax);
+                rowMax[r] = newMax;
+                for (uint c = 0u; c < 4u; ++c) probability[c] = s[c] == NEG_INF ? 0.0 : exp2(s[c] - newMax);
+                rowSum[r] = rowSum[r] * correction + (probability.x + probability.y + probability.z + probability.w);
+                for (uint c = 0u; c < CHUNKS; ++c) outAcc[r * CHUNKS + c] *= correction;
+            }
+            acc[r] = probability;
+        }
+
+        // outAcc += P · V: lane q's 4 probabilities per row reach every lane by shuffle.
+        for (uint q = 0u; q < SUBGROUP_SIZE; ++q) {
+            const uint key = k0 + 4u * q;
+            vec4 vRows[4 * CHUNKS];
+            for (uint c = 0u; c < 4u; ++c) {
+                const uint texel = vBase + min(key + c, kLenB - 1u) * p.vStrideS;
+                for (uint t = 0u; t < CHUNKS; ++t) {
+                    const uint d4 = lane + t * SUBGROUP_SIZE;
+                    vRows[c * CHUNKS + t] = d4 < DIM4 ? texelFetch(values, int(texel + d4)) : vec4(0.0);
+                }
+            }
+            for (uint r = 0u; r < TILE_Q; ++r) {
+                const vec4 pr = subgroupShuffle(acc[r], q);
+                for (uint t = 0u; t < CHUNKS; ++t) {
+                    outAcc[r * CHUNKS + t] = fma(vec4(pr.x), vRows[t], fma(vec4(pr.y), vRows[CHUNKS + t],
+                        fma(vec4(pr.z), vRows[2u * CHUNKS + t], fma(vec4(pr.w), vRows[3u * CHUNKS + t], outAcc[r * CHUNKS + t]))));
+                }
+            }
+        }
+    }
+
+    for (uint r = 0u; r < TILE_Q; ++r) {
+        const float total = subgroupAdd(rowSum[r]);
+        const uint i = q0 + r;
+        if (i >= p.qLen) continue;
+        const float inverse = total > 0.0 ? 1.0 / total : 0.0;
+        const uint oRow = split * p.oStrideSplit + b * p.oStrideB + h * p.oStrideH + i * p.oStrideS;
+        for (uint t = 0u; t < CHUNKS; ++t) {
+            const uint d4 = lane + t * SUBGROUP_SIZE;
+            if (d4 < DIM4) storeOutput(oRow + d4, outAcc[r * CHUNKS + t] * inverse);
+        }
+        if ((WRITE_LSE != 0u || SPLIT_MODE != 0u) && lane == 0u) {
+            lseBuffer.lse[(split * gl_NumWorkGroups.z + z) * p.qLen + i] = total > 0.0 ? (rowMax[r] + log2(total)) * LN2 : NEG_INF;
+        }
+    }
+}

@@ -1,0 +1,65 @@
+// attention_merge_splits: combines the partial results of attention_fused in split mode ("flash
+// decoding"). Split s saw a disjoint key range and wrote its normalised output O_s and log-sum-exp
+// L_s per row; with M = max_s L_s and w_s = exp(L_s − M):
+//     O = Σ_s w_s·O_s / Σ_s w_s,     L = M + log Σ_s w_s
+// (a row no split saw, M = −∞, gets O = 0 and L = −∞).
+//
+// Bindings (set 0)
+//   0  partial outputs  storage buffer, vec4[], [split][batch·heads][Lq][d/4]
+//   1  partial lse      storage buffer, float[], [split][batch·heads][Lq]
+//   2  output           storage buffer, vec4[] (f16vec4[] in the "_f16" variant), strided as Q
+//   3  lse              storage buffer, float[], [batch·heads][Lq] (written when writeLse = 1)
+// Push constants: qLen, heads, dim4 (d/4), splits, oStrideB, oStrideH, oStrideS (vec4s), writeLse,
+//   rows (batch·heads·Lq).
+// No specialization constants. One invocation per output texel: x = ((z·Lq + i)·dim4 + t).
+// Dispatch: x = ceil(rows·dim4 / 64).
+#version 450
+// @variant f16: -DSTORAGE_F16=1
+#ifndef STORAGE_F16
+#define STORAGE_F16 0
+#endif
+#if STORAGE_F16
+#extension GL_EXT_shader_16bit_storage : require
+#endif
+layout(local_size_x = 64) in;
+
+layout(push_constant) uniform MergeParams {
+    uint qLen, heads, dim4, splits;
+    uint oStrideB, oStrideH, oStrideS;
+    uint writeLse, rows;
+} p;
+
+layout(set = 0, binding = 0, std430) readonly buffer PartialOutput { vec4 o[]; } partialOutput;
+layout(set = 0, binding = 1, std430) readonly buffer PartialLse { float lse[]; } partialLse;
+#if STORAGE_F16
+layout(set = 0, binding = 2, std430) writeonly buffer Output { f16vec4 o[]; } outputBuffer;
+void storeOutput(uint i4, vec4 v) { outputBuffer.o[i4] = f16vec4(v); }
+#else
+layout(set = 0, binding = 2, std430) writeonly buffer Output { vec4 o[]; } outputBuffer;
+void storeOutput(uint i4, vec4 v) { outputBuffer.o[i4] = v; }
+#endif
+layout(set = 0, binding = 3, std430) writeonly buffer Lse { float lse[]; } lseBuffer;
+
+void main() {
+    const uint index = gl_GlobalInvocationID.x;
+    if (index >= p.rows * p.dim4) return;
+    const uint row = index / p.dim4, t = index % p.dim4;   // row = z·Lq + i
+    const uint z = row / p.qLen, i = row % p.qLen;
+    const float negInf = uintBitsToFloat(0xff800000u);
+    float maxLse = negInf;
+    for (uint s = 0u; s < p.splits; ++s) maxLse = max(maxLse, partialLse.lse[s * p.rows + row]);
+    vec4 sum = vec4(0.0);
+    float weights = 0.0;
+    if (maxLse != negInf) {
+        for (uint s = 0u; s < p.splits; ++s) {
+            const float l = partialLse.lse[s * p.rows + row];
+            if (l == negInf) continue;
+            const float w = exp(l - maxLse);
+            weights += w;
+            sum += w * partialOutput.o[(s * p.rows + row) * p.dim4 + t];
+        }
+    }
+    const uint b = z / p.heads, h = z % p.heads;
+    storeOutput(b * p.oStrideB + h * p.oStrideH + i * p.oStrideS + t, weights > 0.0 ? sum / weights : vec4(0.0));
+    if (p.writeLse != 0u && t == 0u) lseBuffer.lse[row] = weights > 0.0 ? maxLse + log(weights) : negInf;
+}

@@ -1,0 +1,161 @@
+import Foundation
+
+/// The mask of one attention call resolved for fast per-element evaluation on the CPU.
+struct ResolvedAttentionMask: @unchecked Sendable {
+    let mask: AttentionMask
+    let shape: AttentionShape
+    let band: (left: Int, right: Int)
+    let bias: UnsafePointer<Float>?
+    let biasStrides: (batch: Int, head: Int)
+
+    init(_ mask: AttentionMask, _ shape: AttentionShape, bias: UnsafePointer<Float>?) {
+        self.mask = mask; self.shape = shape; self.bias = bias
+        band = mask.diagonalBand
+        let b = mask.bias?.shape ?? [1, 1, 1, 1]
+        let plane = shape.queryLength * shape.keyLength
+        biasStrides = (b[0] == 1 ? 0 : b[1] * plane, b[1] == 1 ? 0 : plane)
+    }
+
+    func queryLength(_ batch: Int) -> Int { mask.queryLengths?[batch] ?? shape.queryLength }
+    func keyLength(_ batch: Int) -> Int { mask.keyLengths?[batch] ?? shape.keyLength }
+    func diagonalOffset(_ batch: Int) -> Int { mask.alignment == .bottomRight ? keyLength(batch) - queryLength(batch) : 0 }
+
+    /// The keys `lower..<upper` that causal, window and key length allow query row `i` to see.
+    func keyRange(batch: Int, row i: Int) -> Range<Int> {
+        let diagonal = i + diagonalOffset(batch)
+        let lower = max(0, diagonal - band.left), upper = min(keyLength(batch), diagonal + band.right + 1)
+        return lower < upper ? lower..<upper : 0..<0
+    }
+
+    /// The additive term of the scaled score (bias + ALiBi), or -∞ when the block layout masks the pair;
+    /// `j` must already be inside `keyRange`.
+    func additive(batch: Int, head: Int, row i: Int, key j: Int) -> Float {
+        var value: Float = 0
+        if let layout = mask.blockLayout {
+            let rows = (shape.queryLength + layout.blockRows - 1) / layout.blockRows
+            let columns = (shape.keyLength + layout.blockColumns - 1) / layout.blockColumns
+            let h = layout.headCount == 1 ? 0 : head
+            if layout.blocks[(h * rows + i / layout.blockRows) * columns + j / layout.blockColumns] == 0 { return -.infinity }
+        }
+        if let slopes = mask.alibiSlopes { value -= slopes[head] * Float(abs(i + diagonalOffset(batch) - j)) }
+        if let bias { value += bias[batch * biasStrides.batch + head * biasStrides.head + i * shape.keyLength + j] }
+        return value
+    }
+
+    var hasAdditiveTerms: Bool { mask.blockLayout != nil || mask.alibiSlopes != nil || bias != nil }
+}
+
+extension CommandBatch {
+    /// Tiled online-softmax attention on the CPU threads: each task owns a tile of query rows of one
+    /// head, streams the keys allowed to it in blocks, and keeps a running max, sum and output per
+    /// row; memory beyond the inputs is one tile's scores and accumulators per thread.
+    func cpuAttention(_ s: AttentionShape, q: Storage, k: Storage, v: Storage, output: Storage, dtype: DType,
+                      mask: AttentionMask, scale: Float, logSumExp: Storage?) {
+        let qCount = s.batch * s.heads * s.queryLength * s.headDim
+        let kCount = s.batch * s.kvHeads * s.keyLength * s.headDim
+        let qBuffer = widenedInput(q, count: qCount, dtype: dtype)
+        let kBuffer = widenedInput(k, count: kCount, dtype: dtype)
+        let vBuffer = widenedInput(v, count: kCount, dtype: dtype)
+        let resolved = ResolvedAttentionMask(mask, s, bias: mask.bias.map { UnsafePointer($0.storage.hostPointer!.assumingMemoryBound(to: Float.self)) })
+        let out = UncheckedSendable(output.hostPointer!)
+        let lse = UncheckedSendable(logSumExp?.hostPointer?.assumingMemoryBound(to: Float.self))
+        let pointers = UncheckedSendable((qBuffer.pointer, kBuffer.pointer, vBuffer.pointer))
+        let tileRows = 16, keyBlock = 64, d = s.headDim
+        let tilesPerHead = (s.queryLength + tileRows - 1) / tileRows
+        let tasks = s.batch * s.heads * tilesPerHead
+
+        CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * d * 4) { range in
+            let (qp, kp, vp) = pointers.value
+            var scores = [Float](repeating: 0, count: tileRows * keyBlock)
+            var accumulator = [Float](repeating: 0, count: tileRows * d)
+            var rowMax = [Float](repeating: 0, count: tileRows), rowSum = [Float](repeating: 0, count: tileRows)
+            for task in range {
+                let tile = task % tilesPerHead, head = (task / tilesPerHead) % s.heads, b = task / (tilesPerHead * s.heads)
+                let kvHead = head / s.group
+                let rows = (tile * tileRows)..<min(s.queryLength, (tile + 1) * tileRows)
+                let validRows = resolved.queryLength(b)
+                for index in 0..<(tileRows * d) { accumulator[index] = 0 }
+                for r in 0..<tileRows { rowMax[r] = -.infinity; rowSum[r] = 0 }
+                // Keys any row of the tile may see.
+                var tileKeys = Int.max..<Int.max
+                for i in rows where i < validRows {
+                    let keys = resolved.keyRange(batch: b, row: i)
+                    if keys.isEmpty { continue }
+                    tileKeys = min(tileKeys.lowerBound, keys.lowerBound)..<(tileKeys.upperBound == Int.max ? keys.upperBound : max(tileKeys.upperBound, keys.upperBound))
+                }
+                if tileKeys.lowerBound != Int.max {
+                    let kBase = kp + b * s.keyStrides.batch + kvHead * s.keyStrides.head
+                    let vBase = vp + b * s.keyStrides.batch + kvHead * s.keyStrides.head
+                    for block in stride(from: tileKeys.lowerBound, to: tileKeys.upperBound, by: keyBlock) {
+                        let blockKeys = block..<min(tileKeys.upperBound, block + keyBlock)
+                        for (r, i) in rows.enumerated() where i < validRows {
+                            let allowed = resolved.keyRange(batch: b, row: i).clamped(to: blockKeys)
+                            let qRow = qp + b * s.queryStrides.batch + head * s.queryStrides.head + i * s.queryStrides.sequence
+                            var blockMax = -Float.infinity
+                            for j in blockKeys {
+                                var score = -Float.infinity
+                                if allowed.contains(j) {
+                                    let kRow = kBase + j * s.keyStrides.sequence
+                                    var dot: Float = 0
+                                    for e in 0..<d { dot += qRow[e] * kRow[e] }
+                                    score = dot * scale
+                                    if resolved.hasAdditiveTerms { score += resolved.additive(batch: b, head: head, row: i, key: j) }
+                                }
+                                scores[r * keyBlock + j - block] = score
+                                blockMax = max(blockMax, score)
+                            }
+                            let newMax = max(rowMax[r], blockMax)
+                            if newMax == -.infinity { continue }
+                            let correction = rowMax[r] == -.infinity ? 0 : Foundation.exp(rowMax[r] - newMax)
+                            rowMax[r] = newMax
+                            rowSum[r] *= correction
+                            let o = r * d
+                            for e in 0..<d { accumulator[o + e] *= correction }
+                            for j in blockKeys {
+                                let score = scores[r * keyBlock + j - block]
+                                if score == -.infinity { continue }
+                                let p = Foundation.exp(score - newMax)
+                                rowSum[r] += p
+                                let vRow = vBase + j * s.keyStrides.sequence
+                                for e in 0..<d { accumulator[o + e] += p * vRow[e] }
+                            }
+                        }
+                    }
+                }
+                for (r, i) in rows.enumerated() {
+                    let sum = i < validRows ? rowSum[r] : 0
+                    let inverse: Float = sum > 0 ? 1 / sum : 0
+                    let outIndex = b * s.queryStrides.batch + head * s.queryStrides.head + i * s.queryStrides.sequence
+                    if dtype == .float32 {
+                        let row = out.value.assumingMemoryBound(to: Float.self) + outIndex
+                        for e in 0..<d { row[e] = accumulator[r * d + e] * inverse }
+                    } else {
+                        let row = out.value.assumingMemoryBound(to: Float16.self) + outIndex
+                        for e in 0..<d { row[e] = Float16(accumulator[r * d + e] * inverse) }
+                    }
+                    lse.value?[(b * s.heads + head) * s.queryLength + i] = sum > 0 ? rowMax[r] + Foundation.log(sum) : -.infinity
+                }
+            }
+        }
+        withExtendedLifetime((qBuffer, kBuffer, vBuffer)) {}
+    }
+
+    /// The elements as fp32: the storage itself for Float, a widened copy for Float16.
+    private func widenedInput(_ storage: Storage, count: Int, dtype: DType) -> FloatInput {
+        if dtype == .float32 { return FloatInput(pointer: UnsafePointer(storage.hostPointer!.assumingMemoryBound(to: Float.self)), owned: nil) }
+        let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        let source = UncheckedSendable(storage.hostPointer!.assumingMemoryBound(to: Float16.self)), destination = UncheckedSendable(copy)
+        CPUParallel.forEachChunk(count, costPerItem: 1) { range in
+            for index in range { destination.value[index] = Float(source.value[index]) }
+        }
+        return FloatInput(pointer: UnsafePointer(copy), owned: copy)
+    }
+}
+
+/// An fp32 view of an input, owning the widened copy when there is one.
+final class FloatInput: @unchecked Sendable {
+    let pointer: UnsafePointer<Float>
+    private let owned: UnsafeMutablePointer<Float>?
+    init(pointer: UnsafePointer<Float>, owned: UnsafeMutablePointer<Float>?) { self.pointer = pointer; self.owned = owned }
+    deinit { owned?.deallocate() }
+}

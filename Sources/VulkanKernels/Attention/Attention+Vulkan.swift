@@ -1,0 +1,143 @@
+import CVulkan
+
+/// The tiling of one fused-attention dispatch on one device, as attention_fused.comp's header
+/// comment specifies it.
+struct AttentionKernelPlan {
+    let lanes: Int
+    let tileQueries: Int
+    var tileKeys: Int { 4 * lanes }
+
+    init(shape s: AttentionShape, info: DeviceInfo) {
+        // 8 lanes measured best on lavapipe (DESIGN.md); elsewhere the device's own subgroup size.
+        lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) && info.isCPUDriver
+            ? 8 : info.subgroupSize
+        // Decode (a few query rows) wastes no arithmetic on rows that do not exist.
+        var rows = 1
+        while rows < min(s.queryLength, 16) { rows *= 2 }
+        tileQueries = rows
+    }
+
+    /// Key ranges per query tile: split when too few workgroups would run to fill the device and
+    /// there are enough keys to share (each split keeps at least 512 keys).
+    func splitCount(_ split: AttentionSplit, shape s: AttentionShape, info: DeviceInfo) -> Int {
+        let queryTiles = (s.queryLength + tileQueries - 1) / tileQueries
+        let groups = queryTiles * s.batch * s.heads
+        let keyTiles = (s.keyLength + tileKeys - 1) / tileKeys
+        switch split {
+        case .none: return 1
+        case .count(let n): return min(n, keyTiles)
+        case .automatic:
+            let wanted = info.isCPUDriver ? 16 : 512
+            guard groups < wanted else { return 1 }
+            return max(1, min((wanted + groups - 1) / groups, s.keyLength / 512))
+        }
+    }
+}
+
+extension CommandBatch {
+    func encodeAttention(_ s: AttentionShape, q: Storage, k: Storage, v: Storage, output: Storage, dtype: DType,
+                         mask: AttentionMask, scale: Float, logSumExp: Storage?, split: AttentionSplit) throws {
+        let op = "attention"
+        let info = context.device!.info
+        if dtype == .float16 && !info.supports16BitStorage {
+            throw KernelError.unsupportedOnDevice(op: op, feature: "16-bit storage (fp16 tensors)")
+        }
+        guard info.supportsSubgroupShuffle, info.supportsSubgroupArithmetic else {
+            throw KernelError.unsupportedOnDevice(op: op, feature: "subgroup shuffle and arithmetic")
+        }
+        let plan = AttentionKernelPlan(shape: s, info: info)
+        let splits = plan.splitCount(split, shape: s, info: info)
+        let keysPerSplit = ((s.keyLength + splits - 1) / splits + plan.tileKeys - 1) / plan.tileKeys * plan.tileKeys
+        let splitCount = (s.keyLength + keysPerSplit - 1) / keysPerSplit
+        let rows = s.batch * s.heads * s.queryLength
+        let elementBytes = dtype.byteSize
+        if output.byteCount > info.maxStorageBufferRange {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "output bytes (one storage binding)", value: output.byteCount,
+                                                 limit: info.maxStorageBufferRange)
+        }
+
+        let texel = dtype == .float32 ? BufferBinding.Kind.texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
+                                      : BufferBinding.Kind.texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
+        let (aux, features) = try auxiliaryWords(mask, s, plan: plan)
+        let bias = try mask.bias?.storage ?? context.zeros(Float.self, shape: [4]).storage
+        let lseTarget = try logSumExp ?? context.empty(Float.self, shape: [1]).storage
+        let band = mask.diagonalBand
+        let biasShape = mask.bias?.shape ?? [1, 1, 1, 1]
+        let plane = s.queryLength * s.keyLength
+
+        let splitOutput = splitCount > 1 ? try context.empty(Float.self, shape: [splitCount * rows * s.headDim]) : nil
+        let splitLse = splitCount > 1 ? try context.empty(Float.self, shape: [splitCount * rows]) : nil
+        if let splitOutput, splitOutput.byteCount > info.maxStorageBufferRange {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "split partial-output bytes", value: splitOutput.byteCount,
+                                                 limit: info.maxStorageBufferRange)
+        }
+        // Output strides in vec4s: the caller's layout, or the dense [split][z][Lq][d] partials.
+        let outputStrides: [Int] = splitCount > 1
+            ? [s.heads * s.queryLength * s.headDim / 4, s.queryLength * s.headDim / 4, s.headDim / 4, rows * s.headDim / 4]
+            : [s.queryStrides.batch / 4, s.queryStrides.head / 4, s.queryStrides.sequence / 4, 0]
+        var push: [UInt32] = [s.queryLength, s.keyLength, s.heads, s.group].map { UInt32($0) }
+        push += [s.queryStrides.batch, s.queryStrides.head, s.queryStrides.sequence].map { UInt32($0 / 4) }
+        push += [s.keyStrides.batch, s.keyStrides.head, s.keyStrides.sequence].map { UInt32($0 / 4) }
+        push += [s.keyStrides.batch, s.keyStrides.head, s.keyStrides.sequence].map { UInt32($0 / 4) }
+        push += outputStrides.map { UInt32($0) }
+        push += [(scale * 1.442_695_04).bitPattern, UInt32(bitPattern: Int32(band.left)), UInt32(bitPattern: Int32(band.right)),
+                 mask.alignment == .topLeft ? 1 : 0]
+        push += [biasShape[0] == 1 ? 0 : biasShape[1] * plane, biasShape[1] == 1 ? 0 : plane, s.keyLength].map { UInt32($0) }
+        push += [mask.blockLayout?.blockRows ?? 1, mask.blockLayout?.blockColumns ?? 1, keysPerSplit].map { UInt32($0) }
+
+        let fusedOutputIsF16 = dtype == .float16 && splitCount == 1
+        let spec = KernelSpec(shader: fusedOutputIsF16 ? .attention_attention_fused_f16 : .attention_attention_fused,
+                              bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer,
+                                         .storageBuffer, .storageBuffer, .uniformTexelBuffer],
+                              pushConstantBytes: push.count * 4,
+                              specialization: [UInt32(s.headDim), UInt32(plan.tileQueries), UInt32(plan.lanes), features,
+                                               logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0],
+                              requiredSubgroupSize: plan.lanes)
+        let fusedOutput = splitOutput?.storage ?? output
+        let fusedLse = splitLse?.storage ?? lseTarget
+        try dispatch(spec, [BufferBinding(q, texel), BufferBinding(k, texel), BufferBinding(v, texel),
+                            BufferBinding(fusedOutput, .storageWrite, byteCount: splitOutput == nil ? s.batch * s.heads * s.queryLength * s.headDim * elementBytes : nil),
+                            BufferBinding(fusedLse, .storageWrite), BufferBinding(aux.storage, .storageRead),
+                            BufferBinding(bias, .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4))],
+                     push: push, groups: ((s.queryLength + plan.tileQueries - 1) / plan.tileQueries, splitCount, s.batch * s.heads))
+
+        guard let splitOutput, let splitLse else { return }
+        let mergePush: [UInt32] = [s.queryLength, s.heads, s.headDim / 4, splitCount,
+                                   s.queryStrides.batch / 4, s.queryStrides.head / 4, s.queryStrides.sequence / 4,
+                                   logSumExp == nil ? 0 : 1, rows].map { UInt32($0) }
+        let merge = KernelSpec(shader: dtype == .float16 ? .attention_attention_merge_splits_f16 : .attention_attention_merge_splits,
+                               bindings: [.storageBuffer, .storageBuffer, .storageBuffer, .storageBuffer], pushConstantBytes: 36)
+        try dispatch(merge, [BufferBinding(splitOutput.storage, .storageRead), BufferBinding(splitLse.storage, .storageRead),
+                             BufferBinding(output, .storageWrite, byteCount: rows * s.headDim * elementBytes),
+                             BufferBinding(lseTarget, .storageWrite)],
+                     push: mergePush, groups: ((rows * s.headDim / 4 + 63) / 64, 1, 1))
+    }
+
+    /// The aux binding's words (header of offsets, then lengths, ALiBi slopes and the packed block
+    /// layout) and the FEATURES specialization bits they imply.
+    private func auxiliaryWords(_ mask: AttentionMask, _ s: AttentionShape, plan: AttentionKernelPlan) throws -> (Tensor<UInt32>, UInt32) {
+        var words = [UInt32](repeating: 0, count: 5)
+        var features: UInt32 = 0
+        if let lengths = mask.queryLengths {
+            words[0] = UInt32(words.count); words += lengths.map { UInt32($0) }; features |= 1
+        }
+        if let lengths = mask.keyLengths {
+            words[1] = UInt32(words.count); words += lengths.map { UInt32($0) }; features |= 1
+        }
+        if mask.bias != nil { features |= 2 }
+        if let slopes = mask.alibiSlopes {
+            words[2] = UInt32(words.count); words += slopes.map(\.bitPattern); features |= 4
+        }
+        if let layout = mask.blockLayout {
+            let perHead = layout.blocks.count / layout.headCount
+            words[3] = UInt32(words.count * 4)
+            words[4] = layout.headCount == 1 ? 0 : UInt32(perHead)
+            var packed = [UInt32](repeating: 0, count: (layout.blocks.count + 3) / 4)
+            for (index, block) in layout.blocks.enumerated() { packed[index / 4] |= UInt32(block) << (8 * UInt32(index % 4)) }
+            words += packed
+            features |= 8
+            if layout.blockRows % plan.tileQueries == 0 && layout.blockColumns % plan.tileKeys == 0 { features |= 16 }
+        }
+        return (try context.tensor(words, shape: [words.count]), features)
+    }
+}

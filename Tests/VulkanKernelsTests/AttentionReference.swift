@@ -1,0 +1,124 @@
+import Foundation
+@testable import VulkanKernels
+import XCTest
+
+/// One attention problem for the tests: sizes, layout, mask description and seeded inputs. The bias
+/// is described by shape (its tensor needs a context) and filled from the seed.
+struct AttentionCase {
+    var batch = 1, heads = 2, kvHeads = 2, queryLength = 17, keyLength = 37, headDim = 64
+    var layout = AttentionLayout.batchHeadSequence
+    var mask = AttentionMask()
+    var biasShape: [Int]? = nil
+    var scale: Float? = nil
+    var seed: UInt64 = 1
+    /// Inputs in [-magnitude, magnitude); `integerInputs` draws from {-1, 0, 1} instead (exact dot products).
+    var magnitude: Float = 1
+    var integerInputs = false
+
+    var qShape: [Int] { layout == .batchHeadSequence ? [batch, heads, queryLength, headDim] : [batch, queryLength, heads, headDim] }
+    var kShape: [Int] { layout == .batchHeadSequence ? [batch, kvHeads, keyLength, headDim] : [batch, keyLength, kvHeads, headDim] }
+
+    func values(_ count: Int, seed: UInt64) -> [Float] {
+        let raw = [Float].random(count: count, seed: seed)
+        return integerInputs ? raw.map { ($0 * 1.5).rounded() } : raw.map { $0 * magnitude }
+    }
+    var q: [Float] { values(qShape.reduce(1, *), seed: seed) }
+    var k: [Float] { values(kShape.reduce(1, *), seed: seed &+ 101) }
+    var v: [Float] { [Float].random(count: kShape.reduce(1, *), seed: seed &+ 202) }
+    var bias: [Float]? { biasShape.map { [Float].random(count: $0.reduce(1, *), seed: seed &+ 303).map { $0 * 3 } } }
+}
+
+/// The naive materialised attention in float64: every score of a row, then softmax, then the
+/// weighted sum. Written from the definition in AttentionMask's documentation, independently of the
+/// kernels. Returns output (layout of Q) and log-sum-exp ([batch, heads, Lq]).
+func referenceAttention(_ c: AttentionCase, q: [Double], k: [Double], v: [Double], bias: [Double]?) -> (output: [Double], lse: [Double]) {
+    let d = c.headDim, group = c.heads / c.kvHeads
+    let scale = Double(c.scale ?? 1 / Float(d).squareRoot())
+    func qIndex(_ b: Int, _ h: Int, _ i: Int) -> Int {
+        c.layout == .batchHeadSequence ? ((b * c.heads + h) * c.queryLength + i) * d : ((b * c.queryLength + i) * c.heads + h) * d
+    }
+    func kIndex(_ b: Int, _ h: Int, _ j: Int) -> Int {
+        c.layout == .batchHeadSequence ? ((b * c.kvHeads + h) * c.keyLength + j) * d : ((b * c.keyLength + j) * c.kvHeads + h) * d
+    }
+    var output = [Double](repeating: 0, count: q.count)
+    var lse = [Double](repeating: -.infinity, count: c.batch * c.heads * c.queryLength)
+    let m = c.mask
+    for b in 0..<c.batch {
+        let lq = m.queryLengths?[b] ?? c.queryLength, lk = m.keyLengths?[b] ?? c.keyLength
+        let offset = m.alignment == .bottomRight ? lk - lq : 0
+        for h in 0..<c.heads {
+            for i in 0..<lq {
+                var scores = [Double](repeating: -.infinity, count: c.keyLength)
+                for j in 0..<lk {
+                    let diagonal = i + offset
+                    if m.isCausal && j > diagonal { continue }
+                    if let w = m.window, j < diagonal - w.left || j > diagonal + w.right { continue }
+                    if let layout = m.blockLayout {
+                        let rows = (c.queryLength + layout.blockRows - 1) / layout.blockRows
+                        let cols = (c.keyLength + layout.blockColumns - 1) / layout.blockColumns
+                        let head = layout.headCount == 1 ? 0 : h
+                        if layout.blocks[(head * rows + i / layout.blockRows) * cols + j / layout.blockColumns] == 0 { continue }
+                    }
+                    var dot = 0.0
+                    for e in 0..<d { dot += q[qIndex(b, h, i) + e] * k[kIndex(b, h / group, j) + e] }
+                    var score = dot * scale
+                    if let slopes = m.alibiSlopes { score -= Double(slopes[h]) * Double(abs(diagonal - j)) }
+                    if let bias, let shape = c.biasShape {
+                        score += bias[(((shape[0] == 1 ? 0 : b) * shape[1] + (shape[1] == 1 ? 0 : h)) * c.queryLength + i) * c.keyLength + j]
+                    }
+                    scores[j] = score
+                }
+                let top = scores.max()!
+                if top == -.infinity { continue }
+                let weights = scores.map { $0 == -.infinity ? 0 : exp($0 - top) }
+                let total = weights.reduce(0, +)
+                lse[(b * c.heads + h) * c.queryLength + i] = top + log(total)
+                for j in 0..<c.keyLength where weights[j] > 0 {
+                    for e in 0..<d { output[qIndex(b, h, i) + e] += weights[j] / total * v[kIndex(b, h / group, j) + e] }
+                }
+            }
+        }
+    }
+    return (output, lse)
+}
+
+extension XCTestCase {
+    /// Runs `c` on `context` with storage `Element` and compares output (and log-sum-exp) with the
+    /// float64 reference on the same (storage-rounded) inputs.
+    @discardableResult
+    func checkAttention<Element: FloatingPointElement>(_ c: AttentionCase, _ type: Element.Type, on context: ComputeContext,
+                                                       split: AttentionSplit = .automatic, tolerance: Double? = nil,
+                                                       file: StaticString = #filePath, line: UInt = #line) throws -> [Float] {
+        let q = c.q.map { Element($0) }, k = c.k.map { Element($0) }, v = c.v.map { Element($0) }
+        var mask = c.mask
+        if let bias = c.bias, let shape = c.biasShape { mask.bias = try context.tensor(bias, shape: shape) }
+        let qt = try context.tensor(q, shape: c.qShape), kt = try context.tensor(k, shape: c.kShape), vt = try context.tensor(v, shape: c.kShape)
+        let lse = try context.empty(Float.self, shape: [c.batch, c.heads, c.queryLength])
+        let out = try context.attention(q: qt, k: kt, v: vt, mask: mask, scale: c.scale, layout: c.layout, logSumExp: lse, split: split)
+        let got = try out.toArray().map { Float($0) }, gotLse = try lse.toArray()
+        let expected = referenceAttention(c, q: q.map { Double(Float($0)) }, k: k.map { Double(Float($0)) },
+                                          v: v.map { Double(Float($0)) }, bias: c.bias?.map { Double($0) })
+        // fp32: the output is a convex combination of V values in [-1, 1]; exp2 and fp32 sums over at
+        // most a few hundred keys stay well inside 2e-5 per element. fp16: storage rounding of the
+        // output (half an ulp of values ≤ 1 is 4.9e-4) dominates.
+        let limit = tolerance ?? (Element.self == Float.self ? 2e-5 : 1e-3)
+        var worst = 0.0, worstIndex = 0
+        for index in got.indices {
+            guard got[index].isFinite else { XCTFail("\(context.backendDescription): non-finite output at \(index)", file: file, line: line); break }
+            let error = abs(Double(got[index]) - expected.output[index])
+            if error > worst { worst = error; worstIndex = index }
+        }
+        XCTAssertLessThanOrEqual(worst, limit, "\(context.backendDescription) \(c): output[\(worstIndex)] = \(got.isEmpty ? 0 : got[worstIndex]) vs \(expected.output.isEmpty ? 0 : expected.output[worstIndex])", file: file, line: line)
+        // The log-sum-exp is the row max (up to |score|) plus a log: fp32 relative rounding of both.
+        var lseFailures = 0
+        for index in gotLse.indices {
+            let want = expected.lse[index], have = Double(gotLse[index])
+            let ok = want == -.infinity ? have == -.infinity : abs(have - want) <= 1e-4 * max(1, abs(want))
+            if !ok && lseFailures == 0 {
+                XCTFail("\(context.backendDescription) \(c): lse[\(index)] = \(have), expected \(want)", file: file, line: line)
+            }
+            if !ok { lseFailures += 1 }
+        }
+        return got
+    }
+}
