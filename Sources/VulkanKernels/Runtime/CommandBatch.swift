@@ -218,6 +218,22 @@ public final class CommandBatch: @unchecked Sendable {
         retained.append(contentsOf: [source, destination])
     }
 
+    /// Records one copy command with several byte ranges between two buffers (Vulkan only): one
+    /// hazard check and at most one barrier for all of them. The ranges must not overlap in `destination`.
+    func copy(from source: Storage, to destination: Storage, regions: [(sourceOffset: Int, destinationOffset: Int, bytes: Int)]) throws {
+        try ensureRecording("copy")
+        let regions = regions.filter { $0.bytes > 0 }
+        guard let device = context.device, let resources, !regions.isEmpty,
+              let src = source.allocation, let dst = destination.allocation else { return }
+        barrierIfNeeded([(source, true, false), (destination, false, true)], device: device, resources: resources)
+        var copies = regions.map {
+            VkBufferCopy(srcOffset: VkDeviceSize(src.offset + $0.sourceOffset), dstOffset: VkDeviceSize(dst.offset + $0.destinationOffset),
+                         size: VkDeviceSize($0.bytes))
+        }
+        device.vk.cmdCopyBuffer(resources.commandBuffer, src.buffer, dst.buffer, UInt32(copies.count), &copies)
+        retained.append(contentsOf: [source, destination])
+    }
+
     /// Records a fill of a tensor's bytes with a 32-bit pattern (Vulkan only).
     func fill(_ storage: Storage, word: UInt32) throws {
         try ensureRecording("fill")
