@@ -1,3 +1,11 @@
+import ArgumentParser
 import VulkanKernels
-let context = try ComputeContext()
-print(context.backendDescription)
+
+// `vkk bench attention ...` until the root command with subcommands lands on main.
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.starts(with: ["bench", "attention"]) {
+    BenchAttention.main(Array(arguments.dropFirst(2)))
+} else {
+    let context = try ComputeContext()
+    print(context.backendDescription)
+}
