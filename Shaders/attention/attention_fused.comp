@@ -25,16 +25,19 @@
 //
 // Specialization constants
 //   0  HEAD_DIM       d, a multiple of 4, at most 256
-//   1  TILE_Q         query rows per workgroup, 1..16 (16 for prefill, the next power of two ≥ Lq
-//                     for decode)
+//   1  TILE_Q         tile rows per workgroup, 1..16 (16 for prefill, the next power of two ≥
+//                     group · Lq for decode)
 //   2  SUBGROUP_SIZE  S: the workgroup is one subgroup of S lanes (host requests exactly S, with
 //                     full subgroups; it must match the running subgroup size)
 //   3  FEATURES       bit 0: per-sequence lengths, 1: bias, 2: ALiBi, 3: block layout, 4: block
-//                     layout aligned to tiles (one lookup per tile instead of one per score)
+//                     layout aligned to tiles (one lookup per tile instead of one per score; the
+//                     host sets it only when no tile spans two heads or two blocks)
 //   4  WRITE_LSE      1: write the log-sum-exp of each row
 //   5  SPLIT_MODE     1: write normalised partial outputs and their log-sum-exp for
 //                     attention_merge_splits; this workgroup sees keys [y·keysPerSplit, (y+1)·keysPerSplit)
 //
+// Rows: the tile's rows are (query head, query row) pairs of the `group` query heads that share one
+// K/V head, row R ↦ head kvh·group + R / Lq, query R % Lq; so K and V are read once per group.
 // Tile: TILE_K = 4·S keys per step. Scores: lane l owns keys k0+4l .. k0+4l+3 of all TILE_Q rows
 // (acc[r], one vec4 per row); per 4 dims it fetches its 4 keys' texels (transposed in registers) and
 // the Q texels of rows l, l+S, …, which reach every lane by subgroupShuffle. Softmax: the row max is
@@ -44,7 +47,7 @@
 // Key and query indices are clamped into the valid lengths before any fetch, so nothing past a
 // sequence's length (KV-cache garbage included) is ever read.
 //
-// Dispatch: x = ceil(Lq / TILE_Q), y = split count (1 without split), z = batch · heads.
+// Dispatch: x = ceil(group · Lq / TILE_Q), y = split count (1 without split), z = batch · kvHeads.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -115,11 +118,20 @@ bool blockAllowed(uint h, uint i, uint j) {
     return ((aux.words[index >> 2] >> (8u * (index & 3u))) & 0xffu) != 0u;
 }
 
+// Tile row R (0 .. group·Lq − 1) of key/value head kvh: query head kvh·group + R / Lq, query row R % Lq.
+// Packing the query heads that share one K/V head into one tile reads K and V once for all of them
+// (grouped-query attention; in decode, the whole group fills the tile).
+uint rowHead(uint kvh, uint row) { return kvh * p.group + row / p.qLen; }
+uint rowIndex(uint row) { return row % p.qLen; }
+
 void main() {
     const uint lane = gl_SubgroupInvocationID;
+    const uint kvHeads = p.heads / p.group;
     const uint z = gl_WorkGroupID.z;
-    const uint b = z / p.heads, h = z % p.heads, kvh = h / p.group;
-    const uint q0 = gl_WorkGroupID.x * TILE_Q;
+    const uint b = z / kvHeads, kvh = z % kvHeads;
+    const uint rows = p.group * p.qLen;
+    const uint r0 = gl_WorkGroupID.x * TILE_Q;
+    const uint rLast = min(r0 + TILE_Q, rows) - 1u;
     const uint split = gl_WorkGroupID.y;
 
     uint qLenB = p.qLen, kLenB = p.kLen;
@@ -128,40 +140,49 @@ void main() {
         if (aux.words[1] != 0u) kLenB = aux.words[aux.words[1] + b];
     }
     const int offset = p.topLeft != 0u ? 0 : int(kLenB) - int(qLenB);
-    float slope = 0.0;
-    if ((FEATURES & HAS_ALIBI) != 0u) slope = uintBitsToFloat(aux.words[aux.words[2] + h]) * LOG2E;
 
+    float rowSlope[TILE_Q];
     for (uint r = 0u; r < TILE_Q; ++r) {
         rowMax[r] = NEG_INF;
         rowSum[r] = 0.0;
+        rowSlope[r] = 0.0;
+        if ((FEATURES & HAS_ALIBI) != 0u)
+            rowSlope[r] = uintBitsToFloat(aux.words[aux.words[2] + rowHead(kvh, min(r0 + r, rows - 1u))]) * LOG2E;
         for (uint c = 0u; c < CHUNKS; ++c) outAcc[r * CHUNKS + c] = vec4(0.0);
     }
 
     // Keys this tile's valid rows may see: the diagonal band, the key length, this split's range.
-    const uint rowsEnd = min(q0 + TILE_Q, qLenB);
+    // When the tile spans two heads its rows' indices wrap, so take every valid row.
+    const bool oneHead = rowHead(kvh, r0) == rowHead(kvh, rLast);
+    const uint iFirst = oneHead ? rowIndex(r0) : 0u;
+    const uint iLast = oneHead ? rowIndex(rLast) : p.qLen - 1u;
     int kLo = 0, kHi = 0;
-    if (q0 < rowsEnd && kLenB > 0u) {
-        kLo = max(0, int(q0) + offset - p.windowLeft);
-        kHi = min(int(kLenB), int(rowsEnd - 1u) + offset + p.windowRight + 1);
+    if (iFirst < qLenB && kLenB > 0u) {
+        kLo = max(0, int(iFirst) + offset - p.windowLeft);
+        kHi = min(int(kLenB), int(min(iLast, qLenB - 1u)) + offset + p.windowRight + 1);
     }
     if (SPLIT_MODE != 0u) {
         kLo = max(kLo, int(split * p.keysPerSplit));
         kHi = min(kHi, int((split + 1u) * p.keysPerSplit));
     }
     const uint TILE_K = 4u * SUBGROUP_SIZE;
-    const uint qBase = b * p.qStrideB + h * p.qStrideH;
     const uint kBase = b * p.kStrideB + kvh * p.kStrideH;
     const uint vBase = b * p.vStrideB + kvh * p.vStrideH;
+    // The Q rows this lane fetches (rows past the valid ones are clamped, read, and never stored).
+    uint qTexel[Q_FETCHES];
+    for (uint f = 0u; f < Q_FETCHES; ++f) {
+        const uint row = min(r0 + lane + f * SUBGROUP_SIZE, rows - 1u);
+        qTexel[f] = b * p.qStrideB + rowHead(kvh, row) * p.qStrideH + min(rowIndex(row), max(qLenB, 1u) - 1u) * p.qStrideS;
+    }
 
-    for (int kStart = kLo; kStart < kHi; kStart += int(TILE_K)) {
+    // Round the first tile down to a multiple of TILE_K so that tiles line up with aligned blocks.
+    for (int kStart = kLo - kLo % int(TILE_K); kStart < kHi; kStart += int(TILE_K)) {
         const uint k0 = uint(kStart);
-        if ((FEATURES & BLOCKS_ALIGNED) != 0u && !blockAllowed(h, q0, k0)) continue;
+        if ((FEATURES & BLOCKS_ALIGNED) != 0u && !blockAllowed(rowHead(kvh, r0), rowIndex(r0), k0)) continue;
         // This lane's 4 keys, clamped into the valid keys for fetching.
         const uint myKey = k0 + 4u * lane;
         uint keyTexel[4];
         for (uint c = 0u; c < 4u; ++c) keyTexel[c] = kBase + min(myKey + c, kLenB - 1u) * p.kStrideS;
-        uint qTexel[Q_FETCHES];
-        for (uint f = 0u; f < Q_FETCHES; ++f) qTexel[f] = qBase + min(min(q0 + lane + f * SUBGROUP_SIZE, qLenB - 1u), p.qLen - 1u) * p.qStrideS;
 
         for (uint r = 0u; r < TILE_Q; ++r) acc[r] = vec4(0.0);
         for (uint d4 = 0u; d4 < DIM4; ++d4) {
@@ -181,16 +202,18 @@ void main() {
 
         // Scale, mask, and fold into the running statistics.
         for (uint r = 0u; r < TILE_Q; ++r) {
-            const int i = int(q0 + r);
+            const uint row = r0 + r;
+            const uint h = rowHead(kvh, min(row, rows - 1u));
+            const int i = int(rowIndex(row));
             const int diagonal = i + offset;
             vec4 s = acc[r] * p.scaleLog2;
             for (uint c = 0u; c < 4u; ++c) {
                 const int j = int(myKey + c);
-                bool allowed = uint(i) < qLenB && j < int(kLenB) && j >= kLo && j < kHi
+                bool allowed = row < rows && uint(i) < qLenB && j < int(kLenB) && j >= kLo && j < kHi
                     && j >= diagonal - p.windowLeft && j <= diagonal + p.windowRight;
                 if ((FEATURES & HAS_BLOCKS) != 0u && (FEATURES & BLOCKS_ALIGNED) == 0u && allowed)
                     allowed = blockAllowed(h, uint(i), uint(j));
-                if ((FEATURES & HAS_ALIBI) != 0u) s[c] -= slope * float(abs(diagonal - j));
+                if ((FEATURES & HAS_ALIBI) != 0u) s[c] -= rowSlope[r] * float(abs(diagonal - j));
                 if ((FEATURES & HAS_BIAS) != 0u && allowed)
                     s[c] += LOG2E * texelFetch(bias, int(b * p.biasStrideB + h * p.biasStrideH + uint(i) * p.biasStrideS + uint(j))).x;
                 s[c] = allowed ? s[c] : NEG_INF;
@@ -229,10 +252,12 @@ void main() {
         }
     }
 
+    const uint batchHeads = gl_NumWorkGroups.z * p.group;
     for (uint r = 0u; r < TILE_Q; ++r) {
         const float total = subgroupAdd(rowSum[r]);
-        const uint i = q0 + r;
-        if (i >= p.qLen) continue;
+        const uint row = r0 + r;
+        if (row >= rows) continue;
+        const uint h = rowHead(kvh, row), i = rowIndex(row);
         const float inverse = total > 0.0 ? 1.0 / total : 0.0;
         const uint oRow = split * p.oStrideSplit + b * p.oStrideB + h * p.oStrideH + i * p.oStrideS;
         for (uint t = 0u; t < CHUNKS; ++t) {
@@ -240,7 +265,7 @@ void main() {
             if (d4 < DIM4) storeOutput(oRow + d4, outAcc[r * CHUNKS + t] * inverse);
         }
         if ((WRITE_LSE != 0u || SPLIT_MODE != 0u) && lane == 0u) {
-            lseBuffer.lse[(split * gl_NumWorkGroups.z + z) * p.qLen + i] = total > 0.0 ? (rowMax[r] + log2(total)) * LN2 : NEG_INF;
+            lseBuffer.lse[(split * batchHeads + b * p.heads + h) * p.qLen + i] = total > 0.0 ? (rowMax[r] + log2(total)) * LN2 : NEG_INF;
         }
     }
 }

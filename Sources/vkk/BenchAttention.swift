@@ -17,7 +17,8 @@ struct BenchAttention: ParsableCommand {
     enum Sweep: String, ExpressibleByArgument { case prefill, decode, both }
 
     struct Case {
-        var batch = 1, heads: Int, kvHeads: Int, queryLength: Int, keyLength: Int, headDim: Int, causal: Bool
+        var heads: Int, kvHeads: Int, queryLength: Int, keyLength: Int, headDim: Int, causal: Bool
+        var batch = 1
         var label: String {
             "L=\(queryLength == keyLength ? "\(queryLength)" : "\(queryLength)x\(keyLength)") d=\(headDim) h=\(heads)"
                 + (kvHeads != heads ? "/kv\(kvHeads)" : "") + (causal ? " causal" : "")

@@ -139,7 +139,7 @@ final class AttentionTests: XCTestCase {
     func testSplitKeysMatchUnsplit() throws {
         onEveryBackend { context in
             for (lq, splits) in [(1, 7), (3, 4), (20, 2)] {
-                let c = AttentionCase(heads: 4, kvHeads: 2, queryLength: lq, keyLength: 700, mask: AttentionMask(isCausal: true, keyLengths: [650]), seed: 21)
+                let c = AttentionCase(heads: 4, kvHeads: 2, queryLength: lq, keyLength: 400, mask: AttentionMask(isCausal: true, keyLengths: [380]), seed: 21)
                 let whole = try checkAttention(c, Float.self, on: context, split: .none)
                 let split = try checkAttention(c, Float.self, on: context, split: .count(splits))
                 // Same data, different summation order across splits: a few fp32 ulps of values ≤ 1.

@@ -13,15 +13,17 @@ struct AttentionKernelPlan {
             ? 8 : info.subgroupSize
         // Decode (a few query rows) wastes no arithmetic on rows that do not exist.
         var rows = 1
-        while rows < min(s.queryLength, 16) { rows *= 2 }
+        while rows < min(s.group * s.queryLength, 16) { rows *= 2 }
         tileQueries = rows
     }
+
+    /// Tiles of (query head, query row) rows per K/V head.
+    func tileCount(_ s: AttentionShape) -> Int { (s.group * s.queryLength + tileQueries - 1) / tileQueries }
 
     /// Key ranges per query tile: split when too few workgroups would run to fill the device and
     /// there are enough keys to share (each split keeps at least 512 keys).
     func splitCount(_ split: AttentionSplit, shape s: AttentionShape, info: DeviceInfo) -> Int {
-        let queryTiles = (s.queryLength + tileQueries - 1) / tileQueries
-        let groups = queryTiles * s.batch * s.heads
+        let groups = tileCount(s) * s.batch * s.kvHeads
         let keyTiles = (s.keyLength + tileKeys - 1) / tileKeys
         switch split {
         case .none: return 1
@@ -99,7 +101,7 @@ extension CommandBatch {
                             BufferBinding(fusedOutput, .storageWrite, byteCount: splitOutput == nil ? s.batch * s.heads * s.queryLength * s.headDim * elementBytes : nil),
                             BufferBinding(fusedLse, .storageWrite), BufferBinding(aux.storage, .storageRead),
                             BufferBinding(bias, .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4))],
-                     push: push, groups: ((s.queryLength + plan.tileQueries - 1) / plan.tileQueries, splitCount, s.batch * s.heads))
+                     push: push, groups: (plan.tileCount(s), splitCount, s.batch * s.kvHeads))
 
         guard let splitOutput, let splitLse else { return }
         let mergePush: [UInt32] = [s.queryLength, s.heads, s.headDim / 4, splitCount,
@@ -136,7 +138,8 @@ extension CommandBatch {
             for (index, block) in layout.blocks.enumerated() { packed[index / 4] |= UInt32(block) << (8 * UInt32(index % 4)) }
             words += packed
             features |= 8
-            if layout.blockRows % plan.tileQueries == 0 && layout.blockColumns % plan.tileKeys == 0 { features |= 16 }
+            if layout.blockRows % plan.tileQueries == 0 && layout.blockColumns % plan.tileKeys == 0
+                && (s.group == 1 || s.queryLength % plan.tileQueries == 0) { features |= 16 }
         }
         return (try context.tensor(words, shape: [words.count]), features)
     }
