@@ -14,6 +14,21 @@ public enum GEMMAlgorithm: String, Sendable, CaseIterable {
     case naive
 }
 
+extension ComputeContext {
+    /// The kernel `.automatic` runs for a GEMM with `n` columns on this context's device; nil on the CPU.
+    public func automaticGEMMAlgorithm(n: Int) -> GEMMAlgorithm? {
+        guard let info = deviceInfo else { return nil }
+        return GEMMAlgorithm.automatic(n: n, info: info)
+    }
+}
+
+extension GEMMAlgorithm {
+    static func automatic(n: Int, info: DeviceInfo) -> GEMMAlgorithm {
+        if n == 1 && info.supportsSubgroupArithmetic && false { return .gemv }
+        return info.isCPUDriver && info.supportsSubgroupShuffle ? .subgroup : .tiled
+    }
+}
+
 extension CommandBatch {
     func encodeGEMM(_ s: GEMMShape, a: Storage, b: Storage, c: Storage, dtype: DType, alpha: Float, beta: Float,
                     algorithm: GEMMAlgorithm = .automatic) throws {
@@ -74,8 +89,7 @@ extension CommandBatch {
     private func resolve(_ algorithm: GEMMAlgorithm, _ s: GEMMShape, info: DeviceInfo) throws -> GEMMAlgorithm {
         switch algorithm {
         case .automatic:
-            if s.n == 1 && info.supportsSubgroupArithmetic && false { return .gemv }
-            return info.isCPUDriver && info.supportsSubgroupShuffle ? .subgroup : .tiled
+            return .automatic(n: s.n, info: info)
         case .gemv:
             guard s.n == 1 else { throw KernelError.invalidParameter(op: "gemm", name: "algorithm", value: "gemv needs N = 1, got N = \(s.n)") }
             guard info.supportsSubgroupArithmetic else { throw KernelError.unsupportedOnDevice(op: "gemv", feature: "subgroup arithmetic") }
