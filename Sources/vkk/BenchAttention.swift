@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import VulkanKernels
 
 /// `vkk bench attention`: the fused attention kernel against the naive three-pass attention
@@ -8,9 +8,8 @@ struct BenchAttention: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "attention",
                                                     abstract: "Fused attention: prefill and decode sweeps against the naive three-pass baseline and the CPU path.")
 
-    @Flag(help: "A few small cases only (seconds, not minutes).") var quick = false
+    @OptionGroup var options: BenchOptions
     @Flag(help: "fp16 storage (fp32 accumulation) instead of fp32.") var fp16 = false
-    @Option(help: "Timed runs per case after one warm-up; the fastest is reported.") var iterations = 3
     @Option(help: "Skip the CPU path for cases above this many GFLOP (it is much slower).") var cpuLimit = 8.0
     @Option(help: "Run only prefill, only decode, or both.") var sweep: Sweep = .both
 
@@ -35,15 +34,17 @@ struct BenchAttention: ParsableCommand {
     }
 
     func run() throws {
-        let vulkan = try ComputeContext(backend: .vulkan())
+        let vulkan = try options.makeContext()
         let cpu = try ComputeContext(backend: .cpu)
-        print("vkk bench attention — \(vulkan.backendDescription); CPU path: \(cpu.backendDescription); \(fp16 ? "fp16" : "fp32") storage")
+        print("attention, \(fp16 ? "fp16" : "fp32") storage; CPU path: \(cpu.backendDescription); times are medians of \(options.repeats)")
         if fp16 { try runSweeps(Float16.self, vulkan: vulkan, cpu: cpu) } else { try runSweeps(Float.self, vulkan: vulkan, cpu: cpu) }
     }
 
     private func runSweeps<E: FloatingPointElement>(_ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws {
+        let prefillTable = BenchTable(title: "attention prefill (batch 1) on \(vulkan.backendDescription), \(todayUTC())")
+        let decodeTable = BenchTable(title: "attention decode (1 query row, batch 1) on \(vulkan.backendDescription), \(todayUTC())")
         if sweep != .decode {
-            let cases: [Case] = quick
+            let cases: [Case] = options.quick
                 ? [Case(heads: 8, kvHeads: 8, queryLength: 256, keyLength: 256, headDim: 64, causal: false),
                    Case(heads: 16, kvHeads: 16, queryLength: 1024, keyLength: 1024, headDim: 64, causal: true),
                    Case(heads: 16, kvHeads: 16, queryLength: 1024, keyLength: 1024, headDim: 64, causal: false)]
@@ -55,23 +56,24 @@ struct BenchAttention: ParsableCommand {
                    Case(heads: 16, kvHeads: 16, queryLength: 4096, keyLength: 4096, headDim: 64, causal: true),
                    Case(heads: 8, kvHeads: 8, queryLength: 4096, keyLength: 4096, headDim: 128, causal: true),
                    Case(heads: 16, kvHeads: 16, queryLength: 16384, keyLength: 16384, headDim: 64, causal: true)]
-            print("\nPrefill (batch 1)")
-            print(row(["case", "fused ms", "GFLOP/s", "MB moved", "peak MB", "naive ms", "naive peak MB", "× naive", "CPU ms", "× CPU"]))
-            for c in cases { try prefill(c, E.self, vulkan: vulkan, cpu: cpu) }
+            for c in cases { prefillTable.add(try prefill(c, E.self, vulkan: vulkan, cpu: cpu)) }
         }
         if sweep != .prefill {
-            let lengths = quick ? [1024, 8192] : [1024, 4096, 16384, 32768, 131072]
+            let lengths = options.quick ? [1024, 8192] : [1024, 4096, 16384, 32768, 131072]
             var cases = lengths.map { Case(heads: 32, kvHeads: 8, queryLength: 1, keyLength: $0, headDim: 128, causal: true) }
-            if !quick { cases.append(Case(heads: 32, kvHeads: 32, queryLength: 1, keyLength: 32768, headDim: 128, causal: true)) }
-            print("\nDecode (1 query row, batch 1, KV cache of L keys)")
-            print(row(["case", "fused ms", "GB/s (K+V)", "K+V copy ms", "× copy", "unsplit ms", "CPU ms", "× CPU"]))
-            for c in cases { try decode(c, E.self, vulkan: vulkan, cpu: cpu) }
+            if !options.quick { cases.append(Case(heads: 32, kvHeads: 32, queryLength: 1, keyLength: 32768, headDim: 128, causal: true)) }
+            for c in cases { decodeTable.add(try decode(c, E.self, vulkan: vulkan, cpu: cpu)) }
+        }
+        if let path = options.json {
+            let extra = ["date": todayUTC(), "dtype": fp16 ? "f16" : "f32"]
+            try prefillTable.writeJSON(to: path, device: vulkan.backendDescription, extra: extra)
+            try decodeTable.writeJSON(to: path.replacingOccurrences(of: ".json", with: "") + "-decode.json", device: vulkan.backendDescription, extra: extra)
         }
     }
 
     // MARK: Prefill
 
-    private func prefill<E: FloatingPointElement>(_ c: Case, _ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws {
+    private func prefill<E: FloatingPointElement>(_ c: Case, _ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws -> BenchRow {
         let elementBytes = MemoryLayout<E>.stride
         let qCount = c.batch * c.heads * c.queryLength * c.headDim, kCount = c.batch * c.kvHeads * c.keyLength * c.headDim
         let (q, k, v) = (inputs(qCount, seed: 1, E.self), inputs(kCount, seed: 2, E.self), inputs(kCount, seed: 3, E.self))
@@ -90,25 +92,22 @@ struct BenchAttention: ParsableCommand {
 
         // The naive path needs every (query, key) score of the heads it processes at once; it takes
         // as many heads per pass as fit one storage binding, and runs only where that fits memory.
-        var naive: (ms: String, peak: String, ratio: String) = ("n/a", "n/a", "n/a")
+        var naive: (ms: Double, peak: String) = (.nan, "")
         let scoreBytesPerHead = c.queryLength * c.keyLength * elementBytes
         let maxRange = vulkan.deviceInfo!.maxStorageBufferRange
         if c.kvHeads == c.heads && scoreBytesPerHead <= maxRange && c.queryLength * c.keyLength * c.heads * elementBytes <= 2 << 30 {
             let seconds = try naiveThreePass(c, q: q, k: k, v: v, on: vulkan)
-            naive = (ms(seconds.time), mb(seconds.peak), String(format: "%.2f", seconds.time / fused))
+            naive = (seconds.time, mb(seconds.peak))
         } else {
-            let need = Double(c.heads * c.queryLength * c.keyLength * elementBytes) / 1e9
-            naive = ("n/a", String(format: "needs %.1f GB", need), "n/a")
+            naive = (.nan, "needs " + formatted(Double(c.heads * c.queryLength * c.keyLength * elementBytes) / 1e6, digits: 0) + " for scores")
         }
 
-        var cpuColumns = ("skipped", "n/a")
-        if c.flops / 1e9 <= cpuLimit {
-            let cq = try cpu.tensor(q, shape: qt.shape), ck = try cpu.tensor(k, shape: kt.shape), cv = try cpu.tensor(v, shape: vt.shape)
-            let seconds = try timeHost { _ = try cpu.attention(q: cq, k: ck, v: cv, mask: mask) }
-            cpuColumns = (ms(seconds), String(format: "%.2f", seconds / fused))
-        }
-        print(row([c.label, ms(fused), String(format: "%.1f", c.flops / fused / 1e9), mb(Int(moved)), mb(peak),
-                   naive.ms, naive.peak, naive.ratio, cpuColumns.0, cpuColumns.1]))
+        let cpuSeconds = try cpuTime(c, q: q, k: k, v: v, shape: (qt.shape, kt.shape), mask: mask, cpu: cpu)
+        return BenchRow(["case": .text(c.label), "fused ms": .number(fused * 1e3, digits: 2), "GFLOP/s": .number(c.flops / fused / 1e9, digits: 1),
+                         "MB moved": .number(moved / 1e6, digits: 1), "peak MB": .number(Double(peak) / 1e6, digits: 1),
+                         "naive ms": .number(naive.ms * 1e3, digits: 1), "naive peak MB": .text(naive.peak),
+                         "x naive": .number(naive.ms / fused, digits: 2), "CPU ms": .number(cpuSeconds * 1e3, digits: 1),
+                         "x CPU": .number(cpuSeconds / fused, digits: 2)])
     }
 
     /// GEMM (S = Q·Kᵀ) → softmaxRows (scale, causal) → GEMM (O = P·V) per group of heads, with the
@@ -144,7 +143,7 @@ struct BenchAttention: ParsableCommand {
 
     // MARK: Decode
 
-    private func decode<E: FloatingPointElement>(_ c: Case, _ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws {
+    private func decode<E: FloatingPointElement>(_ c: Case, _ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws -> BenchRow {
         let elementBytes = MemoryLayout<E>.stride
         let kCount = c.kvHeads * c.keyLength * c.headDim
         let q = inputs(c.heads * c.headDim, seed: 4, E.self), k = inputs(kCount, seed: 5, E.self), v = inputs(kCount, seed: 6, E.self)
@@ -159,52 +158,32 @@ struct BenchAttention: ParsableCommand {
         let kCopy = try vulkan.empty(E.self, shape: kt.shape), vCopy = try vulkan.empty(E.self, shape: vt.shape)
         let copyTime = try timeCopy(vulkan, [(kt, kCopy), (vt, vCopy)])
         let bytes = Double(2 * kCount * elementBytes)
-        var cpuColumns = ("skipped", "n/a")
-        if c.flops / 1e9 <= cpuLimit {
-            let cq = try cpu.tensor(q, shape: qt.shape), ck = try cpu.tensor(k, shape: kt.shape), cv = try cpu.tensor(v, shape: vt.shape)
-            let seconds = try timeHost { _ = try cpu.attention(q: cq, k: ck, v: cv, mask: mask) }
-            cpuColumns = (ms(seconds), String(format: "%.2f", seconds / fused))
-        }
-        print(row([c.label, ms(fused), String(format: "%.1f", bytes / fused / 1e9), ms(copyTime), String(format: "%.2f", fused / copyTime),
-                   ms(unsplit), cpuColumns.0, cpuColumns.1]))
+        let cpuSeconds = try cpuTime(c, q: q, k: k, v: v, shape: (qt.shape, kt.shape), mask: mask, cpu: cpu)
+        return BenchRow(["case": .text(c.label), "fused ms": .number(fused * 1e3, digits: 2), "GB/s K+V": .number(bytes / fused / 1e9, digits: 1),
+                         "K+V MB": .number(bytes / 1e6, digits: 1), "copy K+V ms": .number(copyTime * 1e3, digits: 2),
+                         "x copy": .number(fused / copyTime, digits: 2), "unsplit ms": .number(unsplit * 1e3, digits: 2),
+                         "CPU ms": .number(cpuSeconds * 1e3, digits: 1), "x CPU": .number(cpuSeconds / fused, digits: 2)])
     }
 
     // MARK: Timing helpers
 
+    /// The CPU path on the same data (skipped, NaN, above --cpu-limit GFLOP).
+    private func cpuTime<E: FloatingPointElement>(_ c: Case, q: [E], k: [E], v: [E], shape: ([Int], [Int]), mask: AttentionMask,
+                                                  cpu: ComputeContext) throws -> Double {
+        guard c.flops / 1e9 <= cpuLimit else { return .nan }
+        let cq = try cpu.tensor(q, shape: shape.0), ck = try cpu.tensor(k, shape: shape.1), cv = try cpu.tensor(v, shape: shape.1)
+        let out = try cpu.empty(E.self, shape: shape.0)
+        return try medianSeconds(cpu, warmup: 0, repeats: min(options.repeats, 2)) { try $0.attention(q: cq, k: ck, v: cv, into: out, mask: mask) }
+    }
+
     private func timeVulkan(_ context: ComputeContext, _ body: (CommandBatch) throws -> Void) throws -> Double {
-        var best = Double.infinity
-        for iteration in 0...max(1, iterations) {
-            let batch = try context.makeBatch()
-            let start = try batch.timestamp()
-            try body(batch)
-            let end = try batch.timestamp()
-            try batch.commit()
-            if iteration > 0 { best = min(best, try batch.seconds(from: start, to: end)) }
-        }
-        return best
+        try medianSeconds(context, warmup: options.warmup, repeats: options.repeats, body)
     }
 
     private func timeCopy<E: FloatingPointElement>(_ context: ComputeContext, _ pairs: [(Tensor<E>, Tensor<E>)]) throws -> Double {
-        var best = Double.infinity
-        for iteration in 0...max(1, iterations) {
-            let batch = try context.makeBatch()
-            let start = try batch.timestamp()
+        try timeVulkan(context) { batch in
             for (source, destination) in pairs { try batch.appendToCache(source, cache: destination, at: 0) }
-            let end = try batch.timestamp()
-            try batch.commit()
-            if iteration > 0 { best = min(best, try batch.seconds(from: start, to: end)) }
         }
-        return best
-    }
-
-    private func timeHost(_ body: () throws -> Void) throws -> Double {
-        var best = Double.infinity
-        for iteration in 0...max(1, min(iterations, 2)) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            if iteration > 0 { best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }
-        }
-        return best
     }
 
     private func inputs<E: FloatingPointElement>(_ count: Int, seed: UInt64, _ type: E.Type) -> [E] {
@@ -215,10 +194,5 @@ struct BenchAttention: ParsableCommand {
         }
     }
 
-    private func ms(_ seconds: Double) -> String { String(format: "%.2f", seconds * 1e3) }
-    private func mb(_ bytes: Int) -> String { String(format: "%.1f", Double(bytes) / 1e6) }
-    private func row(_ columns: [String]) -> String {
-        columns.enumerated().map { $0.offset == 0 ? $0.element.padding(toLength: 26, withPad: " ", startingAt: 0)
-                                                  : String(repeating: " ", count: max(0, 13 - $0.element.count)) + $0.element }.joined()
-    }
+    private func mb(_ bytes: Int) -> String { formatted(Double(bytes) / 1e6, digits: 1) }
 }
