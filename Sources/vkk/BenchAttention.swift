@@ -12,6 +12,7 @@ struct BenchAttention: ParsableCommand {
     @Flag(help: "fp16 storage (fp32 accumulation) instead of fp32.") var fp16 = false
     @Option(help: "Skip the CPU path for cases above this many GFLOP (it is much slower).") var cpuLimit = 8.0
     @Option(help: "Run only prefill, only decode, or both.") var sweep: Sweep = .both
+    @Option(help: "Only cases with this key length (repeatable), e.g. --length 4096.") var length: [Int] = []
 
     enum Sweep: String, ExpressibleByArgument { case prefill, decode, both }
 
@@ -56,13 +57,13 @@ struct BenchAttention: ParsableCommand {
                    Case(heads: 16, kvHeads: 16, queryLength: 4096, keyLength: 4096, headDim: 64, causal: true),
                    Case(heads: 8, kvHeads: 8, queryLength: 4096, keyLength: 4096, headDim: 128, causal: true),
                    Case(heads: 16, kvHeads: 16, queryLength: 16384, keyLength: 16384, headDim: 64, causal: true)]
-            for c in cases { prefillTable.add(try prefill(c, E.self, vulkan: vulkan, cpu: cpu)) }
+            for c in cases where length.isEmpty || length.contains(c.keyLength) { prefillTable.add(try prefill(c, E.self, vulkan: vulkan, cpu: cpu)) }
         }
         if sweep != .prefill {
             let lengths = options.quick ? [1024, 8192] : [1024, 4096, 16384, 32768, 131072]
             var cases = lengths.map { Case(heads: 32, kvHeads: 8, queryLength: 1, keyLength: $0, headDim: 128, causal: true) }
             if !options.quick { cases.append(Case(heads: 32, kvHeads: 32, queryLength: 1, keyLength: 32768, headDim: 128, causal: true)) }
-            for c in cases { decodeTable.add(try decode(c, E.self, vulkan: vulkan, cpu: cpu)) }
+            for c in cases where length.isEmpty || length.contains(c.keyLength) { decodeTable.add(try decode(c, E.self, vulkan: vulkan, cpu: cpu)) }
         }
         if let path = options.json {
             let extra = ["date": todayUTC(), "dtype": fp16 ? "f16" : "f32"]
