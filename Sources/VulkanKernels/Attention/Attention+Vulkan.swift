@@ -29,7 +29,7 @@ struct AttentionKernelPlan {
         case .none: return 1
         case .count(let n): return min(n, keyTiles)
         case .automatic:
-            let wanted = info.isCPUDriver ? 16 : 512
+            let wanted = info.isCPUDriver ? 8 : 512
             guard groups < wanted else { return 1 }
             return max(1, min((wanted + groups - 1) / groups, s.keyLength / 512))
         }
