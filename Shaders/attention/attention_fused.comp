@@ -175,10 +175,18 @@ void main() {
         qTexel[f] = b * p.qStrideB + rowHead(kvh, row) * p.qStrideH + min(rowIndex(row), max(qLenB, 1u) - 1u) * p.qStrideS;
     }
 
+    // Interior tiles (every row valid, every key inside the band, the key length and the split, no
+    // additive terms or per-score block lookups) skip the per-score mask.
+    const bool plainScores = (FEATURES & (HAS_BIAS | HAS_ALIBI)) == 0u
+        && ((FEATURES & HAS_BLOCKS) == 0u || (FEATURES & BLOCKS_ALIGNED) != 0u);
+    const bool rowsInterior = plainScores && oneHead && rLast + 1u == r0 + TILE_Q && iLast < qLenB;
+
     // Round the first tile down to a multiple of TILE_K so that tiles line up with aligned blocks.
     for (int kStart = kLo - kLo % int(TILE_K); kStart < kHi; kStart += int(TILE_K)) {
         const uint k0 = uint(kStart);
         if ((FEATURES & BLOCKS_ALIGNED) != 0u && !blockAllowed(rowHead(kvh, r0), rowIndex(r0), k0)) continue;
+        const bool interior = rowsInterior && kStart >= kLo && kStart + int(TILE_K) <= kHi
+            && kStart >= int(iLast) + offset - p.windowLeft && kStart + int(TILE_K) - 1 <= int(iFirst) + offset + p.windowRight;
         // This lane's 4 keys, clamped into the valid keys for fetching.
         const uint myKey = k0 + 4u * lane;
         uint keyTexel[4];
@@ -207,7 +215,7 @@ void main() {
             const int i = int(rowIndex(row));
             const int diagonal = i + offset;
             vec4 s = acc[r] * p.scaleLog2;
-            for (uint c = 0u; c < 4u; ++c) {
+            if (!interior) for (uint c = 0u; c < 4u; ++c) {
                 const int j = int(myKey + c);
                 bool allowed = row < rows && uint(i) < qLenB && j < int(kLenB) && j >= kLo && j < kHi
                     && j >= diagonal - p.windowLeft && j <= diagonal + p.windowRight;
