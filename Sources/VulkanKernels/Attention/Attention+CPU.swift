@@ -67,7 +67,8 @@ extension CommandBatch {
         CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * d * 4) { range in
             let (qp, kp, vp) = pointers.value
             var scores = [Float](repeating: 0, count: tileRows * keyBlock)
-            var accumulator = [Float](repeating: 0, count: tileRows * d)
+            let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * d)
+            defer { accumulator.deallocate() }
             var rowMax = [Float](repeating: 0, count: tileRows), rowSum = [Float](repeating: 0, count: tileRows)
             for task in range {
                 let tile = task % tilesPerHead, head = (task / tilesPerHead) % s.heads, b = task / (tilesPerHead * s.heads)
@@ -96,9 +97,7 @@ extension CommandBatch {
                                 var score = -Float.infinity
                                 if allowed.contains(j) {
                                     let kRow = kBase + j * s.keyStrides.sequence
-                                    var dot: Float = 0
-                                    for e in 0..<d { dot += qRow[e] * kRow[e] }
-                                    score = dot * scale
+                                    score = dotProduct(qRow, kRow, count: d) * scale
                                     if resolved.hasAdditiveTerms { score += resolved.additive(batch: b, head: head, row: i, key: j) }
                                 }
                                 scores[r * keyBlock + j - block] = score
@@ -116,8 +115,7 @@ extension CommandBatch {
                                 if score == -.infinity { continue }
                                 let p = Foundation.exp(score - newMax)
                                 rowSum[r] += p
-                                let vRow = vBase + j * s.keyStrides.sequence
-                                for e in 0..<d { accumulator[o + e] += p * vRow[e] }
+                                addScaled(vBase + j * s.keyStrides.sequence, p, into: accumulator + o, count: d)
                             }
                         }
                     }
@@ -149,6 +147,29 @@ extension CommandBatch {
             for index in range { destination.value[index] = Float(source.value[index]) }
         }
         return FloatInput(pointer: UnsafePointer(copy), owned: copy)
+    }
+}
+
+/// Σ a[e]·b[e] for a count that is a multiple of 4, four lanes at a time.
+@inline(__always)
+private func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    var sum = SIMD4<Float>()
+    var e = 0
+    while e < count {
+        sum += UnsafeRawPointer(a + e).loadUnaligned(as: SIMD4<Float>.self) * UnsafeRawPointer(b + e).loadUnaligned(as: SIMD4<Float>.self)
+        e += 4
+    }
+    return sum.sum()
+}
+
+/// y += p·x for a count that is a multiple of 4.
+@inline(__always)
+private func addScaled(_ x: UnsafePointer<Float>, _ p: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
+    var e = 0
+    while e < count {
+        let updated = UnsafeRawPointer(y + e).loadUnaligned(as: SIMD4<Float>.self) + p * UnsafeRawPointer(x + e).loadUnaligned(as: SIMD4<Float>.self)
+        UnsafeMutableRawPointer(y + e).storeBytes(of: updated, as: SIMD4<Float>.self)
+        e += 4
     }
 }
 
