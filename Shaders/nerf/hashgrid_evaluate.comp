@@ -30,10 +30,32 @@
 //   7  COLOR_HIDDEN    2    colour MLP hidden layers
 //   8  MAX_WIDTH       64   max(ENCODING_WIDTH, DENSITY_WIDTH, COLOR_WIDTH, 32): the activation arrays
 //
+// Variants "_l8f4" (8 levels × 4 features) and "_l16f2" (16 × 2), both with 64-wide MLPs of 1 and 2
+// hidden layers (instant-ngp's standard networks), fix every size at compile time (FIXED_LEVELS below).
+// @variant l8f4: -DFIXED_LEVELS=8u -DFIXED_FEATURES=4u
+// @variant l16f2: -DFIXED_LEVELS=16u -DFIXED_FEATURES=2u
+//
 // Work: one invocation per sample. Dispatch ceil(capacity / LOCAL_SIZE) × 1 × 1.
 #version 450
 
+#extension GL_EXT_control_flow_attributes : require
+
 layout(local_size_x_id = 0) in;
+#ifdef FIXED_LEVELS
+// Fixed-shape variants for instant-ngp's standard networks: every loop bound is a compile-time
+// constant, so the loops over a layer's inputs unroll and the input activations can live in registers
+// (the loop over outputs stays rolled: unrolling it too made a 680 KB module that lavapipe took ~10 s to
+// compile). Specialization constants 1..8 are then ignored.
+const uint LEVELS = FIXED_LEVELS;
+const uint FEATURES = FIXED_FEATURES;
+const uint ENCODING_WIDTH = 32u;
+const uint DENSITY_WIDTH = 64u;
+const uint DENSITY_HIDDEN = 1u;
+const uint COLOR_WIDTH = 64u;
+const uint COLOR_HIDDEN = 2u;
+const uint MAX_WIDTH = 64u;
+#define UNROLL [[unroll]]
+#else
 layout(constant_id = 1) const uint LEVELS = 8u;
 layout(constant_id = 2) const uint FEATURES = 4u;
 layout(constant_id = 3) const uint ENCODING_WIDTH = 32u;
@@ -42,6 +64,8 @@ layout(constant_id = 5) const uint DENSITY_HIDDEN = 1u;
 layout(constant_id = 6) const uint COLOR_WIDTH = 64u;
 layout(constant_id = 7) const uint COLOR_HIDDEN = 2u;
 layout(constant_id = 8) const uint MAX_WIDTH = 64u;
+#define UNROLL
+#endif
 
 layout(set = 0, binding = 0) uniform samplerBuffer samples;
 layout(set = 0, binding = 1) readonly buffer Count { uint sampleCount; };
@@ -66,7 +90,7 @@ void layer(uint offset, uint outputs, uint inputs, bool relu) {
     for (uint o = 0u; o < outputs; o++) {
         uint row = (offset + o * inputs) >> 2;
         float sum = 0.0;
-        for (uint i = 0u; i < inputs; i += 4u) {
+        UNROLL for (uint i = 0u; i < inputs; i += 4u) {
             vec4 w = texelFetch(weights, int(row + (i >> 2)));
             sum += w.x * a[i] + w.y * a[i + 1u] + w.z * a[i + 2u] + w.w * a[i + 3u];
         }
@@ -75,7 +99,7 @@ void layer(uint offset, uint outputs, uint inputs, bool relu) {
 }
 
 void copyBack(uint count) {
-    for (uint i = 0u; i < count; i++) a[i] = b[i];
+    UNROLL for (uint i = 0u; i < count; i++) a[i] = b[i];
 }
 
 uint gridEntry(uvec3 v, uvec4 level) {
@@ -87,15 +111,15 @@ uint gridEntry(uvec3 v, uvec4 level) {
 }
 
 void encode(vec3 x) {
-    for (uint i = 0u; i < ENCODING_WIDTH; i++) a[i] = 0.0;
-    for (uint l = 0u; l < LEVELS; l++) {
+    UNROLL for (uint i = 0u; i < ENCODING_WIDTH; i++) a[i] = 0.0;
+    UNROLL for (uint l = 0u; l < LEVELS; l++) {
         uvec4 level = levels[l];
         vec3 position = x * uintBitsToFloat(level.z) + 0.5;
         vec3 cell = floor(position);
         vec3 t = position - cell;
         uvec3 base = uvec3(cell);
         vec4 sum0 = vec4(0.0), sum1 = vec4(0.0);
-        for (uint corner = 0u; corner < 8u; corner++) {
+        UNROLL for (uint corner = 0u; corner < 8u; corner++) {
             uvec3 d = uvec3(corner & 1u, (corner >> 1) & 1u, corner >> 2);
             vec3 s = mix(1.0 - t, t, vec3(d));
             float weight = s.x * s.y * s.z;
@@ -107,7 +131,7 @@ void encode(vec3 x) {
                 sum0 += weight * texelFetch(grid, int(entry));
             }
         }
-        for (uint f = 0u; f < FEATURES; f++) a[l * FEATURES + f] = f < 4u ? sum0[f] : sum1[f - 4u];
+        UNROLL for (uint f = 0u; f < FEATURES; f++) a[l * FEATURES + f] = f < 4u ? sum0[f] : sum1[f - 4u];
     }
 }
 
@@ -147,7 +171,7 @@ void main() {
     layer(offset, DENSITY_WIDTH, ENCODING_WIDTH, true);
     offset += DENSITY_WIDTH * ENCODING_WIDTH;
     copyBack(DENSITY_WIDTH);
-    for (uint h = 1u; h < DENSITY_HIDDEN; h++) {
+    UNROLL for (uint h = 1u; h < DENSITY_HIDDEN; h++) {
         layer(offset, DENSITY_WIDTH, DENSITY_WIDTH, true);
         offset += DENSITY_WIDTH * DENSITY_WIDTH;
         copyBack(DENSITY_WIDTH);
@@ -160,7 +184,7 @@ void main() {
     layer(offset, COLOR_WIDTH, 32u, true);
     offset += COLOR_WIDTH * 32u;
     copyBack(COLOR_WIDTH);
-    for (uint h = 1u; h < COLOR_HIDDEN; h++) {
+    UNROLL for (uint h = 1u; h < COLOR_HIDDEN; h++) {
         layer(offset, COLOR_WIDTH, COLOR_WIDTH, true);
         offset += COLOR_WIDTH * COLOR_WIDTH;
         copyBack(COLOR_WIDTH);

@@ -171,6 +171,9 @@ final class HashGridTests: XCTestCase {
                                   densityWidth: 32, densityHiddenLayers: 2, colorWidth: 16, colorHiddenLayers: 3),
             HashGridConfiguration(levels: 16, featuresPerLevel: 1, log2TableSize: 9, baseResolution: 2, perLevelScale: 1.3,
                                   densityWidth: 128, colorWidth: 32),
+            // instant-ngp's two standard shapes (64-wide MLPs): these run the fixed-shape shader variants.
+            HashGridConfiguration(levels: 8, featuresPerLevel: 4, log2TableSize: 12, baseResolution: 4, perLevelScale: 1.6),
+            HashGridConfiguration(levels: 16, featuresPerLevel: 2, log2TableSize: 11, baseResolution: 4, perLevelScale: 1.3),
         ]
         let capacity = 700, valid = 650
         onEveryBackend { context in

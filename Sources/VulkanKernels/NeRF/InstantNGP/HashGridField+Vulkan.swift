@@ -51,7 +51,7 @@ extension HashGridField {
         // CPU drivers vectorise along x in groups of 8 and did best with small groups; GPUs want 64.
         let localSize = info.isCPUDriver ? 16 : 64
         let maxWidth = max(c.encodingWidth, c.densityWidth, c.colorWidth, 32)
-        let spec = KernelSpec(shader: .nerf_hashgrid_evaluate,
+        let spec = KernelSpec(shader: fixedShapeShader ?? .nerf_hashgrid_evaluate,
                               bindings: [.uniformTexelBuffer, .storageBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
                                          .storageBuffer, .storageBuffer],
                               pushConstantBytes: 32,
@@ -68,6 +68,18 @@ extension HashGridField {
             BufferBinding(resources.levels.storage, .storageRead),
             BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16),
         ], push: push, groups: ((capacity + localSize - 1) / localSize, 1, 1))
+    }
+
+    /// The compile-time-shaped variant for instant-ngp's standard networks, when this is one: all loops
+    /// unrolled, activations in registers.
+    var fixedShapeShader: EmbeddedShader? {
+        let c = configuration
+        guard c.densityWidth == 64, c.densityHiddenLayers == 1, c.colorWidth == 64, c.colorHiddenLayers == 2 else { return nil }
+        switch (c.levels, c.featuresPerLevel) {
+        case (8, 4): return .nerf_hashgrid_evaluate_l8f4
+        case (16, 2): return .nerf_hashgrid_evaluate_l16f2
+        default: return nil
+        }
     }
 
     /// Uploads the grid tables, MLP weights and level table to `context` once.

@@ -48,93 +48,15 @@ public final class HashGridField: RadianceField, @unchecked Sendable {
         weights = parameters.map { Float($0) }
     }
 
-    // MARK: CPU evaluation
-
-    public func evaluate(samples: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>, count: Int) {
-        precondition(samples.count >= 8 * count && output.count >= 4 * count, "hashgrid: sample or output buffer too small")
-        let shared = UncheckedSendable((samples, output))
-        let cost = configuration.densityParameterCount + configuration.colorParameterCount + configuration.levels * 64
-        CPUParallel.forEachChunk(count, costPerItem: cost) { range in
-            let (samples, output) = shared.value
-            var scratch = Scratch(configuration)
-            for i in range {
-                let s = samples.baseAddress! + 8 * i
-                let result = evaluateOne(position: SIMD3(s[0], s[1], s[2]), direction: SIMD3(s[4], s[5], s[6]), &scratch)
-                output[4 * i] = result.x; output[4 * i + 1] = result.y; output[4 * i + 2] = result.z; output[4 * i + 3] = result.w
-            }
-        }
-    }
-
     /// The hash encoding of world position `p` (L·F values, level-major), for tests.
     public func encoding(at p: SIMD3<Float>) -> [Float] {
-        var scratch = Scratch(configuration)
-        encode(unit: (p - bounds.lower) / bounds.size, into: &scratch.encoded)
-        return Array(scratch.encoded[0..<(configuration.levels * configuration.featuresPerLevel)])
-    }
-
-    struct Scratch {
-        var encoded: [Float]
-        var a: [Float]
-        var b: [Float]
-        init(_ c: HashGridConfiguration) {
-            encoded = [Float](repeating: 0, count: c.encodingWidth)
-            let width = max(c.densityWidth, c.colorWidth, c.colorInputWidth)
-            a = [Float](repeating: 0, count: width)
-            b = [Float](repeating: 0, count: width)
-        }
-    }
-
-    /// (r, g, b, σ) at one sample.
-    func evaluateOne(position: SIMD3<Float>, direction: SIMD3<Float>, _ scratch: inout Scratch) -> SIMD4<Float> {
-        let unit = (position - bounds.lower) / bounds.size
-        guard unit.x >= 0, unit.y >= 0, unit.z >= 0, unit.x <= 1, unit.y <= 1, unit.z <= 1 else { return .zero }
-        let c = configuration
-        encode(unit: unit, into: &scratch.encoded)
-        // Density MLP: encoded → a (hidden) … → b[0..<16].
-        var offset = 0
-        let densityLayers = c.densityLayers
-        for (index, layer) in densityLayers.enumerated() {
-            let last = index == densityLayers.count - 1
-            let input = index == 0 ? scratch.encoded : scratch.a
-            matrixVector(offset, layer.outputs, layer.inputs, input, into: &scratch.b, relu: !last)
-            if !last { swap(&scratch.a, &scratch.b) }
-            offset += layer.outputs * layer.inputs
-        }
-        let sigma = expf(scratch.b[0])
-        // Colour MLP input: the 16 density outputs, then SH(direction).
-        var colorInput = [Float](repeating: 0, count: c.colorInputWidth)
-        for j in 0..<16 { colorInput[j] = scratch.b[j] }
-        sphericalHarmonicsDegree4(direction) { colorInput[16 + $0] = $1 }
-        let colorLayers = c.colorLayers
-        var input = colorInput
-        for (index, layer) in colorLayers.enumerated() {
-            let last = index == colorLayers.count - 1
-            // The last layer: only its first 3 rows (RGB) are needed.
-            matrixVector(offset, last ? 3 : layer.outputs, layer.inputs, input, into: &scratch.b, relu: !last)
-            if !last { input = Array(scratch.b[0..<layer.outputs]) }
-            offset += layer.outputs * layer.inputs
-        }
-        func sigmoid(_ v: Float) -> Float { 1 / (1 + expf(-v)) }
-        return SIMD4(sigmoid(scratch.b[0]), sigmoid(scratch.b[1]), sigmoid(scratch.b[2]), sigma)
-    }
-
-    /// output[o] = Σ_i W[o][i]·input[i] for the row-major matrix at `offset` in the parameters.
-    @inline(__always)
-    private func matrixVector(_ offset: Int, _ outputs: Int, _ inputs: Int, _ input: [Float], into output: inout [Float], relu: Bool) {
-        weights.withUnsafeBufferPointer { w in
-            input.withUnsafeBufferPointer { x in
-                for o in 0..<outputs {
-                    let row = w.baseAddress! + offset + o * inputs
-                    var sum: Float = 0
-                    for i in 0..<inputs { sum += row[i] * x[i] }
-                    output[o] = relu ? max(sum, 0) : sum
-                }
-            }
-        }
+        var encoded = [Float](repeating: 0, count: configuration.encodingWidth)
+        encoded.withUnsafeMutableBufferPointer { encode(unit: (p - bounds.lower) / bounds.size, into: $0.baseAddress!) }
+        return Array(encoded[0..<(configuration.levels * configuration.featuresPerLevel)])
     }
 
     /// Trilinear interpolation of each level's 8 surrounding vertex features (tiny-cuda-nn's grid encoding).
-    private func encode(unit x: SIMD3<Float>, into out: inout [Float]) {
+    func encode(unit x: SIMD3<Float>, into out: UnsafeMutablePointer<Float>) {
         let features = configuration.featuresPerLevel
         let gridOffset = configuration.gridParameterOffset
         weights.withUnsafeBufferPointer { w in
