@@ -35,7 +35,9 @@
 // @variant l8f4: -DFIXED_LEVELS=8u -DFIXED_FEATURES=4u
 // @variant l16f2: -DFIXED_LEVELS=16u -DFIXED_FEATURES=2u
 //
-// Work: one invocation per sample. Dispatch ceil(capacity / LOCAL_SIZE) × 1 × 1.
+// Work: one invocation per sample, sample index x + y·(groups in x)·LOCAL_SIZE. Dispatch G = ceil(capacity /
+// LOCAL_SIZE) groups as min(G, maxComputeWorkGroupCount[0]) × ceil(G / that) × 1 (65,535 groups in x
+// is all many devices allow).
 #version 450
 
 #extension GL_EXT_control_flow_attributes : require
@@ -157,7 +159,7 @@ void sphericalHarmonics(vec3 d) {
 }
 
 void main() {
-    uint i = gl_GlobalInvocationID.x;
+    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     if (i >= capacity || i >= sampleCount) return;
     vec3 p = texelFetch(samples, int(2u * i)).xyz;
     vec3 direction = texelFetch(samples, int(2u * i + 1u)).xyz;

@@ -58,15 +58,23 @@ struct BenchHashGrid: ParsableCommand {
 }
 
 extension Array where Element == Float {
-    /// Samples spread uniformly over the unit cube with unit directions, in the RadianceField layout.
+    /// Samples as a ray marcher produces them: 32 ordered samples along each of count/32 rays that cross
+    /// the unit cube from an orbit around it (neighbouring samples touch neighbouring grid cells, as in a
+    /// render; uniformly random positions would instead measure DRAM latency on the hashed levels).
     static func benchSamples(count: Int) -> [Float] {
-        let values = [Float].benchData(count: count * 6, seed: 5)
+        let perRay = 32
+        let rays = (count + perRay - 1) / perRay
+        let side = Int(Double(rays).squareRoot().rounded(.up))
+        let box = AABB(lower: SIMD3(repeating: 0), upper: SIMD3(repeating: 1))
+        let camera = Camera(width: side, height: side, fieldOfViewX: 0.9,
+                            cameraToWorld: .lookAt(eye: SIMD3(1.9, -0.8, 1.2), target: SIMD3(0.5, 0.5, 0.5)))
         var samples = [Float](repeating: 0, count: count * 8)
         for i in 0..<count {
-            var d = SIMD3(values[6 * i + 3], values[6 * i + 4], values[6 * i + 5])
-            d = d / Swift.max((d * d).sum().squareRoot(), 1e-3)
-            samples.replaceSubrange((8 * i)..<(8 * i + 8), with: [values[6 * i] * 0.5 + 0.5, values[6 * i + 1] * 0.5 + 0.5,
-                                                              values[6 * i + 2] * 0.5 + 0.5, 0, d.x, d.y, d.z, 0])
+            let r = i / perRay
+            let ray = camera.ray(pixelX: r % side, pixelY: r / side)
+            let (near, far) = box.intersect(ray) ?? (0, 1)
+            let p = ray.at(near + (far - near) * (Float(i % perRay) + 0.5) / Float(perRay))
+            samples.replaceSubrange((8 * i)..<(8 * i + 8), with: [p.x, p.y, p.z, 0, ray.direction.x, ray.direction.y, ray.direction.z, 0])
         }
         return samples
     }

@@ -208,6 +208,33 @@ final class HashGridTests: XCTestCase {
         }
     }
 
+    /// More samples than 65,535 workgroups in x hold (the limit on many devices, lavapipe included): the
+    /// kernel is dispatched in rows, and the last samples must still be evaluated.
+    func testVulkanEvaluatesMoreSamplesThanOneRowOfWorkgroups() throws {
+        try onVulkan { context in
+            let field = try randomHashGridField(tiny, seed: 50)
+            let capacity = 65_535 * 64 + 1000
+            let bounds = field.bounds
+            var samples = [Float](repeating: 0, count: capacity * 8)
+            let pattern = randomSamples(count: 1024, bounds: bounds, seed: 51)
+            for i in 0..<capacity { for k in 0..<8 { samples[8 * i + k] = pattern[8 * (i % 1024) + k] } }
+            let expected = field.evaluate(samples: pattern)
+            let sampleTensor = try context.tensor(samples, shape: [capacity, 8])
+            let count = try context.tensor([UInt32(capacity)], shape: [1])
+            let output = try context.zeros(Float.self, shape: [capacity, 4])
+            try context.batch { try field.encodeEvaluate(into: $0, samples: sampleTensor, sampleCount: count, capacity: capacity, output: output) }
+            let got = try output.toArray()
+            var worst: Float = 0
+            for i in Array(0..<2048) + Array((capacity - 4096)..<capacity) {
+                for k in 0..<4 {
+                    let want = expected[4 * (i % 1024) + k]
+                    worst = max(worst, abs(got[4 * i + k] - want) / max(1, abs(want)))
+                }
+            }
+            XCTAssertLessThan(worst, 1e-4)  // as in testVulkanEvaluationMatchesCPU
+        }
+    }
+
     func testBadParametersThrow() {
         XCTAssertThrowsError(try HashGridField(configuration: tiny, parameters: [Float16](repeating: 0, count: 5)))
         var nonFinite = [Float16](repeating: 0, count: tiny.parameterCount)

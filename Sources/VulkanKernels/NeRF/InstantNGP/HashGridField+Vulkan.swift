@@ -67,7 +67,14 @@ extension HashGridField {
             BufferBinding(resources.weights.storage, .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)),
             BufferBinding(resources.levels.storage, .storageRead),
             BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16),
-        ], push: push, groups: ((capacity + localSize - 1) / localSize, 1, 1))
+        ], push: push, groups: Self.groups(capacity: capacity, localSize: localSize, maxX: info.maxComputeWorkGroupCount[0]))
+    }
+
+    /// Workgroups for `capacity` samples: a row of at most `maxX` groups, as many rows as needed.
+    static func groups(capacity: Int, localSize: Int, maxX: Int) -> (Int, Int, Int) {
+        let total = (capacity + localSize - 1) / localSize
+        let x = min(total, maxX)
+        return (x, (total + x - 1) / x, 1)
     }
 
     /// The compile-time-shaped variant for instant-ngp's standard networks, when this is one: all loops
