@@ -101,6 +101,18 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(reread.updatedDocument.encoded(), document.encoded())
     }
 
+    /// nlohmann::json writes a binary value that carries a subtype as a MessagePack ext: read it, and
+    /// write it back as the same ext.
+    func testSnapshotAcceptsExtBinaries() throws {
+        let snapshot = try makeSnapshot()
+        let document = snapshot.updatedDocument
+        guard case .binary(let params)? = document["snapshot"]?["params_binary"] else { return XCTFail("no params") }
+        let extDocument = document.setting("snapshot", document["snapshot"]!.setting("params_binary", .ext(type: 0, data: params)))
+        let reread = try NGPSnapshot.decode(extDocument.encoded())
+        XCTAssertEqual(reread.parameters.map(\.bitPattern), snapshot.parameters.map(\.bitPattern))
+        XCTAssertEqual(reread.updatedDocument.encoded(), extDocument.encoded())
+    }
+
     func testTruncatedSnapshotsThrow() throws {
         let snapshot = try makeSnapshot()
         for compressed in [false, true] {

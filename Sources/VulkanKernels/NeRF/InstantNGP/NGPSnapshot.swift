@@ -60,7 +60,7 @@ public struct NGPSnapshot: Sendable {
 
         // Parameters.
         let type = snapshot["params_type"]?.stringValue ?? "__half"
-        guard case .binary(let raw)? = snapshot["params_binary"] else { throw SnapshotError("no `snapshot.params_binary`") }
+        guard let raw = snapshot["params_binary"]?.binaryBytes else { throw SnapshotError("no `snapshot.params_binary`") }
         let expected = configuration.parameterCount
         if let declared = snapshot["n_params"]?.intValue, declared != expected {
             throw SnapshotError("n_params = \(declared) but the network config needs \(expected)")
@@ -88,7 +88,7 @@ public struct NGPSnapshot: Sendable {
         }
 
         // Occupancy grid.
-        if case .binary(let grid)? = snapshot["density_grid_binary"] {
+        if let grid = snapshot["density_grid_binary"]?.binaryBytes {
             let resolution = snapshot["density_grid_size"]?.intValue ?? 128
             guard resolution > 0, resolution <= 1024 else { throw SnapshotError("density_grid_size = \(resolution)") }
             let cells = resolution * resolution * resolution
@@ -166,7 +166,7 @@ public struct NGPSnapshot: Sendable {
         var params: [UInt8] = []
         params.reserveCapacity(parameters.count * 2)
         for p in parameters { params.append(UInt8(p.bitPattern & 0xff)); params.append(UInt8(p.bitPattern >> 8)) }
-        snapshot = snapshot.setting("params_binary", .binary(params))
+        snapshot = snapshot.setting("params_binary", snapshot["params_binary"].binaryKeepingKind(params))
         snapshot = snapshot.setting("params_type", .string("__half"))
         snapshot = snapshot.setting("n_params", .uint(UInt64(parameters.count)))
         func vector(_ v: SIMD3<Float>) -> MessagePack { .array([.float32(v.x), .float32(v.y), .float32(v.z)]) }
@@ -176,7 +176,7 @@ public struct NGPSnapshot: Sendable {
             bytes.reserveCapacity(grid.values.count * 2)
             for v in grid.values { bytes.append(UInt8(v.bitPattern & 0xff)); bytes.append(UInt8(v.bitPattern >> 8)) }
             snapshot = snapshot.setting("density_grid_size", .uint(UInt64(grid.resolution)))
-            snapshot = snapshot.setting("density_grid_binary", .binary(bytes))
+            snapshot = snapshot.setting("density_grid_binary", snapshot["density_grid_binary"].binaryKeepingKind(bytes))
         }
         return document.setting("snapshot", snapshot)
     }
@@ -253,12 +253,29 @@ public struct NGPSnapshot: Sendable {
 }
 
 extension MessagePack {
+    /// The bytes of a binary value; nlohmann::json writes binary values that carry a subtype as ext.
+    var binaryBytes: [UInt8]? {
+        switch self {
+        case .binary(let bytes): bytes
+        case .ext(_, let bytes): bytes
+        default: nil
+        }
+    }
+
     /// A copy of this map with `key` set to `value` (replaced in place, or appended).
     public func setting(_ key: String, _ value: MessagePack) -> MessagePack {
         guard case .map(var pairs) = self else { return .map([.init(.string(key), value)]) }
         if let index = pairs.firstIndex(where: { $0.key == .string(key) }) { pairs[index].value = value }
         else { pairs.append(.init(.string(key), value)) }
         return .map(pairs)
+    }
+}
+
+extension Optional where Wrapped == MessagePack {
+    /// New bytes in the same kind of value as the old one (ext keeps its type), binary otherwise.
+    func binaryKeepingKind(_ bytes: [UInt8]) -> MessagePack {
+        if case .ext(let type, _)? = self { return .ext(type: type, data: bytes) }
+        return .binary(bytes)
     }
 }
 
