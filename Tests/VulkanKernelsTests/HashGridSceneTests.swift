@@ -43,6 +43,21 @@ final class HashGridSceneTests: XCTestCase {
         XCTAssertGreaterThan(colorPSNR, 25)
     }
 
+    /// The full-size scene (11.7 M parameters, a 128³ density grid) through an `.ingp` file and back.
+    func testBuiltInSceneSnapshotRoundTrip() throws {
+        let field = Self.field
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vkk-ngp-blobs-\(getpid()).ingp").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try NGPSnapshot(field: field).write(to: path)
+        let loaded = try HashGridField.load(snapshot: path)
+        XCTAssertEqual(loaded.parameters.count, 11_692_032)
+        XCTAssert(loaded.parameters.elementsEqual(field.parameters) { $0.bitPattern == $1.bitPattern })
+        XCTAssert(loaded.densityGrid!.values.elementsEqual(field.densityGrid!.values) { $0.bitPattern == $1.bitPattern })
+        XCTAssertEqual(loaded.bounds, field.bounds)
+        let samples = randomSamples(count: 256, bounds: field.bounds, seed: 9)
+        XCTAssertEqual(loaded.evaluate(samples: samples).map(\.bitPattern), field.evaluate(samples: samples).map(\.bitPattern))
+    }
+
     /// Volume-renders both fields (uniform steps, front to back) and compares the images; the hash-grid
     /// field runs on Vulkan (on the CPU this test would take minutes in a debug build).
     func testBuiltInSceneRendersLikeItsAnalyticScene() throws {
