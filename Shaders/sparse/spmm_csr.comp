@@ -1,0 +1,147 @@
+// spmm_csr: C = alpha * A * B + beta * C with A sparse, by stored entries: CSR, or N:M ("_nm" variants,
+// where the entries of a row come from its compressed values and the in-group position metadata, so
+// the zeros of every group are skipped without being stored). LINEAR = 1 computes the linear-layer
+// form Y = alpha * X * W^T + beta * Y instead: B is then X stored N x K and C is Y stored N x M.
+// fp32 accumulation; fp16 storage of A's values, B and C in the "_f16" variants (-DSTORAGE_F16=1).
+//
+// Bindings (set 0)
+//   0  rowPointers  usamplerBuffer R32UI   CSR row pointers (M + 1); unused by N:M
+//   1  columns      usamplerBuffer         CSR: column indices, R32UI. N:M: in-group positions, R8UI
+//   2  values       samplerBuffer R32F / R16F
+//   3  rowOrder     usamplerBuffer R32UI   CSR rows by descending length (the load-balancing order); unused by N:M
+//   4  B            samplerBuffer          RGBA32F/RGBA16F view when VEC4_LOADS = 1, else R32F/R16F
+//   5  C            storage buffer, read-write, float[] (float16_t[] for "_f16")
+//
+// Push constants (36 bytes): M N K rowsPerGroup nmN nmM groupsPerRow alpha beta. beta == 0 never reads C.
+//
+// Specialization constants
+//   0  SUBGROUP_SIZE  8  local_size_x; the host requests this subgroup size. If the running subgroup does
+//                        not match, every invocation reads the entries itself (correct, slower).
+//   1  VEC4_PER_LANE  8  vec4 column pieces per lane: a workgroup covers 4 * SUBGROUP_SIZE * VEC4_PER_LANE columns
+//   2  VEC4_LOADS     1  B rows are read 4 values per fetch (needs N % 4 == 0 and !LINEAR)
+//   3  LINEAR         0  1: B is stored N x K and C is stored N x M (scalar loads and stores)
+//
+// Work split: workgroup (x, y) computes columns [x * W, (x + 1) * W) of rowsPerGroup consecutive slots
+// y * rowsPerGroup ...; a CSR slot names the row rowOrder[slot], so the longest rows run first and rows
+// of similar length share a workgroup (the load balance for power-law row lengths). Lane l owns the
+// vec4 column pieces n0 + 4 * (l + SUBGROUP_SIZE * q), q < VEC4_PER_LANE. Per SUBGROUP_SIZE entries of a
+// row, lane l fetches entry l (column, value) and every lane gets each of them by subgroupShuffle with
+// a constant index; then each lane does VEC4_PER_LANE vec4 fetches of B and FMAs per entry.
+// Nothing outside A, B or C is read: lanes past N skip their loads, partial entry groups are counted.
+//
+// Dispatch: x = ceil(N / (4 * SUBGROUP_SIZE * VEC4_PER_LANE)), y = ceil(M / rowsPerGroup).
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+
+// @variant f16: -DSTORAGE_F16=1
+// @variant nm: -DNM_FORMAT=1
+// @variant nm_f16: -DNM_FORMAT=1 -DSTORAGE_F16=1
+
+layout(constant_id = 0) const uint SUBGROUP_SIZE = 8;
+layout(constant_id = 1) const uint VEC4_PER_LANE = 8;
+layout(constant_id = 2) const uint VEC4_LOADS = 1;
+layout(constant_id = 3) const uint LINEAR = 0;
+layout(local_size_x_id = 0) in;
+
+#ifndef NM_FORMAT
+#define NM_FORMAT 0
+#endif
+
+layout(push_constant, std430) uniform Params {
+    uint M; uint N; uint K; uint rowsPerGroup; uint nmN; uint nmM; uint groupsPerRow; float alpha; float beta;
+} p;
+
+layout(set = 0, binding = 0) uniform usamplerBuffer rowPointers;
+layout(set = 0, binding = 1) uniform usamplerBuffer columns;
+layout(set = 0, binding = 2) uniform samplerBuffer values;
+layout(set = 0, binding = 3) uniform usamplerBuffer rowOrder;
+layout(set = 0, binding = 4) uniform samplerBuffer matrixB;
+#define SPARSE_OUTPUT_BINDING 5
+#include "sparse_output.glsl"
+
+vec4 acc[VEC4_PER_LANE];
+
+// op(B)(k, n .. n + 3); lanes only ask for n < N.
+vec4 loadB(uint k, uint n) {
+    if (LINEAR != 0u) {
+        vec4 r = vec4(0.0);
+        for (uint i = 0u; i < 4u; ++i) if (n + i < p.N) r[i] = texelFetch(matrixB, int((n + i) * p.K + k)).x;
+        return r;
+    }
+    if (VEC4_LOADS != 0u) return texelFetch(matrixB, int((k * p.N + n) >> 2));
+    uint base = k * p.N;
+    return vec4(texelFetch(matrixB, int(base + n)).x, texelFetch(matrixB, int(base + min(n + 1u, p.N - 1u))).x,
+                texelFetch(matrixB, int(base + min(n + 2u, p.N - 1u))).x, texelFetch(matrixB, int(base + min(n + 3u, p.N - 1u))).x);
+}
+
+void addEntry(uint column, float value, uint n0, uint lane) {
+    for (uint q = 0u; q < VEC4_PER_LANE; ++q) {
+        uint n = n0 + 4u * (lane + SUBGROUP_SIZE * q);
+        if (n < p.N) acc[q] = fma(vec4(value), loadB(column, n), acc[q]);
+    }
+}
+
+// Entry j (start <= j < end) of the current row: its column and value.
+void entryAt(uint row, uint j, out uint column, out float value) {
+    value = texelFetch(values, int(j)).x;
+    if (NM_FORMAT != 0) {
+        uint within = j - row * p.groupsPerRow * p.nmN;
+        column = (within / p.nmN) * p.nmM + texelFetch(columns, int(j)).x;
+    } else {
+        column = texelFetch(columns, int(j)).x;
+    }
+}
+
+#define SHARED_ENTRY(s) if (s0 + (s) < count) addEntry(subgroupShuffle(myColumn, s0 + (s)), subgroupShuffle(myValue, s0 + (s)), n0, lane);
+
+void main() {
+    const uint lane = gl_LocalInvocationID.x;
+    const uint n0 = gl_WorkGroupID.x * 4u * SUBGROUP_SIZE * VEC4_PER_LANE;
+    const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
+    const uint firstSlot = gl_WorkGroupID.y * p.rowsPerGroup;
+    const uint lastSlot = min(p.M, firstSlot + p.rowsPerGroup);
+    for (uint slot = firstSlot; slot < lastSlot; ++slot) {
+        uint row, start, end;
+        if (NM_FORMAT != 0) {
+            row = slot;
+            start = row * p.groupsPerRow * p.nmN;
+            end = start + p.groupsPerRow * p.nmN;
+        } else {
+            row = texelFetch(rowOrder, int(slot)).x;
+            start = texelFetch(rowPointers, int(row)).x;
+            end = texelFetch(rowPointers, int(row + 1u)).x;
+        }
+        for (uint q = 0u; q < VEC4_PER_LANE; ++q) acc[q] = vec4(0.0);
+        if (lanesMatch) {
+            for (uint j0 = start; j0 < end; j0 += SUBGROUP_SIZE) {
+                uint myColumn = 0u;
+                float myValue = 0.0;
+                if (j0 + lane < end) entryAt(row, j0 + lane, myColumn, myValue);
+                const uint count = min(SUBGROUP_SIZE, end - j0);
+                // One pass when SUBGROUP_SIZE == 8, so every shuffle index is a constant.
+                for (uint s0 = 0u; s0 < SUBGROUP_SIZE; s0 += 8u) {
+                    SHARED_ENTRY(0u) SHARED_ENTRY(1u) SHARED_ENTRY(2u) SHARED_ENTRY(3u)
+                    SHARED_ENTRY(4u) SHARED_ENTRY(5u) SHARED_ENTRY(6u) SHARED_ENTRY(7u)
+                }
+            }
+        } else {
+            for (uint j = start; j < end; ++j) {
+                uint column;
+                float value;
+                entryAt(row, j, column, value);
+                addEntry(column, value, n0, lane);
+            }
+        }
+        for (uint q = 0u; q < VEC4_PER_LANE; ++q) {
+            uint n = n0 + 4u * (lane + SUBGROUP_SIZE * q);
+            if (n >= p.N) continue;
+            if (LINEAR != 0u) {
+                for (uint i = 0u; i < 4u && n + i < p.N; ++i) storeOutput((n + i) * p.M + row, acc[q][i]);
+            } else {
+                storeOutputRow4(row * p.N + n, min(4u, p.N - n), acc[q], (p.N & 3u) == 0u);
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+/// Pruning: dense weights → sparse formats. Every function keeps an exact number of entries,
+/// `round((1 - sparsity) · count)`, so the achieved sparsity (the result's `sparsity`, computed from the
+/// stored count) is the target up to one entry (or one block). Kept entries are stored even when their
+/// value is 0, so the structure is what was asked for. Ties in magnitude are broken by position (lower
+/// index kept first), so results are deterministic.
+public enum SparsePruning {
+    /// Keeps the `round((1 - sparsity) · rows · columns)` entries of largest magnitude of one layer.
+    public static func magnitude<Element: FloatingPointElement>(_ weight: [Element], rows: Int, columns: Int,
+                                                               sparsity: Double) throws -> CSRMatrix<Element> {
+        try globalMagnitude([(weight, rows, columns)], sparsity: sparsity)[0]
+    }
+
+    /// One magnitude threshold over several layers together, so that `sparsity` of all their entries
+    /// (not of each layer) are removed: layers with small weights lose more.
+    public static func globalMagnitude<Element: FloatingPointElement>(_ layers: [(weight: [Element], rows: Int, columns: Int)],
+                                                                     sparsity: Double) throws -> [CSRMatrix<Element>] {
+        try checkSparsity(sparsity)
+        for layer in layers {
+            try validateDimensions(format: "CSR", rows: layer.rows, columns: layer.columns)
+            guard layer.weight.count == layer.rows * layer.columns else {
+                throw SparseMatrixError.countMismatch(format: "pruning", array: "weight", expected: layer.rows * layer.columns, got: layer.weight.count)
+            }
+        }
+        let total = layers.reduce(0) { $0 + $1.weight.count }
+        let keep = keptCount(total, sparsity)
+        // Non-negative floats order like their bit patterns, so |w| is ranked as a UInt32 key.
+        let key: (Element) -> UInt32 = { Float($0).magnitude.bitPattern }
+        let (threshold, tiesKept) = largestKeys(keep, in: layers.lazy.map { $0.weight.lazy.map(key) })
+        var tiesLeft = tiesKept
+        return layers.map { layer in
+            CSRMatrix(rows: layer.rows, columns: layer.columns) { row, column in
+                let value = layer.weight[row * layer.columns + column], k = key(value)
+                if k > threshold { return value }
+                if k == threshold && tiesLeft > 0 { tiesLeft -= 1; return value }
+                return nil
+            }
+        }
+    }
+
+    /// Keeps exactly `round((1 - sparsity) · rows · columns)` positions chosen uniformly at random
+    /// (selection sampling, Knuth TAOCP vol. 2, 3.4.2 Algorithm S); the same seed gives the same pattern.
+    public static func random<Element: FloatingPointElement>(_ weight: [Element], rows: Int, columns: Int, sparsity: Double,
+                                                            seed: UInt64) throws -> CSRMatrix<Element> {
+        try checkSparsity(sparsity)
+        try validateDimensions(format: "CSR", rows: rows, columns: columns)
+        guard weight.count == rows * columns else {
+            throw SparseMatrixError.countMismatch(format: "pruning", array: "weight", expected: rows * columns, got: weight.count)
+        }
+        var generator = SplitMix64(seed: seed)
+        var needed = keptCount(weight.count, sparsity), remaining = weight.count
+        return CSRMatrix(rows: rows, columns: columns) { row, column in
+            let take = Int(generator.next() % UInt64(remaining)) < needed
+            remaining -= 1
+            if take { needed -= 1; return weight[row * columns + column] }
+            return nil
+        }
+    }
+
+    /// Keeps the `n` entries of largest magnitude in every group of `m` consecutive columns (ties: lower
+    /// column first). `columns` must be a multiple of `m`.
+    public static func nm<Element: FloatingPointElement>(_ weight: [Element], rows: Int, columns: Int, n: Int, m: Int) throws
+        -> NMSparseMatrix<Element> {
+        try NMSparseMatrix<Element>.validateShape(rows: rows, columns: columns, n: n, m: m)
+        guard weight.count == rows * columns else {
+            throw SparseMatrixError.countMismatch(format: "pruning", array: "weight", expected: rows * columns, got: weight.count)
+        }
+        return NMSparseMatrix(rows: rows, columns: columns, n: n, m: m) { row, group in
+            let base = row * columns + group * m
+            let ranked = (0..<m).sorted { a, b in
+                let x = Float(weight[base + a]).magnitude, y = Float(weight[base + b]).magnitude
+                return x != y ? x > y : a < b
+            }
+            return ranked.prefix(n).sorted()
+        } value: { weight[$0 * columns + $1] }
+    }
+
+    /// Keeps the `round((1 - sparsity) · blocks)` blocks of largest L2 norm (ties: lower block index).
+    public static func blockMagnitude<Element: FloatingPointElement>(_ weight: [Element], rows: Int, columns: Int, blockSize: Int,
+                                                                    sparsity: Double) throws -> BSRMatrix<Element> {
+        try checkSparsity(sparsity)
+        try BSRMatrix<Element>.validateShape(rows: rows, columns: columns, blockSize: blockSize)
+        guard weight.count == rows * columns else {
+            throw SparseMatrixError.countMismatch(format: "pruning", array: "weight", expected: rows * columns, got: weight.count)
+        }
+        let blockColumns = columns / blockSize, blocks = (rows / blockSize) * blockColumns
+        var norms = [Double](repeating: 0, count: blocks)
+        for row in 0..<rows {
+            for column in 0..<columns {
+                let value = Double(weight[row * columns + column])
+                norms[(row / blockSize) * blockColumns + column / blockSize] += value * value
+            }
+        }
+        let ranked = (0..<blocks).sorted { norms[$0] != norms[$1] ? norms[$0] > norms[$1] : $0 < $1 }
+        var kept = [Bool](repeating: false, count: blocks)
+        for block in ranked.prefix(keptCount(blocks, sparsity)) { kept[block] = true }
+        return BSRMatrix(rows: rows, columns: columns, blockSize: blockSize, value: { weight[$0 * columns + $1] }) {
+            kept[$0 * blockColumns + $1]
+        }
+    }
+
+    static func keptCount(_ total: Int, _ sparsity: Double) -> Int {
+        min(total, max(0, Int(((1 - sparsity) * Double(total)).rounded())))
+    }
+
+    private static func checkSparsity(_ sparsity: Double) throws {
+        guard sparsity.isFinite, (0...1).contains(sparsity) else {
+            throw SparseMatrixError.invalidParameter(name: "sparsity", value: "\(sparsity)", reason: "must be in 0...1")
+        }
+    }
+
+    /// The key `t` and count `ties` such that keeping every key > t plus the first `ties` keys == t keeps
+    /// exactly `count` keys. Radix select on two 16-bit digits: O(total), no sort.
+    private static func largestKeys<Layers: Sequence>(_ count: Int, in layers: Layers) -> (threshold: UInt32, ties: Int)
+        where Layers.Element: Sequence, Layers.Element.Element == UInt32 {
+        guard count > 0 else { return (UInt32.max, 0) }
+        var wanted = count
+        var prefix: UInt32 = 0
+        for (shift, mask) in [(UInt32(16), UInt32(0)), (0, 0xFFFF_0000)] {
+            var histogram = [Int](repeating: 0, count: 65536)
+            for layer in layers {
+                for key in layer where key & mask == prefix & mask { histogram[Int((key >> shift) & 0xFFFF)] += 1 }
+            }
+            var digit = 65535
+            while histogram[digit] < wanted { wanted -= histogram[digit]; digit -= 1 }
+            prefix |= UInt32(digit) << shift
+        }
+        return (prefix, wanted)
+    }
+}
+
+/// SplitMix64 (Steele, Lea, Flood 2014): the library's seeded generator for reproducible pruning.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,128 @@
+import CVulkan
+
+/// Sparse matrix × vector: y = alpha·A·x + beta·y.
+extension CommandBatch {
+    /// y = alpha·A·x + beta·y with A sparse M×K, x a `[K]` tensor and y a `[M]` tensor (`Float` or
+    /// `Float16` storage, fp32 accumulation; `beta == 0` never reads y). CSR and N:M run their own
+    /// matrix-vector kernel (Shaders/sparse/spmv_csr.comp: a subgroup per row, lanes striding over its
+    /// entries, longest rows first); BSR runs its SpMM kernel at N = 1.
+    public func spmv<Element>(_ a: UploadedSparseMatrix<Element>, _ x: Tensor<Element>, into y: Tensor<Element>,
+                              alpha: Float = 1, beta: Float = 0) throws {
+        let op = "spmv"
+        try ensureRecording(op)
+        try checkOwnership(op, ("A", a.context), ("x", x.context), ("y", y.context))
+        try checkFinite(op, ("alpha", alpha), ("beta", beta))
+        guard x.shape == [a.matrix.columns] else { throw KernelError.invalidShape(op: op, operand: "x", shape: x.shape, expected: "[\(a.matrix.columns)]") }
+        guard y.shape == [a.matrix.rows] else { throw KernelError.invalidShape(op: op, operand: "y", shape: y.shape, expected: "[\(a.matrix.rows)]") }
+        guard a.matrix.rows > 0 else { throw KernelError.emptyTensor(op: op, operand: "y") }
+        guard a.matrix.columns > 0 else { throw KernelError.emptyTensor(op: op, operand: "x") }
+        let shape = try SpMMShape(op: op, a: a.matrix, b: [a.matrix.columns, 1], c: [a.matrix.rows, 1], linear: false)
+        if !context.isVulkan {
+            cpuSpMV(a.matrix, x: x.storage, y: y.storage, alpha: alpha, beta: beta)
+            return
+        }
+        if case .bsr = a.matrix {
+            try encodeSpMM(a, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
+            return
+        }
+        try encodeSpMV(a, x: x.storage, y: y.storage, alpha: alpha, beta: beta)
+    }
+
+    /// ``spmv(_:_:into:alpha:beta:)`` with a host-side matrix, uploaded for this batch.
+    public func spmv<Element>(_ a: SparseMatrix<Element>, _ x: Tensor<Element>, into y: Tensor<Element>,
+                              alpha: Float = 1, beta: Float = 0) throws {
+        try spmv(try context.upload(a), x, into: y, alpha: alpha, beta: beta)
+    }
+
+    func encodeSpMV<Element>(_ a: UploadedSparseMatrix<Element>, x: Storage, y: Storage, alpha: Float, beta: Float) throws {
+        let info = context.device!.info
+        let f16 = Element.dtype == .float16
+        if f16 && !info.supports16BitStorage { throw KernelError.unsupportedOnDevice(op: "spmv", feature: "16-bit storage (fp16 tensors)") }
+        guard info.supportsSubgroupArithmetic else { throw KernelError.unsupportedOnDevice(op: "spmv", feature: "subgroup arithmetic") }
+        try checkTexelLimit("spmv", a, b: a.matrix.columns, info: info)
+        let lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) ? 8 : info.subgroupSize
+        let m = a.matrix.rows
+        let rowsPerGroup = min(16, max(1, m / 1024))
+        let scalar = SparseViews.float(f16, vec4: false)
+        var nm = (n: 0, m: 0, groups: 0)
+        let bindings: [BufferBinding]
+        if case .nm(let matrix) = a.matrix {
+            nm = (matrix.n, matrix.m, matrix.groupsPerRow)
+            let positions = BufferBinding(a.buffers["positions"]!, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
+            bindings = [positions, positions, BufferBinding(a.buffers["values"]!, scalar), positions, BufferBinding(x, scalar),
+                        BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
+        } else {
+            bindings = [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32), BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
+                        BufferBinding(a.buffers["values"]!, scalar), BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
+                        BufferBinding(x, scalar), BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
+        }
+        let shader: EmbeddedShader = switch (nm.m > 0, f16) {
+        case (false, false): .sparse_spmv_csr
+        case (false, true): .sparse_spmv_csr_f16
+        case (true, false): .sparse_spmv_csr_nm
+        case (true, true): .sparse_spmv_csr_nm_f16
+        }
+        let spec = KernelSpec(shader: shader, bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
+                                                         .uniformTexelBuffer, .storageBuffer],
+                              pushConstantBytes: 36, specialization: [UInt32(lanes)], requiredSubgroupSize: lanes)
+        let push: [UInt32] = [UInt32(m), UInt32(a.matrix.columns), UInt32(rowsPerGroup), UInt32(nm.n), UInt32(nm.m), UInt32(nm.groups),
+                              alpha.bitPattern, beta.bitPattern, 0]
+        try dispatch(spec, bindings, push: push, groups: ((m + rowsPerGroup - 1) / rowsPerGroup, 1, 1))
+    }
+}
+
+extension ComputeContext {
+    /// A·x into a new `[M]` tensor, in a batch of its own.
+    public func spmv<Element>(_ a: SparseMatrix<Element>, _ x: Tensor<Element>) throws -> Tensor<Element> {
+        let y: Tensor<Element> = try empty(shape: [a.rows])
+        try batch { try $0.spmv(a, x, into: y) }
+        return y
+    }
+}
+
+// MARK: - CPU
+
+extension CommandBatch {
+    /// Rows in stored-entry-balanced chunks on all cores; each row a 4-accumulator gather-dot in fp32.
+    func cpuSpMV<Element: FloatingPointElement>(_ a: SparseMatrix<Element>, x: Storage, y: Storage, alpha: Float, beta: Float) {
+        let values = SparseCPU.floatValues(a)
+        let xFloat = SparseCPU.widened(x.hostPointer!.assumingMemoryBound(to: Element.self), count: a.columns)
+        let output = UncheckedSendable(y.hostPointer!.assumingMemoryBound(to: Element.self))
+        let chunks = SparseCPU.chunkBoundaries(a, work: 1)
+        let shared = UncheckedSendable((a, values, xFloat))
+        CPUParallel.forEachChunk(chunks.count - 1, costPerItem: 1_000_000) { range in
+            let (a, values, x) = shared.value
+            for chunk in range {
+                for row in chunks[chunk]..<chunks[chunk + 1] {
+                    var sums: SIMD4<Float> = .zero
+                    var lane = 0
+                    SparseCPU.forEachEntry(a, row: row) { column, index in
+                        sums[lane] += values[index] * x[column]
+                        lane = (lane + 1) & 3
+                    }
+                    let previous = beta == 0 ? 0 : beta * Float(output.value[row])
+                    output.value[row] = Element(alpha * sums.sum() + previous)
+                }
+            }
+        }
+    }
+}
+
+extension SparseCPU {
+    /// Calls `body(column, valueIndex)` for the stored entries of one row, in column order.
+    @inline(__always)
+    static func forEachEntry<Element>(_ a: SparseMatrix<Element>, row: Int, _ body: (Int, Int) -> Void) {
+        switch a {
+        case .csr(let m):
+            for j in Int(m.rowPointers[row])..<Int(m.rowPointers[row + 1]) { body(Int(m.columnIndices[j]), j) }
+        case .bsr(let m):
+            let b = m.blockSize, blockRow = row / b
+            for block in Int(m.blockRowPointers[blockRow])..<Int(m.blockRowPointers[blockRow + 1]) {
+                for c in 0..<b { body(Int(m.blockColumnIndices[block]) * b + c, (block * b + row % b) * b + c) }
+            }
+        case .nm(let m):
+            let base = row * m.groupsPerRow * m.n
+            for j in base..<base + m.groupsPerRow * m.n { body((j - base) / m.n * m.m + Int(m.indices[j]), j) }
+        }
+    }
+}
