@@ -1,3 +1,0 @@
-import VulkanKernels
-let context = try ComputeContext()
-print(context.backendDescription)
