@@ -59,23 +59,24 @@ extension CommandBatch {
                                                  alpha: Float, beta: Float) {
         let a32 = SparseCPU.widened(a.hostPointer!.assumingMemoryBound(to: Element.self), count: p.rows * k)
         let b32 = SparseCPU.widened(b.hostPointer!.assumingMemoryBound(to: Element.self), count: p.columns * k)
-        let output = UncheckedSendable(out.hostPointer!.assumingMemoryBound(to: Element.self))
+        var dots = [Float](repeating: 0, count: p.storedCount)
         let chunks = SparseCPU.chunkBoundaries(.csr(p), work: k)
         a32.withUnsafeBufferPointer { aBuffer in
             b32.withUnsafeBufferPointer { bBuffer in
-                let shared = UncheckedSendable((aBuffer.baseAddress!, bBuffer.baseAddress!))
+                let shared = UncheckedSendable((aBuffer.baseAddress!, bBuffer.baseAddress!, dots.withUnsafeMutableBufferPointer { $0.baseAddress! }))
                 CPUParallel.forEachChunk(chunks.count - 1, costPerItem: 1_000_000) { range in
                     for chunk in range {
                         for row in chunks[chunk]..<chunks[chunk + 1] {
                             for j in Int(p.rowPointers[row])..<Int(p.rowPointers[row + 1]) {
-                                let dot = vkk_dot(shared.value.0 + row * k, shared.value.1 + Int(p.columnIndices[j]) * k, Int64(k))
-                                let previous = beta == 0 ? 0 : beta * Float(output.value[j])
-                                output.value[j] = Element(alpha * dot + previous)
+                                shared.value.2[j] = vkk_dot(shared.value.0 + row * k, shared.value.1 + Int(p.columnIndices[j]) * k, Int64(k))
                             }
                         }
                     }
                 }
             }
+        }
+        dots.withUnsafeBufferPointer { dots in
+            SparseCPU.storeScaled(into: out.hostPointer!, as: Element.self, count: p.storedCount, alpha: alpha, beta: beta) { dots[$0] }
         }
     }
 }

@@ -9,9 +9,9 @@ import Dispatch
 // fp16 storage is widened to fp32 first and rounded back once at the end.
 
 extension CommandBatch {
-    func cpuSpMM<Element: FloatingPointElement>(_ a: SparseMatrix<Element>, _ s: SpMMShape, b: Storage, c: Storage,
+    func cpuSpMM<Element: FloatingPointElement>(_ uploaded: UploadedSparseMatrix<Element>, _ s: SpMMShape, b: Storage, c: Storage,
                                                 alpha: Float, beta: Float) {
-        let values = SparseCPU.floatValues(a)
+        let a = uploaded.matrix, values = uploaded.hostValues
         let bPointer = b.hostPointer!
         // op(B) as a K × N fp32 matrix.
         var bOwned: [Float] = []
@@ -32,16 +32,10 @@ extension CommandBatch {
             // Z = A·op(B) in fp32, then C (or Yᵀ) = alpha·Z + beta·C with one rounding.
             var z = [Float](repeating: 0, count: s.m * s.n)
             z.withUnsafeMutableBufferPointer { SparseCPU.spmm(a, values: values, b: bFloat, n: s.n, c: $0.baseAddress!, alpha: 1, beta: 0) }
-            let output = UncheckedSendable(c.hostPointer!.assumingMemoryBound(to: Element.self))
             z.withUnsafeBufferPointer { zBuffer in
-                let zPointer = UncheckedSendable(zBuffer.baseAddress!)
-                CPUParallel.forEachChunk(s.m * s.n, costPerItem: 2) { range in
-                    for index in range {
-                        // index runs over C's storage order.
-                        let source = s.linear ? (index % s.m) * s.n + index / s.m : index
-                        let previous = beta == 0 ? 0 : beta * Float(output.value[index])
-                        output.value[index] = Element(alpha * zPointer.value[source] + previous)
-                    }
+                // index runs over C's storage order (Yᵀ's for the linear form).
+                SparseCPU.storeScaled(into: c.hostPointer!, as: Element.self, count: s.m * s.n, alpha: alpha, beta: beta) { index in
+                    zBuffer[s.linear ? (index % s.m) * s.n + index / s.m : index]
                 }
             }
         }
@@ -112,27 +106,63 @@ enum SparseCPU {
         return boundaries
     }
 
+    // Generic code in this module is not specialised for callers in other modules, so every per-element
+    // conversion below is written for the concrete types (Float, Float16) and picked by a type check.
+
     static func floatValues<Element>(_ a: SparseMatrix<Element>) -> [Float] {
         switch a {
-        case .csr(let m): m.values.map { Float($0) }
-        case .bsr(let m): m.values.map { Float($0) }
-        case .nm(let m): m.values.map { Float($0) }
+        case .csr(let m): floatArray(m.values)
+        case .bsr(let m): floatArray(m.values)
+        case .nm(let m): floatArray(m.values)
         }
+    }
+
+    static func floatArray<Element: FloatingPointElement>(_ values: [Element]) -> [Float] {
+        if let floats = values as? [Float] { return floats }
+        if let halves = values as? [Float16] { return halves.map { Float($0) } }
+        return values.map { Float($0) }
     }
 
     static func widened<Element: FloatingPointElement>(_ source: UnsafePointer<Element>, count: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: max(count, 1)) { buffer, initialized in
-            let destination = UncheckedSendable(buffer.baseAddress!), source = UncheckedSendable(source)
-            CPUParallel.forEachChunk(count, costPerItem: 1) { range in
-                for index in range { destination.value[index] = Float(source.value[index]) }
+            let destination = UncheckedSendable(buffer.baseAddress!)
+            if Element.self == Float.self {
+                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: count * 4)
+            } else {
+                let halves = UncheckedSendable(UnsafeRawPointer(source).assumingMemoryBound(to: Float16.self))
+                CPUParallel.forEachChunk(count, costPerItem: 1) { range in
+                    for index in range { destination.value[index] = Float(halves.value[index]) }
+                }
             }
             initialized = count
         }
     }
 
+    /// out[i] = alpha·value(i) + beta·out[i] for i < count, in `Element` storage (beta == 0 never reads out).
+    static func storeScaled<Element: FloatingPointElement>(into raw: UnsafeMutableRawPointer, as: Element.Type, count: Int, alpha: Float,
+                                                           beta: Float, _ value: (Int) -> Float) {
+        withoutActuallyEscaping(value) { value in
+            let shared = UncheckedSendable((raw, value))
+            CPUParallel.forEachChunk(count, costPerItem: 2) { range in
+                let (raw, value) = shared.value
+                if Element.self == Float.self {
+                    let out = raw.assumingMemoryBound(to: Float.self)
+                    for i in range { out[i] = alpha * value(i) + (beta == 0 ? 0 : beta * out[i]) }
+                } else {
+                    let out = raw.assumingMemoryBound(to: Float16.self)
+                    for i in range { out[i] = Float16(alpha * value(i) + (beta == 0 ? 0 : beta * Float(out[i]))) }
+                }
+            }
+        }
+    }
+
     /// The `columns × rows` fp32 transpose of a row-major `rows × columns` matrix.
     static func transposedFloat<Element: FloatingPointElement>(_ raw: UnsafeMutableRawPointer, of: Element.Type, rows: Int, columns: Int) -> [Float] {
-        let source = UncheckedSendable(raw.assumingMemoryBound(to: Element.self))
+        let widenedSource = widened(raw.assumingMemoryBound(to: Element.self), count: rows * columns)
+        return widenedSource.withUnsafeBufferPointer { transposed(UncheckedSendable($0.baseAddress!), rows: rows, columns: columns) }
+    }
+
+    private static func transposed(_ source: UncheckedSendable<UnsafePointer<Float>>, rows: Int, columns: Int) -> [Float] {
         return [Float](unsafeUninitializedCapacity: max(rows * columns, 1)) { buffer, initialized in
             let destination = UncheckedSendable(buffer.baseAddress!)
             // 32×32 tiles keep both sides in cache.
@@ -142,7 +172,7 @@ enum SparseCPU {
                     for row0 in stride(from: 0, to: rows, by: 32) {
                         for column in tile * 32..<min(columns, tile * 32 + 32) {
                             for row in row0..<min(rows, row0 + 32) {
-                                destination.value[column * rows + row] = Float(source.value[row * columns + column])
+                                destination.value[column * rows + row] = source.value[row * columns + column]
                             }
                         }
                     }

@@ -15,7 +15,7 @@ extension CommandBatch {
         if context.isVulkan {
             try encodeSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta)
         } else {
-            cpuSpMM(a.matrix, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta)
+            cpuSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta)
         }
     }
 
@@ -31,7 +31,7 @@ extension CommandBatch {
         if context.isVulkan {
             try encodeSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
         } else {
-            cpuSpMM(weight.matrix, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
+            cpuSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
         }
     }
 

@@ -18,7 +18,7 @@ extension CommandBatch {
         guard a.matrix.columns > 0 else { throw KernelError.emptyTensor(op: op, operand: "x") }
         let shape = try SpMMShape(op: op, a: a.matrix, b: [a.matrix.columns, 1], c: [a.matrix.rows, 1], linear: false)
         if !context.isVulkan {
-            cpuSpMV(a.matrix, x: x.storage, y: y.storage, alpha: alpha, beta: beta)
+            cpuSpMV(a, x: x.storage, y: y.storage, alpha: alpha, beta: beta)
             return
         }
         if case .bsr = a.matrix {
@@ -84,14 +84,14 @@ extension ComputeContext {
 
 extension CommandBatch {
     /// Rows in stored-entry-balanced chunks on all cores; each row a 4-accumulator gather-dot in fp32.
-    func cpuSpMV<Element: FloatingPointElement>(_ a: SparseMatrix<Element>, x: Storage, y: Storage, alpha: Float, beta: Float) {
-        let values = SparseCPU.floatValues(a)
+    func cpuSpMV<Element: FloatingPointElement>(_ uploaded: UploadedSparseMatrix<Element>, x: Storage, y: Storage, alpha: Float, beta: Float) {
+        let a = uploaded.matrix, values = uploaded.hostValues
         let xFloat = SparseCPU.widened(x.hostPointer!.assumingMemoryBound(to: Element.self), count: a.columns)
-        let output = UncheckedSendable(y.hostPointer!.assumingMemoryBound(to: Element.self))
+        var sums = [Float](repeating: 0, count: a.rows)
         let chunks = SparseCPU.chunkBoundaries(a, work: 1)
-        let shared = UncheckedSendable((a, values, xFloat))
+        let shared = UncheckedSendable((a, values, xFloat, sums.withUnsafeMutableBufferPointer { $0.baseAddress! }))
         CPUParallel.forEachChunk(chunks.count - 1, costPerItem: 1_000_000) { range in
-            let (a, values, x) = shared.value
+            let (a, values, x, rowSums) = shared.value
             for chunk in range {
                 for row in chunks[chunk]..<chunks[chunk + 1] {
                     var sums: SIMD4<Float> = .zero
@@ -100,10 +100,12 @@ extension CommandBatch {
                         sums[lane] += values[index] * x[column]
                         lane = (lane + 1) & 3
                     }
-                    let previous = beta == 0 ? 0 : beta * Float(output.value[row])
-                    output.value[row] = Element(alpha * sums.sum() + previous)
+                    rowSums[row] = sums.sum()
                 }
             }
+        }
+        sums.withUnsafeBufferPointer { rowSums in
+            SparseCPU.storeScaled(into: y.hostPointer!, as: Element.self, count: a.rows, alpha: alpha, beta: beta) { rowSums[$0] }
         }
     }
 }

@@ -26,11 +26,14 @@ public final class UploadedSparseMatrix<Element: FloatingPointElement>: @uncheck
     public let context: ComputeContext
     /// Device copies by role (Vulkan only): "pointers", "indices", "values", "rowOrder", "entryRows", "positions".
     let buffers: [String: Storage]
+    /// The values widened to fp32 once (CPU backend only), for the CPU kernels.
+    let hostValues: [Float]
 
     init(_ matrix: SparseMatrix<Element>, context: ComputeContext) throws {
         self.matrix = matrix
         self.context = context
-        guard context.isVulkan else { buffers = [:]; return }
+        guard context.isVulkan else { buffers = [:]; hostValues = SparseCPU.floatValues(matrix); return }
+        hostValues = []
         // Every array is padded to at least 16 bytes so that no binding is empty.
         func upload<T: TensorElement & Numeric>(_ values: [T], minimum: Int) throws -> Storage {
             let padded = values.count >= minimum ? values : values + [T](repeating: 0, count: minimum - values.count)
