@@ -53,6 +53,9 @@ const uint TILE_ROWS = BLOCK < 16u ? BLOCK : 16u;
 const uint A_FETCHES_PER_LANE = (TILE_ROWS + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
 
 vec4 acc[16];
+// Row loops are unrolled by macro and checked against TILE_ROWS (folded after specialization), so every
+// index into acc / aFetched is a constant and they stay in registers.
+#define UNROLL16(X) X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u)
 vec4 aFetched[16];
 vec4 bBlock[4];
 
@@ -69,13 +72,24 @@ vec4 loadB(uint k, uint n) {
                 texelFetch(matrixB, int(base + min(n + 2u, p.N - 1u))).x, texelFetch(matrixB, int(base + min(n + 3u, p.N - 1u))).x);
 }
 
+void storeRow(uint row, uint n, vec4 value) {
+    if (LINEAR != 0u) {
+        for (uint i = 0u; i < 4u && n + i < p.N; ++i) storeOutput((n + i) * p.M + row, value[i]);
+    } else {
+        storeOutputRow4(row * p.N + n, min(4u, p.N - n), value, (p.N & 3u) == 0u);
+    }
+}
+
 void main() {
     const uint lane = gl_LocalInvocationID.x;
     const uint n = gl_WorkGroupID.x * 4u * SUBGROUP_SIZE + 4u * lane;
     const uint r0 = gl_WorkGroupID.y * TILE_ROWS;
     const uint blockRow = r0 / BLOCK, rowInBlock = r0 % BLOCK;
     const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
-    for (uint r = 0u; r < TILE_ROWS; ++r) acc[r] = vec4(0.0);
+    // Uniform: every column of the tile inside N and B read as vec4 rows.
+    const bool interior = VEC4_LOADS != 0u && LINEAR == 0u && gl_WorkGroupID.x * 4u * SUBGROUP_SIZE + 4u * SUBGROUP_SIZE <= p.N;
+#define CLEAR_ROW(r) acc[r] = vec4(0.0);
+    UNROLL16(CLEAR_ROW)
 
     const uint first = texelFetch(blockRowPointers, int(blockRow)).x;
     const uint last = texelFetch(blockRowPointers, int(blockRow + 1u)).x;
@@ -83,30 +97,35 @@ void main() {
         const uint kBase = texelFetch(blockColumns, int(j)).x * BLOCK;
         const uint texel0 = ((j * BLOCK + rowInBlock) * BLOCK) >> 2;   // row rowInBlock of block j
         for (uint kk = 0u; kk < BLOCK; kk += 4u) {
-            for (uint i = 0u; i < 4u; ++i) bBlock[i] = loadB(kBase + kk + i, n);
-            if (lanesMatch) {
-                for (uint s = 0u; s < A_FETCHES_PER_LANE; ++s) {
-                    uint f = min(lane + s * SUBGROUP_SIZE, TILE_ROWS - 1u);
-                    aFetched[s] = texelFetch(values, int(texel0 + f * (BLOCK >> 2) + (kk >> 2)));
-                }
+            if (interior) {
+                const uint texel = ((kBase + kk) * p.N + n) >> 2, rowTexels = p.N >> 2;
+                bBlock[0] = texelFetch(matrixB, int(texel));
+                bBlock[1] = texelFetch(matrixB, int(texel + rowTexels));
+                bBlock[2] = texelFetch(matrixB, int(texel + 2u * rowTexels));
+                bBlock[3] = texelFetch(matrixB, int(texel + 3u * rowTexels));
+            } else {
+                bBlock[0] = loadB(kBase + kk, n);
+                bBlock[1] = loadB(kBase + kk + 1u, n);
+                bBlock[2] = loadB(kBase + kk + 2u, n);
+                bBlock[3] = loadB(kBase + kk + 3u, n);
             }
-            for (uint r = 0u; r < TILE_ROWS; ++r) {
-                vec4 a = lanesMatch ? subgroupShuffle(aFetched[r / SUBGROUP_SIZE], r % SUBGROUP_SIZE)
-                                    : texelFetch(values, int(texel0 + r * (BLOCK >> 2) + (kk >> 2)));
-                acc[r] = fma(vec4(a.x), bBlock[0], acc[r]);
-                acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);
-                acc[r] = fma(vec4(a.z), bBlock[2], acc[r]);
-                acc[r] = fma(vec4(a.w), bBlock[3], acc[r]);
+            if (lanesMatch) {
+#define FETCH_A(s) if ((s) < A_FETCHES_PER_LANE) { uint f = min(lane + (s) * SUBGROUP_SIZE, TILE_ROWS - 1u); \
+                    aFetched[s] = texelFetch(values, int(texel0 + f * (BLOCK >> 2) + (kk >> 2))); }
+                UNROLL16(FETCH_A)
+#define MULTIPLY_ROW(r) if ((r) < TILE_ROWS) { vec4 a = subgroupShuffle(aFetched[(r) / SUBGROUP_SIZE], (r) % SUBGROUP_SIZE); \
+                    acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);             \
+                    acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
+                UNROLL16(MULTIPLY_ROW)
+            } else {
+#define MULTIPLY_ROW_DIRECT(r) if ((r) < TILE_ROWS) { vec4 a = texelFetch(values, int(texel0 + (r) * (BLOCK >> 2) + (kk >> 2))); \
+                    acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);                     \
+                    acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
+                UNROLL16(MULTIPLY_ROW_DIRECT)
             }
         }
     }
     if (n >= p.N) return;
-    for (uint r = 0u; r < TILE_ROWS; ++r) {
-        uint row = r0 + r;
-        if (LINEAR != 0u) {
-            for (uint i = 0u; i < 4u && n + i < p.N; ++i) storeOutput((n + i) * p.M + row, acc[r][i]);
-        } else {
-            storeOutputRow4(row * p.N + n, min(4u, p.N - n), acc[r], (p.N & 3u) == 0u);
-        }
-    }
+#define STORE_ROW(r) if ((r) < TILE_ROWS) storeRow(r0 + (r), n, acc[r]);
+    UNROLL16(STORE_ROW)
 }

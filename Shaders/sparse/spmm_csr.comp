@@ -17,7 +17,7 @@
 // Specialization constants
 //   0  SUBGROUP_SIZE  8  local_size_x; the host requests this subgroup size. If the running subgroup does
 //                        not match, every invocation reads the entries itself (correct, slower).
-//   1  VEC4_PER_LANE  8  vec4 column pieces per lane: a workgroup covers 4 * SUBGROUP_SIZE * VEC4_PER_LANE columns
+//   1  VEC4_PER_LANE  8  vec4 column pieces per lane (1..8): a workgroup covers 4 * SUBGROUP_SIZE * VEC4_PER_LANE columns
 //   2  VEC4_LOADS     1  B rows are read 4 values per fetch (needs N % 4 == 0 and !LINEAR)
 //   3  LINEAR         0  1: B is stored N x K and C is stored N x M (scalar loads and stores)
 //
@@ -61,7 +61,7 @@ layout(set = 0, binding = 4) uniform samplerBuffer matrixB;
 #define SPARSE_OUTPUT_BINDING 5
 #include "sparse_output.glsl"
 
-vec4 acc[VEC4_PER_LANE];
+vec4 acc[8];
 
 // op(B)(k, n .. n + 3); lanes only ask for n < N.
 vec4 loadB(uint k, uint n) {
@@ -76,10 +76,21 @@ vec4 loadB(uint k, uint n) {
                 texelFetch(matrixB, int(base + min(n + 2u, p.N - 1u))).x, texelFetch(matrixB, int(base + min(n + 3u, p.N - 1u))).x);
 }
 
-void addEntry(uint column, float value, uint n0, uint lane) {
-    for (uint q = 0u; q < VEC4_PER_LANE; ++q) {
-        uint n = n0 + 4u * (lane + SUBGROUP_SIZE * q);
-        if (n < p.N) acc[q] = fma(vec4(value), loadB(column, n), acc[q]);
+// Every index into acc is a constant after the macro unrolling (q < 8 is checked against the
+// specialization constant, which the driver folds), so the accumulators stay in registers.
+#define UNROLL8(X) X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u)
+#define ADD_PIECE(q) if ((q) < VEC4_PER_LANE) { uint n = n0 + 4u * (lane + SUBGROUP_SIZE * (q)); \
+    if (n < p.N) acc[q] = fma(vec4(value), loadB(column, n), acc[q]); }
+// Interior workgroups (all columns inside N, vec4 rows): one texel fetch per piece, no checks.
+#define ADD_PIECE_INTERIOR(q) if ((q) < VEC4_PER_LANE) \
+    acc[q] = fma(vec4(value), texelFetch(matrixB, int(rowTexel + lane + SUBGROUP_SIZE * (q))), acc[q]);
+
+void addEntry(uint column, float value, uint n0, uint lane, bool interior) {
+    if (interior) {
+        const uint rowTexel = (column * p.N + n0) >> 2;
+        UNROLL8(ADD_PIECE_INTERIOR)
+    } else {
+        UNROLL8(ADD_PIECE)
     }
 }
 
@@ -94,12 +105,22 @@ void entryAt(uint row, uint j, out uint column, out float value) {
     }
 }
 
-#define SHARED_ENTRY(s) if (s0 + (s) < count) addEntry(subgroupShuffle(myColumn, s0 + (s)), subgroupShuffle(myValue, s0 + (s)), n0, lane);
+void storePiece(uint row, uint n, vec4 value) {
+    if (LINEAR != 0u) {
+        for (uint i = 0u; i < 4u && n + i < p.N; ++i) storeOutput((n + i) * p.M + row, value[i]);
+    } else {
+        storeOutputRow4(row * p.N + n, min(4u, p.N - n), value, (p.N & 3u) == 0u);
+    }
+}
+
+#define SHARED_ENTRY(s) if ((s) < count) addEntry(subgroupShuffle(myColumn, s), subgroupShuffle(myValue, s), n0, lane, interior);
 
 void main() {
     const uint lane = gl_LocalInvocationID.x;
     const uint n0 = gl_WorkGroupID.x * 4u * SUBGROUP_SIZE * VEC4_PER_LANE;
     const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
+    // Uniform across the workgroup.
+    const bool interior = VEC4_LOADS != 0u && LINEAR == 0u && n0 + 4u * SUBGROUP_SIZE * VEC4_PER_LANE <= p.N;
     const uint firstSlot = gl_WorkGroupID.y * p.rowsPerGroup;
     const uint lastSlot = min(p.M, firstSlot + p.rowsPerGroup);
     for (uint slot = firstSlot; slot < lastSlot; ++slot) {
@@ -113,17 +134,22 @@ void main() {
             start = texelFetch(rowPointers, int(row)).x;
             end = texelFetch(rowPointers, int(row + 1u)).x;
         }
-        for (uint q = 0u; q < VEC4_PER_LANE; ++q) acc[q] = vec4(0.0);
+#define CLEAR_PIECE(q) acc[q] = vec4(0.0);
+        UNROLL8(CLEAR_PIECE)
         if (lanesMatch) {
             for (uint j0 = start; j0 < end; j0 += SUBGROUP_SIZE) {
                 uint myColumn = 0u;
                 float myValue = 0.0;
                 if (j0 + lane < end) entryAt(row, j0 + lane, myColumn, myValue);
                 const uint count = min(SUBGROUP_SIZE, end - j0);
-                // One pass when SUBGROUP_SIZE == 8, so every shuffle index is a constant.
-                for (uint s0 = 0u; s0 < SUBGROUP_SIZE; s0 += 8u) {
+                if (SUBGROUP_SIZE == 8u) {
+                    // Constant shuffle indices: register permutes on CPU drivers.
                     SHARED_ENTRY(0u) SHARED_ENTRY(1u) SHARED_ENTRY(2u) SHARED_ENTRY(3u)
                     SHARED_ENTRY(4u) SHARED_ENTRY(5u) SHARED_ENTRY(6u) SHARED_ENTRY(7u)
+                } else {
+                    for (uint s = 0u; s < count; ++s) {
+                        addEntry(subgroupShuffle(myColumn, s), subgroupShuffle(myValue, s), n0, lane, interior);
+                    }
                 }
             }
         } else {
@@ -131,17 +157,11 @@ void main() {
                 uint column;
                 float value;
                 entryAt(row, j, column, value);
-                addEntry(column, value, n0, lane);
+                addEntry(column, value, n0, lane, interior);
             }
         }
-        for (uint q = 0u; q < VEC4_PER_LANE; ++q) {
-            uint n = n0 + 4u * (lane + SUBGROUP_SIZE * q);
-            if (n >= p.N) continue;
-            if (LINEAR != 0u) {
-                for (uint i = 0u; i < 4u && n + i < p.N; ++i) storeOutput((n + i) * p.M + row, acc[q][i]);
-            } else {
-                storeOutputRow4(row * p.N + n, min(4u, p.N - n), acc[q], (p.N & 3u) == 0u);
-            }
-        }
+#define STORE_PIECE(q) if ((q) < VEC4_PER_LANE) { uint n = n0 + 4u * (lane + SUBGROUP_SIZE * (q)); \
+            if (n < p.N) storePiece(row, n, acc[q]); }
+        UNROLL8(STORE_PIECE)
     }
 }
