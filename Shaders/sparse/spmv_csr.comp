@@ -1,16 +1,18 @@
-// spmv_csr: y = alpha * A * x + beta * y with A sparse by stored entries: CSR, or N:M in the "_nm"
-// variants (columns from the compressed values' in-group positions). fp32 accumulation; fp16 storage
+// spmv_csr: y = alpha * A * x + beta * y with A sparse by stored entries: CSR, N:M in the "_nm"
+// variants (columns from the compressed values' in-group positions), or BSR in the "_bsr" variants
+// (row r's entries are the r % B rows of its block row's blocks, B = nmM, read as one run per block). fp32 accumulation; fp16 storage
 // of values, x and y in the "_f16" variants.
 //
 // Bindings (set 0)
-//   0  rowPointers  usamplerBuffer R32UI   CSR row pointers (M + 1); unused by N:M
-//   1  columns      usamplerBuffer         CSR: column indices, R32UI. N:M: in-group positions, R8UI
+//   0  rowPointers  usamplerBuffer R32UI   CSR row pointers (M + 1), BSR block-row pointers; unused by N:M
+//   1  columns      usamplerBuffer         CSR: column indices, BSR: block columns, R32UI. N:M: in-group positions, R8UI
 //   2  values       samplerBuffer R32F / R16F
 //   3  rowOrder     usamplerBuffer R32UI   CSR rows by descending length; unused by N:M
 //   4  x            samplerBuffer R32F / R16F (K values)
 //   5  y            storage buffer, read-write, float[] (float16_t[] for "_f16") (M values)
 //
 // Push constants (36 bytes): M K rowsPerGroup nmN nmM groupsPerRow alpha beta pad. beta == 0 never reads y.
+//   BSR: nmM holds the block size.
 //
 // Specialization constants
 //   0  SUBGROUP_SIZE  8  local_size_x; the host requests it.
@@ -30,12 +32,17 @@
 // @variant f16: -DSTORAGE_F16=1
 // @variant nm: -DNM_FORMAT=1
 // @variant nm_f16: -DNM_FORMAT=1 -DSTORAGE_F16=1
+// @variant bsr: -DBSR_FORMAT=1
+// @variant bsr_f16: -DBSR_FORMAT=1 -DSTORAGE_F16=1
 
 layout(constant_id = 0) const uint SUBGROUP_SIZE = 8;
 layout(local_size_x_id = 0) in;
 
 #ifndef NM_FORMAT
 #define NM_FORMAT 0
+#endif
+#ifndef BSR_FORMAT
+#define BSR_FORMAT 0
 #endif
 
 layout(push_constant, std430) uniform Params {
@@ -61,6 +68,16 @@ float product(uint row, uint j) {
     return texelFetch(values, int(j)).x * texelFetch(vectorX, int(column)).x;
 }
 
+#if BSR_FORMAT
+// Row `row` of a BSR matrix: its entries are, for each block j of the block row, the B values of the
+// block's row row % B. Entry e (0 <= e < blocks * B) is block first + e / B, column e % B inside it.
+float bsrProduct(uint row, uint first, uint e) {
+    const uint B = p.nmM, block = first + e / B, c = e % B;
+    const uint column = texelFetch(columns, int(block)).x * B + c;
+    return texelFetch(values, int((block * B + row % B) * B + c)).x * texelFetch(vectorX, int(column)).x;
+}
+#endif
+
 void main() {
     const uint lane = gl_LocalInvocationID.x;
     const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
@@ -68,6 +85,21 @@ void main() {
     const uint lastSlot = min(p.M, firstSlot + p.rowsPerGroup);
     for (uint slot = firstSlot; slot < lastSlot; ++slot) {
         uint row, start, end;
+#if BSR_FORMAT
+        row = slot;
+        const uint first = texelFetch(rowPointers, int(row / p.nmM)).x;
+        const uint count = (texelFetch(rowPointers, int(row / p.nmM + 1u)).x - first) * p.nmM;
+        float bsrSum = 0.0;
+        if (lanesMatch) {
+            for (uint e = lane; e < count; e += SUBGROUP_SIZE) bsrSum += bsrProduct(row, first, e);
+            bsrSum = subgroupAdd(bsrSum);
+            if (lane == 0u) storeOutput(row, bsrSum);
+        } else if (lane == 0u) {
+            for (uint e = 0u; e < count; ++e) bsrSum += bsrProduct(row, first, e);
+            storeOutput(row, bsrSum);
+        }
+        continue;
+#endif
         if (NM_FORMAT != 0) {
             row = slot;
             start = row * p.groupsPerRow * p.nmN;

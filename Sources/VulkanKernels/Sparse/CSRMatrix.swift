@@ -50,6 +50,20 @@ public struct CSRMatrix<Element: FloatingPointElement>: Sendable, Equatable {
         self.init(unchecked: rows, columns, pointers, indices, values)
     }
 
+    /// Keeps the given row-major positions (ascending) of a dense matrix.
+    init(rows: Int, columns: Int, keptPositions: [Int], from dense: [Element]) {
+        var pointers = [Int32](repeating: 0, count: rows + 1)
+        var indices = [Int32](), values = [Element]()
+        indices.reserveCapacity(keptPositions.count); values.reserveCapacity(keptPositions.count)
+        for position in keptPositions {
+            indices.append(Int32(position % columns))
+            values.append(dense[position])
+            pointers[position / columns + 1] += 1
+        }
+        for row in 0..<rows { pointers[row + 1] += pointers[row] }
+        self.init(unchecked: rows, columns, pointers, indices, values)
+    }
+
     /// Entries stored (explicit zeros included).
     public var storedCount: Int { values.count }
 

@@ -86,17 +86,17 @@ public struct NMSparseMatrix<Element: FloatingPointElement>: Sendable, Equatable
         values.reserveCapacity(rows * groups * n); indices.reserveCapacity(rows * groups * n)
         for row in 0..<rows {
             for group in 0..<groups {
-                var positions = kept(row, group)
+                let nonzeroPositions = kept(row, group)
+                var positions = nonzeroPositions
                 var padding = 0
                 while positions.count < n {
                     while positions.contains(padding) { padding += 1 }
                     positions.append(padding)
                     padding += 1
                 }
-                let nonzero = Set(kept(row, group))
                 for position in positions.sorted() {
                     indices.append(UInt8(position))
-                    values.append(nonzero.contains(position) ? value(row, group * m + position) : 0)
+                    values.append(nonzeroPositions.contains(position) ? value(row, group * m + position) : 0)
                 }
             }
         }

@@ -23,17 +23,18 @@ public enum SparsePruning {
         }
         let total = layers.reduce(0) { $0 + $1.weight.count }
         let keep = keptCount(total, sparsity)
-        // Non-negative floats order like their bit patterns, so |w| is ranked as a UInt32 key.
-        let key: (Element) -> UInt32 = { Float($0).magnitude.bitPattern }
-        let (threshold, tiesKept) = largestKeys(keep, in: layers.lazy.map { $0.weight.lazy.map(key) })
+        // Non-negative floats order like their bit patterns, so |w| is ranked as a UInt32 key. (Computed on
+        // concrete Float arrays: generic code here is not specialised for callers in other modules.)
+        let keys = layers.map { layer in SparseCPU.floatArray(layer.weight).map { $0.magnitude.bitPattern } }
+        let (threshold, tiesKept) = largestKeys(keep, in: keys)
         var tiesLeft = tiesKept
-        return layers.map { layer in
-            CSRMatrix(rows: layer.rows, columns: layer.columns) { row, column in
-                let value = layer.weight[row * layer.columns + column], k = key(value)
-                if k > threshold { return value }
-                if k == threshold && tiesLeft > 0 { tiesLeft -= 1; return value }
-                return nil
+        return zip(layers, keys).map { layer, keys in
+            var kept: [Int] = []
+            kept.reserveCapacity(keys.count / 2)
+            for (position, key) in keys.enumerated() {
+                if key > threshold { kept.append(position) } else if key == threshold && tiesLeft > 0 { tiesLeft -= 1; kept.append(position) }
             }
+            return CSRMatrix(rows: layer.rows, columns: layer.columns, keptPositions: kept, from: layer.weight)
         }
     }
 
@@ -47,13 +48,13 @@ public enum SparsePruning {
             throw SparseMatrixError.countMismatch(format: "pruning", array: "weight", expected: rows * columns, got: weight.count)
         }
         var generator = SplitMix64(seed: seed)
-        var needed = keptCount(weight.count, sparsity), remaining = weight.count
-        return CSRMatrix(rows: rows, columns: columns) { row, column in
-            let take = Int(generator.next() % UInt64(remaining)) < needed
-            remaining -= 1
-            if take { needed -= 1; return weight[row * columns + column] }
-            return nil
+        var needed = keptCount(weight.count, sparsity)
+        var kept: [Int] = []
+        kept.reserveCapacity(needed)
+        for position in 0..<weight.count where needed > 0 {
+            if Int(generator.next() % UInt64(weight.count - position)) < needed { kept.append(position); needed -= 1 }
         }
+        return CSRMatrix(rows: rows, columns: columns, keptPositions: kept, from: weight)
     }
 
     /// Keeps the `n` entries of largest magnitude in every group of `m` consecutive columns (ties: lower
@@ -64,13 +65,18 @@ public enum SparsePruning {
         guard weight.count == rows * columns else {
             throw SparseMatrixError.countMismatch(format: "pruning", array: "weight", expected: rows * columns, got: weight.count)
         }
+        let magnitudes = SparseCPU.floatArray(weight).map(\.magnitude)
         return NMSparseMatrix(rows: rows, columns: columns, n: n, m: m) { row, group in
             let base = row * columns + group * m
-            let ranked = (0..<m).sorted { a, b in
-                let x = Float(weight[base + a]).magnitude, y = Float(weight[base + b]).magnitude
-                return x != y ? x > y : a < b
+            // Insertion of the n largest (ties: lower position) into a small sorted buffer.
+            var best: [Int] = []
+            for position in 0..<m {
+                let value = magnitudes[base + position]
+                var slot = best.count
+                while slot > 0 && magnitudes[base + best[slot - 1]] < value { slot -= 1 }
+                if slot < n { best.insert(position, at: slot); if best.count > n { best.removeLast() } }
             }
-            return ranked.prefix(n).sorted()
+            return best.sorted()
         } value: { weight[$0 * columns + $1] }
     }
 
@@ -84,9 +90,10 @@ public enum SparsePruning {
         }
         let blockColumns = columns / blockSize, blocks = (rows / blockSize) * blockColumns
         var norms = [Double](repeating: 0, count: blocks)
+        let floats = SparseCPU.floatArray(weight)
         for row in 0..<rows {
             for column in 0..<columns {
-                let value = Double(weight[row * columns + column])
+                let value = Double(floats[row * columns + column])
                 norms[(row / blockSize) * blockColumns + column / blockSize] += value * value
             }
         }
@@ -110,8 +117,7 @@ public enum SparsePruning {
 
     /// The key `t` and count `ties` such that keeping every key > t plus the first `ties` keys == t keeps
     /// exactly `count` keys. Radix select on two 16-bit digits: O(total), no sort.
-    private static func largestKeys<Layers: Sequence>(_ count: Int, in layers: Layers) -> (threshold: UInt32, ties: Int)
-        where Layers.Element: Sequence, Layers.Element.Element == UInt32 {
+    private static func largestKeys(_ count: Int, in layers: [[UInt32]]) -> (threshold: UInt32, ties: Int) {
         guard count > 0 else { return (UInt32.max, 0) }
         var wanted = count
         var prefix: UInt32 = 0

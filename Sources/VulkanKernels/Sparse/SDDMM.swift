@@ -39,6 +39,7 @@ extension CommandBatch {
         if f16 && !info.supports16BitStorage { throw KernelError.unsupportedOnDevice(op: "sddmm", feature: "16-bit storage (fp16 tensors)") }
         let nnz = pattern.matrix.storedCount
         try checkTexelLimit("sddmm", pattern, b: max(pattern.matrix.rows, pattern.matrix.columns) * k, info: info)
+        try checkOutputRange("sddmm", bytes: out.byteCount, info: info)
         let vec4 = k % 4 == 0
         let groupSize = 8
         let spec = KernelSpec(shader: f16 ? .sparse_sddmm_csr_f16 : .sparse_sddmm_csr,

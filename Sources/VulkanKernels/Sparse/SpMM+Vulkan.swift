@@ -16,6 +16,7 @@ extension CommandBatch {
         guard info.supportsSubgroupShuffle else { throw KernelError.unsupportedOnDevice(op: op, feature: "subgroup shuffle") }
         let lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) ? 8 : info.subgroupSize
         try checkTexelLimit(op, a, b: s.k * s.n, info: info)
+        try checkOutputRange(op, bytes: c.byteCount, info: info)
         let vec4 = !s.linear && s.n % 4 == 0
         let bView = SparseViews.float(f16, vec4: vec4)
         let output = BufferBinding(c, beta == 0 ? .storageWrite : .storageReadWrite)
@@ -71,6 +72,13 @@ extension CommandBatch {
                                 BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
                                 BufferBinding(b, bView), output],
                          push: push, groups: ((s.n + 4 * lanes - 1) / (4 * lanes), s.m / tileRows, 1))
+        }
+    }
+
+    /// The output is one storage-buffer binding, so it must fit `maxStorageBufferRange` (128 MiB on lavapipe).
+    func checkOutputRange(_ op: String, bytes: Int, info: DeviceInfo) throws {
+        guard bytes <= info.maxStorageBufferRange else {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "output bytes", value: bytes, limit: info.maxStorageBufferRange)
         }
     }
 

@@ -3,9 +3,9 @@ import CVulkan
 /// Sparse matrix × vector: y = alpha·A·x + beta·y.
 extension CommandBatch {
     /// y = alpha·A·x + beta·y with A sparse M×K, x a `[K]` tensor and y a `[M]` tensor (`Float` or
-    /// `Float16` storage, fp32 accumulation; `beta == 0` never reads y). CSR and N:M run their own
-    /// matrix-vector kernel (Shaders/sparse/spmv_csr.comp: a subgroup per row, lanes striding over its
-    /// entries, longest rows first); BSR runs its SpMM kernel at N = 1.
+    /// `Float16` storage, fp32 accumulation; `beta == 0` never reads y). Every format runs the
+    /// matrix-vector kernel Shaders/sparse/spmv_csr.comp (a subgroup per row, lanes striding over its
+    /// entries and reducing with subgroupAdd; CSR rows longest first).
     public func spmv<Element>(_ a: UploadedSparseMatrix<Element>, _ x: Tensor<Element>, into y: Tensor<Element>,
                               alpha: Float = 1, beta: Float = 0) throws {
         let op = "spmv"
@@ -21,10 +21,7 @@ extension CommandBatch {
             cpuSpMV(a, x: x.storage, y: y.storage, alpha: alpha, beta: beta)
             return
         }
-        if case .bsr = a.matrix {
-            try encodeSpMM(a, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
-            return
-        }
+        _ = shape
         try encodeSpMV(a, x: x.storage, y: y.storage, alpha: alpha, beta: beta)
     }
 
@@ -40,13 +37,19 @@ extension CommandBatch {
         if f16 && !info.supports16BitStorage { throw KernelError.unsupportedOnDevice(op: "spmv", feature: "16-bit storage (fp16 tensors)") }
         guard info.supportsSubgroupArithmetic else { throw KernelError.unsupportedOnDevice(op: "spmv", feature: "subgroup arithmetic") }
         try checkTexelLimit("spmv", a, b: a.matrix.columns, info: info)
+        try checkOutputRange("spmv", bytes: y.byteCount, info: info)
         let lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) ? 8 : info.subgroupSize
         let m = a.matrix.rows
         let rowsPerGroup = min(16, max(1, m / 1024))
         let scalar = SparseViews.float(f16, vec4: false)
         var nm = (n: 0, m: 0, groups: 0)
         let bindings: [BufferBinding]
-        if case .nm(let matrix) = a.matrix {
+        if case .bsr(let matrix) = a.matrix {
+            nm = (0, matrix.blockSize, 0)
+            let pointers = BufferBinding(a.buffers["pointers"]!, SparseViews.uint32)
+            bindings = [pointers, BufferBinding(a.buffers["indices"]!, SparseViews.uint32), BufferBinding(a.buffers["values"]!, scalar),
+                        pointers, BufferBinding(x, scalar), BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
+        } else if case .nm(let matrix) = a.matrix {
             nm = (matrix.n, matrix.m, matrix.groupsPerRow)
             let positions = BufferBinding(a.buffers["positions"]!, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
             bindings = [positions, positions, BufferBinding(a.buffers["values"]!, scalar), positions, BufferBinding(x, scalar),
@@ -56,11 +59,13 @@ extension CommandBatch {
                         BufferBinding(a.buffers["values"]!, scalar), BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
                         BufferBinding(x, scalar), BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
         }
-        let shader: EmbeddedShader = switch (nm.m > 0, f16) {
-        case (false, false): .sparse_spmv_csr
-        case (false, true): .sparse_spmv_csr_f16
-        case (true, false): .sparse_spmv_csr_nm
-        case (true, true): .sparse_spmv_csr_nm_f16
+        let shader: EmbeddedShader = switch (a.matrix, f16) {
+        case (.csr, false): .sparse_spmv_csr
+        case (.csr, true): .sparse_spmv_csr_f16
+        case (.nm, false): .sparse_spmv_csr_nm
+        case (.nm, true): .sparse_spmv_csr_nm_f16
+        case (.bsr, false): .sparse_spmv_csr_bsr
+        case (.bsr, true): .sparse_spmv_csr_bsr_f16
         }
         let spec = KernelSpec(shader: shader, bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
                                                          .uniformTexelBuffer, .storageBuffer],
