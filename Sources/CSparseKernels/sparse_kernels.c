@@ -163,3 +163,27 @@ float vkk_dot(const float *x, const float *y, int64_t count) {
     for (; i < count; ++i) sum += x[i] * y[i];
     return sum;
 }
+
+void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        if (a->kind == 0) {
+            // Four independent sums so the gathers of x overlap.
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int32_t j = a->pointers[r];
+            const int32_t end = a->pointers[r + 1];
+            for (; j + 3 < end; j += 4) {
+                s0 += a->values[j] * x[a->indices[j]];
+                s1 += a->values[j + 1] * x[a->indices[j + 1]];
+                s2 += a->values[j + 2] * x[a->indices[j + 2]];
+                s3 += a->values[j + 3] * x[a->indices[j + 3]];
+            }
+            for (; j < end; ++j) s0 += a->values[j] * x[a->indices[j]];
+            y[r] = (s0 + s1) + (s2 + s3);
+        } else {
+            float sum = 0;
+#define SPMV_BODY(col, v) sum += (v) * x[col];
+            FOR_EACH_ENTRY(a, r, SPMV_BODY)
+            y[r] = sum;
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import CSparseKernels
 import CVulkan
 
 /// Sparse matrix × vector: y = alpha·A·x + beta·y.
@@ -88,48 +89,26 @@ extension ComputeContext {
 // MARK: - CPU
 
 extension CommandBatch {
-    /// Rows in stored-entry-balanced chunks on all cores; each row a 4-accumulator gather-dot in fp32.
+    /// Rows in stored-entry-balanced chunks on all cores; each row a gather-dot in fp32 (CSparseKernels).
     func cpuSpMV<Element: FloatingPointElement>(_ uploaded: UploadedSparseMatrix<Element>, x: Storage, y: Storage, alpha: Float, beta: Float) {
         let a = uploaded.matrix, values = uploaded.hostValues
         let xFloat = SparseCPU.widened(x.hostPointer!.assumingMemoryBound(to: Element.self), count: a.columns)
         var sums = [Float](repeating: 0, count: a.rows)
         let chunks = SparseCPU.chunkBoundaries(a, work: 1)
-        let shared = UncheckedSendable((a, values, xFloat, sums.withUnsafeMutableBufferPointer { $0.baseAddress! }))
-        CPUParallel.forEachChunk(chunks.count - 1, costPerItem: 1_000_000) { range in
-            let (a, values, x, rowSums) = shared.value
-            for chunk in range {
-                for row in chunks[chunk]..<chunks[chunk + 1] {
-                    var sums: SIMD4<Float> = .zero
-                    var lane = 0
-                    SparseCPU.forEachEntry(a, row: row) { column, index in
-                        sums[lane] += values[index] * x[column]
-                        lane = (lane + 1) & 3
+        SparseCPU.withRows(a, values: values) { rows in
+            xFloat.withUnsafeBufferPointer { x in
+                sums.withUnsafeMutableBufferPointer { sums in
+                    let shared = UncheckedSendable((rows, x.baseAddress!, sums.baseAddress!))
+                    CPUParallel.forEachChunk(chunks.count - 1, costPerItem: 1_000_000) { range in
+                        for chunk in range {
+                            vkk_spmv_rows(shared.value.0, shared.value.1, shared.value.2, Int64(chunks[chunk]), Int64(chunks[chunk + 1]))
+                        }
                     }
-                    rowSums[row] = sums.sum()
                 }
             }
         }
         sums.withUnsafeBufferPointer { rowSums in
             SparseCPU.storeScaled(into: y.hostPointer!, as: Element.self, count: a.rows, alpha: alpha, beta: beta) { rowSums[$0] }
-        }
-    }
-}
-
-extension SparseCPU {
-    /// Calls `body(column, valueIndex)` for the stored entries of one row, in column order.
-    @inline(__always)
-    static func forEachEntry<Element>(_ a: SparseMatrix<Element>, row: Int, _ body: (Int, Int) -> Void) {
-        switch a {
-        case .csr(let m):
-            for j in Int(m.rowPointers[row])..<Int(m.rowPointers[row + 1]) { body(Int(m.columnIndices[j]), j) }
-        case .bsr(let m):
-            let b = m.blockSize, blockRow = row / b
-            for block in Int(m.blockRowPointers[blockRow])..<Int(m.blockRowPointers[blockRow + 1]) {
-                for c in 0..<b { body(Int(m.blockColumnIndices[block]) * b + c, (block * b + row % b) * b + c) }
-            }
-        case .nm(let m):
-            let base = row * m.groupsPerRow * m.n
-            for j in base..<base + m.groupsPerRow * m.n { body((j - base) / m.n * m.m + Int(m.indices[j]), j) }
         }
     }
 }
