@@ -42,13 +42,18 @@ struct BenchSparse: ParsableCommand {
         for shape in weights {
             let dense = [Float].benchData(count: shape.rows * shape.columns, seed: 11)
             for n in tokenCounts {
-                let baseline = try measureDense(shape.rows, shape.columns, n, context: context, blas: blas)
+                let blasBaseline = try BLASBaseline(m: shape.rows, k: shape.columns, n: n, blas: blas, repeats: options.repeats)
+                let baseline = try measureDense(shape.rows, shape.columns, n, context: context, blas: blasBaseline)
                 for name in formats {
                     for target in (name == "2:4" ? [50.0] : sparsities) {
                         let matrix = try prune(dense, shape.rows, shape.columns, format: name, sparsity: target / 100)
+                        // OpenBLAS is timed again next to every row: other load on the machine then shifts
+                        // both sides of the ratio alike. Dense Vulkan GEMM is timed once per shape (it is slow).
+                        let blasSeconds = try blasBaseline.time()
+                        let rowBaseline = (dense: context.isVulkan ? baseline.dense : blasSeconds, blas: blasSeconds)
                         let row: BenchRow = switch dtype {
-                        case .f32: try measure(Float.self, matrix, name: name, n: n, baseline: baseline, context: context)
-                        case .f16: try measure(Float16.self, matrix, name: name, n: n, baseline: baseline, context: context)
+                        case .f32: try measure(Float.self, matrix, name: name, n: n, baseline: rowBaseline, context: context)
+                        case .f16: try measure(Float16.self, matrix, name: name, n: n, baseline: rowBaseline, context: context)
                         }
                         table.add(row)
                     }
@@ -72,11 +77,8 @@ struct BenchSparse: ParsableCommand {
     }
 
     /// Dense GEMM on the benchmarked backend (automatic kernel) and OpenBLAS sgemm, both M×K · K×N.
-    private func measureDense(_ m: Int, _ k: Int, _ n: Int, context: ComputeContext, blas: ComputeContext) throws -> (dense: Double, blas: Double) {
-        let blasA = try blas.tensor([Float].benchData(count: m * k, seed: 1), shape: [m, k])
-        let blasB = try blas.tensor([Float].benchData(count: k * n, seed: 2), shape: [k, n])
-        let blasC = try blas.zeros(Float.self, shape: [m, n])
-        let blasSeconds = try medianSeconds(blas, warmup: 1, repeats: options.repeats) { try $0.gemm(blasA, blasB, into: blasC) }
+    private func measureDense(_ m: Int, _ k: Int, _ n: Int, context: ComputeContext, blas: BLASBaseline) throws -> (dense: Double, blas: Double) {
+        let blasSeconds = try blas.time()
         guard context.isVulkan else { return (blasSeconds, blasSeconds) }
         let a = try context.tensor([Float].benchData(count: m * k, seed: 1), shape: [m, k])
         let b = try context.tensor([Float].benchData(count: k * n, seed: 2), shape: [k, n])
@@ -119,6 +121,25 @@ struct BenchSparse: ParsableCommand {
             "vs BLAS": .number(baseline.blas / seconds, digits: 2), "dense ms": .number(baseline.dense * 1e3, digits: 3),
             "BLAS ms": .number(baseline.blas * 1e3, digits: 3),
         ])
+    }
+
+    /// OpenBLAS sgemm (sgemv at N = 1) on one shape, kept allocated so it can be re-timed per row.
+    struct BLASBaseline {
+        let a: Tensor<Float>, b: Tensor<Float>, c: Tensor<Float>
+        let context: ComputeContext
+        let repeats: Int
+
+        init(m: Int, k: Int, n: Int, blas: ComputeContext, repeats: Int) throws {
+            a = try blas.tensor([Float].benchData(count: m * k, seed: 1), shape: [m, k])
+            b = try blas.tensor([Float].benchData(count: k * n, seed: 2), shape: [k, n])
+            c = try blas.zeros(Float.self, shape: [m, n])
+            context = blas
+            self.repeats = repeats
+        }
+
+        func time() throws -> Double {
+            try medianSeconds(context, warmup: 1, repeats: repeats) { try $0.gemm(a, b, into: c) }
+        }
     }
 
     private func sparsityOf<Element>(_ matrix: SparseMatrix<Element>) -> Double {
