@@ -37,6 +37,15 @@ final class SparseFormatTests: XCTestCase {
         XCTAssertEqual(nm.transposed().toDense(), transpose(nm.toDense(), rows: 32, columns: 48))
     }
 
+    func testFromFileData() throws {
+        let text = "%%MatrixMarket matrix coordinate real general\n2 3 3\n1 1 1.5\n1 3 2\n2 2 -1\n"
+        let data = try SparseMatrixFile.readMatrixMarket(text: text, name: "small.mtx")
+        XCTAssertEqual(try CSRMatrix<Float>(data).toDense(), [1.5, 0, 2, 0, -1, 0])
+        var pattern = data
+        pattern.values = nil
+        XCTAssertThrowsError(try CSRMatrix<Float>(pattern))
+    }
+
     func testEmptyAndTinyMatrices() throws {
         let empty = try CSRMatrix(dense: [Float](repeating: 0, count: 12), rows: 3, columns: 4)
         XCTAssertEqual(empty.storedCount, 0)

@@ -27,6 +27,16 @@ public struct CSRMatrix<Element: FloatingPointElement>: Sendable, Equatable {
         self.rowPointers = rowPointers; self.columnIndices = columnIndices; self.values = values
     }
 
+    /// A matrix read from a file (DLMC `.smtx`, Matrix Market), validated again; pattern-only files need
+    /// values first (``SparseMatrixData/withRandomValues(seed:)``), else this throws.
+    public init(_ data: SparseMatrixData) throws {
+        guard let values = data.values else {
+            throw SparseMatrixError.invalidParameter(name: "values", value: "nil", reason: "a pattern-only matrix needs values (withRandomValues)")
+        }
+        try self.init(rows: data.rows, columns: data.columns, rowPointers: data.rowOffsets, columnIndices: data.columnIndices,
+                      values: values.map { Element($0) })
+    }
+
     /// The nonzero entries of a row-major dense matrix (exact zeros, including -0, are not stored).
     public init(dense: [Element], rows: Int, columns: Int) throws {
         try validateDimensions(format: "CSR", rows: rows, columns: columns)
