@@ -25,8 +25,8 @@
 // y * rowsPerGroup ...; a CSR slot names the row rowOrder[slot], so the longest rows run first and rows
 // of similar length share a workgroup (the load balance for power-law row lengths). Lane l owns the
 // vec4 column pieces n0 + 4 * (l + SUBGROUP_SIZE * q), q < VEC4_PER_LANE. Per SUBGROUP_SIZE entries of a
-// row, lane l fetches entry l (column, value) and every lane gets each of them by subgroupShuffle with
-// a constant index; then each lane does VEC4_PER_LANE vec4 fetches of B and FMAs per entry.
+// row, lane l fetches entry l (column, value) and every lane gets each of them by subgroupShuffle (with
+// constant indices, i.e. register permutes, when SUBGROUP_SIZE == 8); then each lane does VEC4_PER_LANE vec4 fetches of B and FMAs per entry.
 // Nothing outside A, B or C is read: lanes past N skip their loads, partial entry groups are counted.
 //
 // Dispatch: x = ceil(N / (4 * SUBGROUP_SIZE * VEC4_PER_LANE)), y = ceil(M / rowsPerGroup).
