@@ -24,9 +24,11 @@ let package = Package(
         .executableTarget(name: "ShaderEmbedder"),
         // One build command per Shaders/**/*.comp (Shaders/common/*.glsl are includes).
         .plugin(name: "ShaderCompiler", capability: .buildTool(), dependencies: ["ShaderEmbedder"]),
+        // AVX2/FMA inner loops of the sparse CPU path (chosen at run time; baseline code otherwise).
+        .target(name: "CSparseKernels"),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CBLAS", "CZlib"],
+            dependencies: ["CVulkan", "CBLAS", "CZlib", "CSparseKernels"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(
