@@ -18,13 +18,17 @@ let package = Package(
         .systemLibrary(name: "CVulkan", providers: [.apt(["libvulkan-dev"])]),
         // OpenBLAS's CBLAS, the CPU dense path.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // zlib (zlib1g-dev): instant-ngp's compressed `.ingp` snapshots.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Build tool run by the ShaderCompiler plugin: glslc -> base64 Swift source.
         .executableTarget(name: "ShaderEmbedder"),
         // One build command per Shaders/**/*.comp (Shaders/common/*.glsl are includes).
         .plugin(name: "ShaderCompiler", capability: .buildTool(), dependencies: ["ShaderEmbedder"]),
+        // AVX2/FMA inner loops of the sparse CPU path (chosen at run time; baseline code otherwise).
+        .target(name: "CSparseKernels"),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CBLAS"],
+            dependencies: ["CVulkan", "CBLAS", "CZlib", "CSparseKernels"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(
