@@ -179,3 +179,37 @@ func sharedDataDirectory() -> URL {
     let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     return checkout.deletingLastPathComponent().appendingPathComponent("shared/data")
 }
+
+final class ScipyNPZTests: XCTestCase {
+    private func bytes(_ base64: String) -> [UInt8] { [UInt8](Data(base64Encoded: base64)!) }
+
+    func testReadsCSRCSCAndBSRThatScipySaved() throws {
+        for (fixture, format) in [(Fixtures.csrNPZ, "csr"), (Fixtures.csrNPZStored, "csr"), (Fixtures.cscNPZ, "csc"), (Fixtures.bsrNPZ, "bsr")] {
+            let file = try ScipySparseFile(bytes: bytes(fixture), name: "\(format).npz")
+            XCTAssertEqual(file.format, format)
+            XCTAssertEqual(file.matrix.rows, 4)
+            XCTAssertEqual(file.matrix.columns, 6)
+            XCTAssertEqual(file.matrix.dense(), Fixtures.sparseDense, format)
+        }
+        let bsr = try ScipySparseFile(bytes: bytes(Fixtures.bsrNPZ), name: "bsr.npz")
+        XCTAssertEqual(bsr.blockShape.rows, 2)
+        XCTAssertEqual(bsr.blockShape.columns, 2)
+    }
+
+    func testUnsupportedFormatAndDamageAreClearErrors() {
+        XCTAssertThrowsError(try ScipySparseFile(bytes: bytes(Fixtures.cooNPZ), name: "coo.npz")) { error in
+            guard case DataFileError.unsupported(_, let what) = error else { return XCTFail("\(error)") }
+            XCTAssert(what.contains("coo"), what)
+        }
+        let full = bytes(Fixtures.csrNPZ)
+        for length in stride(from: 0, to: full.count, by: 7) {
+            XCTAssertThrowsError(try ScipySparseFile(bytes: Array(full.prefix(length)), name: "cut.npz"), "prefix \(length)")
+        }
+        // Flip bytes inside the compressed members: zlib or the CRC must catch it.
+        for position in stride(from: 40, to: full.count / 2, by: 13) {
+            var damaged = full
+            damaged[position] ^= 0x5a
+            _ = try? ScipySparseFile(bytes: damaged, name: "damaged.npz")  // must not crash; may throw or, rarely, hit padding
+        }
+    }
+}

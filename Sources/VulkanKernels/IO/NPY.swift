@@ -43,6 +43,31 @@ public enum NPY {
 
     /// Reads `.npy` bytes (`name` appears in error messages).
     public static func read(bytes: [UInt8], name: String) throws -> NPYArray {
+        let raw = try readRaw(bytes: bytes, name: name)
+        let dtype: DType = switch raw.descr {
+        case "<f4": .float32
+        case "<f2": .float16
+        case "<i4": .int32
+        case "<u4": .uint32
+        case "|u1", "<u1": .uint8
+        default: throw DataFileError.unsupported(file: name, what: "element type '\(raw.descr)' (fp32, fp16, int32, uint32 and uint8 are read)")
+        }
+        guard raw.bytes.count == raw.count * dtype.byteSize else {
+            throw DataFileError.truncated(file: name, needed: raw.count * dtype.byteSize, available: raw.bytes.count)
+        }
+        return NPYArray(shape: raw.shape, dtype: dtype, bytes: raw.bytes)
+    }
+
+    /// An array of any fixed-size little-endian element type (`descr` as NumPy writes it, e.g. `<i8`).
+    struct RawArray {
+        var descr: String
+        var shape: [Int]
+        var bytes: [UInt8]
+        var count: Int { shape.reduce(1, *) }
+    }
+
+    /// Parses the header and takes `count × itemsize` bytes, the item size read from `descr`'s digits.
+    static func readRaw(bytes: [UInt8], name: String) throws -> RawArray {
         var reader = ByteReader(bytes, file: name)
         guard Array(try reader.take(6)) == magic else { throw DataFileError.malformed(file: name, reason: "no \\x93NUMPY magic") }
         let major = try reader.littleEndian(UInt8.self)
@@ -57,14 +82,12 @@ public enum NPY {
         let fortran = try field("fortran_order", in: header, name: name)
         let shapeText = try field("shape", in: header, name: name)
         guard fortran == "False" else { throw DataFileError.unsupported(file: name, what: "Fortran-order array (save it C-ordered)") }
-        let dtype: DType = switch descr {
-        case "'<f4'": .float32
-        case "'<f2'": .float16
-        case "'<i4'": .int32
-        case "'<u4'": .uint32
-        case "'|u1'", "'<u1'": .uint8
-        default: throw DataFileError.unsupported(file: name, what: "element type \(descr) (fp32, fp16, int32, uint32 and uint8 are read)")
+        let type = descr.trimmingCharacters(in: "'\"")
+        guard let order = type.first, order == "<" || order == "|", let itemCount = Int(type.dropFirst(2)), itemCount > 0 else {
+            throw DataFileError.unsupported(file: name, what: "element type \(descr) (little-endian fixed-size types are read)")
         }
+        // NumPy's unicode strings ('<U3') hold 4 bytes per character.
+        let itemSize = type.dropFirst().first == "U" ? 4 * itemCount : itemCount
         let inner = shapeText.trimmingCharacters(in: "()")
         var shape: [Int] = []
         for part in inner.split(separator: ",") {
@@ -77,9 +100,9 @@ public enum NPY {
             let product = partial.0.multipliedReportingOverflow(by: d)
             return (product.partialValue, partial.1 || product.overflow)
         }
-        guard !overflow, count <= Int.max / 8 else { throw DataFileError.malformed(file: name, reason: "shape \(shapeText) is too large") }
-        let data = try reader.take(count * dtype.byteSize)
-        return NPYArray(shape: shape, dtype: dtype, bytes: Array(data))
+        guard !overflow, count <= Int.max / 64 else { throw DataFileError.malformed(file: name, reason: "shape \(shapeText) is too large") }
+        let data = try reader.take(count * itemSize)
+        return RawArray(descr: type, shape: shape, bytes: Array(data))
     }
 
     /// Writes `values` with `shape` as a version 1.0 `.npy` file NumPy reads with `np.load`.

@@ -1,6 +1,7 @@
 import CZlib
 
-/// Deflate streams through the system zlib, for instant-ngp's compressed `.ingp` snapshots.
+/// Deflate streams through the system zlib: instant-ngp's compressed `.ingp` snapshots and the
+/// members of `.npz` (zip) archives.
 public enum Zlib {
     public struct Error: Swift.Error, CustomStringConvertible, Equatable {
         public let reason: String
@@ -36,12 +37,13 @@ public enum Zlib {
         return Array(output[0..<Int(stream.total_out)])
     }
 
-    /// Decompresses a gzip or zlib stream (detected from its header). Truncated or corrupt input
-    /// throws; the output is capped at `limit` bytes so a crafted file cannot exhaust memory.
-    public static func decompress(_ bytes: [UInt8], limit: Int = 1 << 33) throws -> [UInt8] {
+    /// Decompresses a gzip or zlib stream (detected from its header), or with `raw` a bare deflate
+    /// stream (zip members). Truncated or corrupt input throws; the output is capped at `limit` bytes so
+    /// a crafted file cannot exhaust memory.
+    public static func decompress(_ bytes: [UInt8], raw: Bool = false, limit: Int = 1 << 33) throws -> [UInt8] {
         var stream = z_stream()
-        // windowBits 15 + 32: detect zlib or gzip from the header.
-        guard inflateInit2_(&stream, 47, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        // windowBits 15 + 32: detect zlib or gzip from the header; −15: no header at all.
+        guard inflateInit2_(&stream, raw ? -15 : 47, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw Error(reason: "inflateInit2 failed")
         }
         defer { inflateEnd(&stream) }
@@ -74,5 +76,12 @@ public enum Zlib {
             } while status != Z_STREAM_END
         }
         return output
+    }
+}
+
+extension Zlib {
+    /// CRC-32 (the zip and gzip checksum).
+    static func crc32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        bytes.withUnsafeBufferPointer { UInt32(CZlib.crc32(0, $0.baseAddress, uInt($0.count))) }
     }
 }
