@@ -18,13 +18,15 @@ let package = Package(
         .systemLibrary(name: "CVulkan", providers: [.apt(["libvulkan-dev"])]),
         // OpenBLAS's CBLAS, the CPU dense path.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // libpng (simplified png_image API) for PNG output.
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // Build tool run by the ShaderCompiler plugin: glslc -> base64 Swift source.
         .executableTarget(name: "ShaderEmbedder"),
         // One build command per Shaders/**/*.comp (Shaders/common/*.glsl are includes).
         .plugin(name: "ShaderCompiler", capability: .buildTool(), dependencies: ["ShaderEmbedder"]),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CBLAS"],
+            dependencies: ["CVulkan", "CBLAS", "CPNG"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(

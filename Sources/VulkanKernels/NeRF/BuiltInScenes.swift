@@ -22,11 +22,11 @@ public enum BuiltInScene: String, CaseIterable, Sendable {
     public var primitives: [AnalyticPrimitive] {
         switch self {
         case .shell:
-            [AnalyticPrimitive(kind: .shell, center: SIMD3(0, 0, 0), radius: 0.55, thickness: 0.025, maxDensity: 1200,
+            [AnalyticPrimitive(kind: .shell, center: SIMD3(0, 0, 0), radius: 0.55, thickness: 0.02, maxDensity: 4000,
                                colour: SIMD3(0.95, 0.55, 0.2), stripeAmount: 0.6, stripeFrequency: 14),
-             AnalyticPrimitive(kind: .shell, center: SIMD3(0.62, -0.58, 0.5), radius: 0.2, thickness: 0.02, maxDensity: 1200,
+             AnalyticPrimitive(kind: .shell, center: SIMD3(0.62, -0.58, 0.5), radius: 0.2, thickness: 0.02, maxDensity: 4000,
                                colour: SIMD3(0.25, 0.6, 0.95), stripeAmount: 0.5, stripeFrequency: 30),
-             AnalyticPrimitive(kind: .shell, center: SIMD3(-0.6, 0.55, -0.45), radius: 0.25, thickness: 0.02, maxDensity: 1200,
+             AnalyticPrimitive(kind: .shell, center: SIMD3(-0.6, 0.55, -0.45), radius: 0.25, thickness: 0.02, maxDensity: 4000,
                                colour: SIMD3(0.4, 0.9, 0.35), stripeAmount: 0.4, stripeFrequency: 22)]
         case .cloud:
             [AnalyticPrimitive(kind: .blob, center: SIMD3(0, 0, 0), radius: 0.6, maxDensity: 3,
