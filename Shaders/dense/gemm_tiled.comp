@@ -60,8 +60,9 @@ shared float tileB[BK * BN];   // tileB[k * BN + n] = op(B)(k0 + k, n0 + n)
 
 // Copies a rows x cols block of a stored matrix (top-left element at `start`, row stride ld, valid
 // extent validRows x validCols, zeros outside) into shared memory. The stored row is the contiguous
-// dimension, read four at a time. `kMajor` says whether the stored rows are k (then element (r, c) goes
-// to tile[r * cols + c]) or m/n (then to tile[c * rows + r]); the tile is always k-major.
+// dimension, read four at a time (one vec4 load when vectorOK and the four are inside the row).
+// `storedRowIsK` says whether the stored rows are k (then element (r, c) goes to tile[r * cols + c]) or
+// m/n (then to tile[c * rows + r]); the tile in shared memory is always k-major.
 #define COPY_TILE(tile, load1, load4, start, ld, validRows, validCols, rows, cols, storedRowIsK, vectorOK) \
     for (uint g = gl_LocalInvocationID.x; g < (rows) * (cols) / 4u; g += WG_SIZE) {                     \
         const uint r = g / ((cols) / 4u), c = 4u * (g % ((cols) / 4u));                                 \

@@ -24,13 +24,18 @@
 //   3  WG_SIZE     8  local_size_x. Best as the subgroup size (then the reduction is one subgroupAdd);
 //                     any size is correct: several subgroups combine their sums in shared memory.
 //   4  ROWS        4  !TRANS_A only: rows of A per workgroup (each fetch of x is reused ROWS times)
+//   5  COLUMN_VECS 1  TRANS_A only: vec4s of y per invocation (1 to 16 measured alike on lavapipe)
 //
 // !TRANS_A: workgroup g computes y(g * ROWS .. g * ROWS + ROWS - 1). Lane l reads elements
 //   4l + 4 * WG_SIZE * i .. + 3 of each of those rows (adjacent lanes, adjacent vec4s), then the lanes'
 //   partial sums are added with subgroupAdd. Dispatch: x = ceil(M / ROWS), y = 1, z = batch count.
-// TRANS_A: invocation i computes y(4i .. 4i + 3): for every k it reads A(k, 4i .. 4i + 3), one vec4 of
-//   a stored row, so a subgroup reads consecutive memory. Dispatch: x = ceil(M / (4 * WG_SIZE)), y = 1,
-//   z = batch count. (Parallelism is M / 4 invocations; K is not split.)
+// TRANS_A: workgroup g computes the W = 4 * WG_SIZE * COLUMN_VECS elements y(g * W .. g * W + W - 1):
+//   for every k it reads the W contiguous elements A(k, g * W ..) of one stored row, invocation l taking
+//   the vec4s l, l + WG_SIZE, l + 2 * WG_SIZE, ... (so each fetch instruction of a subgroup reads
+//   adjacent vec4s, and a CPU thread walks long runs of a row). Dispatch: x = ceil(M / W), y = 1,
+//   z = batch count. Parallelism is M / W workgroups; K is not split, so a short, very wide A^T keeps
+//   few workgroups busy: keep COLUMN_VECS at 1 on GPUs. On lavapipe this path streams A about 3x slower
+//   than !TRANS_A (rows 16 KiB apart for a 4096-wide A defeat the CPU's prefetch).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -43,6 +48,7 @@ layout(constant_id = 1) const uint TRANS_B = 0;
 layout(constant_id = 2) const uint VEC4_LOADS = 1;
 layout(constant_id = 3) const uint WG_SIZE = 8;
 layout(constant_id = 4) const uint ROWS = 4;
+layout(constant_id = 5) const uint COLUMN_VECS = 1;
 layout(local_size_x_id = 3) in;
 
 #include "gemm_params.glsl"
@@ -105,30 +111,39 @@ void rowsTimesVector(uint batch, uint baseA, uint xBase, uint xStep) {
 }
 
 void transposedTimesVector(uint batch, uint baseA, uint xBase, uint xStep) {
-    const uint m = 4u * gl_GlobalInvocationID.x;
-    if (m >= p.M) return;
-    const bool wholeVec4 = m + 3u < p.M;
-    vec4 acc = vec4(0.0);
+    // Invocation l of workgroup g owns the vec4 columns m = 4 * (g * WG_SIZE * COLUMN_VECS + l + WG_SIZE * j),
+    // j < COLUMN_VECS: the workgroup reads 16 * WG_SIZE * COLUMN_VECS contiguous bytes of each stored row.
+    const uint mGroup = 4u * gl_WorkGroupID.x * WG_SIZE * COLUMN_VECS + 4u * gl_LocalInvocationID.x;
+    vec4 acc[COLUMN_VECS];
+    for (uint j = 0u; j < COLUMN_VECS; ++j) acc[j] = vec4(0.0);
+
+    const bool wholeGroup = mGroup + 4u * WG_SIZE * (COLUMN_VECS - 1u) + 3u < p.M;
     uint k = 0u;
-    if (wholeVec4) {
+    if (wholeGroup) {
         for (; k + 4u <= p.K; k += 4u) {
             const vec4 x = loadX4(xBase, xStep, k);
-            const uint row = baseA + k * p.lda + m;
-            acc = fma(loadVec4(matrixA, row), vec4(x.x), acc);
-            acc = fma(loadVec4(matrixA, row + p.lda), vec4(x.y), acc);
-            acc = fma(loadVec4(matrixA, row + 2u * p.lda), vec4(x.z), acc);
-            acc = fma(loadVec4(matrixA, row + 3u * p.lda), vec4(x.w), acc);
+            for (uint kk = 0u; kk < 4u; ++kk) {
+                const uint row = baseA + (k + kk) * p.lda + mGroup;
+                for (uint j = 0u; j < COLUMN_VECS; ++j)
+                    acc[j] = fma(loadVec4(matrixA, row + 4u * WG_SIZE * j), vec4(x[kk]), acc[j]);
+            }
         }
     }
     for (; k < p.K; ++k) {   // the K % 4 tail, or every k for the last, partial group of columns
         const float x = loadElement(vectorX, xBase + k * xStep);
-        const uint row = baseA + k * p.lda + m;
-        for (uint j = 0u; j < 4u; ++j)
-            if (m + j < p.M) acc[j] = fma(loadElement(matrixA, row + j), x, acc[j]);
+        const uint row = baseA + k * p.lda;
+        for (uint j = 0u; j < COLUMN_VECS; ++j) {
+            const uint m = mGroup + 4u * WG_SIZE * j;
+            for (uint i = 0u; i < 4u; ++i)
+                if (m + i < p.M) acc[j][i] = fma(loadElement(matrixA, row + m + i), x, acc[j][i]);
+        }
     }
-    for (uint j = 0u; j < 4u && m + j < p.M; ++j) {
-        const uint index = gemmOutputRow(batch, m + j);
-        storeC(index, gemmEpilogue(acc[j], index));
+    for (uint j = 0u; j < COLUMN_VECS; ++j) {
+        const uint m = mGroup + 4u * WG_SIZE * j;
+        for (uint i = 0u; i < 4u && m + i < p.M; ++i) {
+            const uint index = gemmOutputRow(batch, m + i);
+            storeC(index, gemmEpilogue(acc[j][i], index));
+        }
     }
 }
 

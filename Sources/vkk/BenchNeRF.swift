@@ -10,7 +10,8 @@ struct BenchNeRF: ParsableCommand {
 
     @Option(help: "Built-in scene.") var scene = "shell"
     @Option(help: "Image width and height.") var resolution = 800
-    @Option(help: "Timed renders per mode (the median is reported).") var repeats = 3
+    @OptionGroup var backend: BackendOptions
+    @Option(help: "Timed renders of the grid mode (the median is reported; uniform modes are timed once).") var repeats = 3
     @Option(help: "Reference (4096 float64 steps per ray) on every Nth pixel per axis.") var psnrStride = 8
     @Option(help: "Occupancy grid cells per axis (level 0).") var gridResolution = 128
     @Flag(help: "Also time uniform marching without early termination (slow: every ray takes every step).")
@@ -19,7 +20,7 @@ struct BenchNeRF: ParsableCommand {
     func run() throws {
         guard let builtIn = BuiltInScene(rawValue: scene) else { throw ValidationError("unknown scene \(scene)") }
         let field = builtIn.makeField()
-        let context = try ComputeContext()
+        let context = try backend.makeContext()
         let renderer = Renderer(context: context)
         let camera = Camera.orbit(frame: 0, of: 1, width: resolution, height: resolution)
         print("NeRF bench: scene '\(scene)', \(resolution)x\(resolution), 1 spp, \(context.backendDescription)")

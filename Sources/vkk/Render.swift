@@ -31,6 +31,7 @@ struct Render: ParsableCommand {
     var background = "1,1,1"
     @Flag(help: "March uniformly through the bounding box (no empty-space skipping), for comparisons.")
     var noSkipping = false
+    @OptionGroup var backend: BackendOptions
 
     func run() throws {
         let (width, height) = try parseResolution()
@@ -54,7 +55,7 @@ struct Render: ParsableCommand {
         let selected = try selectFrames(cameras.count)
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
 
-        let context = try ComputeContext()
+        let context = try backend.makeContext()
         let renderer = Renderer(context: context)
         let gridStart = Date()
         if options.skipEmptySpace { _ = try renderer.occupancyGrid(for: field, settings: options.occupancy) }
@@ -136,5 +137,17 @@ final class ProgressBar {
 
     func finish() {
         if enabled { print("") }
+    }
+}
+
+extension BackendOptions {
+    /// The context these options select.
+    func makeContext() throws -> ComputeContext {
+        let choice: ComputeContext.Backend = switch backend {
+        case .auto: device.map { .vulkan(deviceIndex: $0) } ?? .auto
+        case .vulkan: .vulkan(deviceIndex: device)
+        case .cpu: .cpu
+        }
+        return try ComputeContext(backend: choice, options: .init(validation: validation))
     }
 }

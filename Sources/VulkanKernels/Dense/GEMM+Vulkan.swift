@@ -14,6 +14,21 @@ public enum GEMMAlgorithm: String, Sendable, CaseIterable {
     case naive
 }
 
+extension ComputeContext {
+    /// The kernel `.automatic` runs for a GEMM with `n` columns on this context's device; nil on the CPU.
+    public func automaticGEMMAlgorithm(n: Int) -> GEMMAlgorithm? {
+        guard let info = deviceInfo else { return nil }
+        return GEMMAlgorithm.automatic(n: n, info: info)
+    }
+}
+
+extension GEMMAlgorithm {
+    static func automatic(n: Int, info: DeviceInfo) -> GEMMAlgorithm {
+        if n == 1 && info.supportsSubgroupArithmetic { return .gemv }
+        return info.isCPUDriver && info.supportsSubgroupShuffle ? .subgroup : .tiled
+    }
+}
+
 extension CommandBatch {
     func encodeGEMM(_ s: GEMMShape, a: Storage, b: Storage, c: Storage, dtype: DType, alpha: Float, beta: Float,
                     algorithm: GEMMAlgorithm = .automatic) throws {
@@ -24,9 +39,7 @@ extension CommandBatch {
         }
         let kernel = try resolve(algorithm, s, info: info)
         let elementBytes = dtype.byteSize
-        // 4-wide texel loads need every row and batch start of A and B on a multiple of 4 elements.
-        let vec4 = s.lda % 4 == 0 && s.ldb % 4 == 0 && s.strideA % 4 == 0 && s.strideB % 4 == 0
-        let plan = GEMMKernelPlan(kernel: kernel, shape: s, dtype: dtype, vec4: vec4, info: info)
+        let plan = GEMMKernelPlan(kernel: kernel, shape: s, dtype: dtype, info: info)
 
         // Split the output into windows that fit one storage-buffer binding (maxStorageBufferRange):
         // whole batches when they fit, otherwise row ranges of one batch.
@@ -43,7 +56,12 @@ extension CommandBatch {
             let perWindow = max(1, maxRange / batchBytes)
             windows = stride(from: 0, to: s.batch, by: perWindow).map { ($0..<min(s.batch, $0 + perWindow), 0..<s.m) }
         } else {
-            let rowsPerWindow = min(maxRange / rowBytes, plan.tileM * 4096)
+            // Whole tiles per window, so window starts keep the vec4 alignment of the full matrix.
+            let rowsPerWindow = min(maxRange / rowBytes / plan.tileM, 4096) * plan.tileM
+            guard rowsPerWindow > 0 else {
+                throw KernelError.exceedsDeviceLimit(op: "gemm", what: "bytes per \(plan.tileM)-row tile of C",
+                                                     value: rowBytes * plan.tileM, limit: maxRange)
+            }
             for batch in 0..<s.batch {
                 windows += stride(from: 0, to: s.m, by: rowsPerWindow).map { (batch..<(batch + 1), $0..<min(s.m, $0 + rowsPerWindow)) }
             }
@@ -74,8 +92,7 @@ extension CommandBatch {
     private func resolve(_ algorithm: GEMMAlgorithm, _ s: GEMMShape, info: DeviceInfo) throws -> GEMMAlgorithm {
         switch algorithm {
         case .automatic:
-            if s.n == 1 && info.supportsSubgroupArithmetic && false { return .gemv }
-            return info.isCPUDriver && info.supportsSubgroupShuffle ? .subgroup : .tiled
+            return .automatic(n: s.n, info: info)
         case .gemv:
             guard s.n == 1 else { throw KernelError.invalidParameter(op: "gemm", name: "algorithm", value: "gemv needs N = 1, got N = \(s.n)") }
             guard info.supportsSubgroupArithmetic else { throw KernelError.unsupportedOnDevice(op: "gemv", feature: "subgroup arithmetic") }
@@ -104,41 +121,74 @@ extension CommandBatch {
 }
 
 /// The pipeline, binding kinds and dispatch geometry of one GEMM kernel for one shape, as each
-/// shader's header comment specifies them.
+/// shader's header comment (Shaders/dense/*.comp) specifies them.
 struct GEMMKernelPlan {
     let spec: KernelSpec
     let inputKind: BufferBinding.Kind
+    /// Rows of C one workgroup covers: row windows are whole multiples of it (keeps vec4 alignment).
     let tileM: Int
-    let tileN: Int
+    private let groupsFor: (_ m: Int, _ n: Int) -> (Int, Int)
 
-    init(kernel: GEMMAlgorithm, shape s: GEMMShape, dtype: DType, vec4: Bool, info: DeviceInfo) {
+    init(kernel: GEMMAlgorithm, shape s: GEMMShape, dtype: DType, info: DeviceInfo) {
         let f16 = dtype == .float16
         let transA = UInt32(s.transposeA ? 1 : 0), transB = UInt32(s.transposeB ? 1 : 0)
-        let texelFormat: (VkFormat, Int) = switch (f16, vec4) {
-        case (false, true): (VK_FORMAT_R32G32B32A32_SFLOAT, 16)
-        case (false, false): (VK_FORMAT_R32_SFLOAT, 4)
-        case (true, true): (VK_FORMAT_R16G16B16A16_SFLOAT, 8)
-        case (true, false): (VK_FORMAT_R16_SFLOAT, 2)
+        func texel(vec4: Bool) -> BufferBinding.Kind {
+            switch (f16, vec4) {
+            case (false, true): .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
+            case (false, false): .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
+            case (true, true): .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
+            case (true, false): .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
+            }
         }
-        let texel = BufferBinding.Kind.texel(texelFormat.0, texelBytes: texelFormat.1)
+        func ceilDiv(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b }
+        let storageBindings: [DescriptorKind] = [.storageBuffer, .storageBuffer, .storageBuffer]
+        let texelBindings: [DescriptorKind] = [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]
         switch kernel {
-        case .subgroup:
-            // One subgroup per 16 × 4·S tile; ask for 8 lanes where the size can be chosen (the tile
-            // measured fastest on lavapipe), else use the device's size.
+        case .subgroup, .automatic:
+            // 4-wide loads need every row and batch start of A and B on a multiple of 4 elements.
+            let vec4 = s.lda % 4 == 0 && s.ldb % 4 == 0 && s.strideA % 4 == 0 && s.strideB % 4 == 0
+            // One subgroup per 16 × 4·S tile; 8 lanes where the size can be chosen (fastest measured on
+            // lavapipe), else the device's size.
             let lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) ? 8 : info.subgroupSize
-            spec = KernelSpec(shader: f16 ? .dense_gemm_subgroup_f16 : .dense_gemm_subgroup,
-                              bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer], pushConstantBytes: 56,
-                              specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes)],
+            spec = KernelSpec(shader: f16 ? .dense_gemm_subgroup_f16 : .dense_gemm_subgroup, bindings: texelBindings,
+                              pushConstantBytes: 56, specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes)],
                               requiredSubgroupSize: lanes)
-            inputKind = texel
+            inputKind = texel(vec4: vec4)
             tileM = 16
-            tileN = 4 * lanes
-        default:
-            preconditionFailure("GEMM kernel \(kernel) is not wired yet")
+            groupsFor = { m, n in (ceilDiv(n, 4 * lanes), ceilDiv(m, 16)) }
+        case .tiled:
+            // Shared memory holds BK·(BM + BN) fp32 values; pick the largest tile the device allows.
+            let (bm, bn, bk, tm, tn): (Int, Int, Int, Int, Int) =
+                if info.maxComputeSharedMemorySize >= 48 << 10 && info.maxComputeWorkGroupInvocations >= 256 { (128, 128, 16, 8, 8) }
+                else if info.maxComputeWorkGroupInvocations >= 256 { (64, 64, 16, 4, 4) }
+                else { (64, 32, 16, 4, 4) }
+            let invocations = (bm / tm) * (bn / tn)
+            spec = KernelSpec(shader: f16 ? .dense_gemm_tiled_f16 : .dense_gemm_tiled, bindings: storageBindings, pushConstantBytes: 56,
+                              specialization: [transA, transB, UInt32(bm), UInt32(bn), UInt32(bk), UInt32(tm), UInt32(tn), UInt32(invocations)])
+            inputKind = .storageRead
+            tileM = bm
+            groupsFor = { m, n in (ceilDiv(n, bn), ceilDiv(m, bm)) }
+        case .gemv:
+            let vec4 = s.lda % 4 == 0 && s.strideA % 4 == 0 && s.strideB % 4 == 0
+            let lanes = info.subgroupSize
+            let rows = 4
+            spec = KernelSpec(shader: f16 ? .dense_gemv_f16 : .dense_gemv, bindings: texelBindings, pushConstantBytes: 56,
+                              specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes), UInt32(rows)],
+                              requiredSubgroupSize: lanes)
+            inputKind = texel(vec4: vec4)
+            tileM = s.transposeA ? 4 * lanes : rows
+            groupsFor = { m, _ in (s.transposeA ? ceilDiv(m, 4 * lanes) : ceilDiv(m, rows), 1) }
+        case .naive:
+            spec = KernelSpec(shader: f16 ? .dense_gemm_naive_f16 : .dense_gemm_naive, bindings: storageBindings, pushConstantBytes: 56,
+                              specialization: [transA, transB, 16, 8])
+            inputKind = .storageRead
+            tileM = 8
+            groupsFor = { m, n in (ceilDiv(n, 16), ceilDiv(m, 8)) }
         }
     }
 
     func groups(m: Int, n: Int, batch: Int) -> (Int, Int, Int) {
-        ((n + tileN - 1) / tileN, (m + tileM - 1) / tileM, batch)
+        let (x, y) = groupsFor(m, n)
+        return (x, y, batch)
     }
 }

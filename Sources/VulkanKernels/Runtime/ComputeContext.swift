@@ -89,7 +89,7 @@ public final class ComputeContext: @unchecked Sendable {
 
     /// Every Vulkan device the loader reports, in its order (the numbering of `VKK_DEVICE`).
     public static func availableDevices() throws -> [DeviceInfo] {
-        let instance = try VulkanInstance(validation: false)
+        let instance = try makeInstance(validation: false)
         return try instance.physicalDevices().enumerated().map { instance.describe($1, index: $0) }
     }
 
@@ -98,8 +98,18 @@ public final class ComputeContext: @unchecked Sendable {
         devices.min { ($0.kind.rank, $0.index) < ($1.kind.rank, $1.index) }?.index
     }
 
+    private static func makeInstance(validation: Bool) throws(VulkanError) -> VulkanInstance {
+        do {
+            return try VulkanInstance(validation: validation)
+        } catch {
+            // VK_ERROR_INCOMPATIBLE_DRIVER from vkCreateInstance is the loader's way of saying it found no driver.
+            guard error == .call("vkCreateInstance", VK_ERROR_INCOMPATIBLE_DRIVER.rawValue) else { throw error }
+            throw .noDevice("the loader found no driver (check mesa-vulkan-drivers, or VK_DRIVER_FILES / VK_ICD_FILENAMES)")
+        }
+    }
+
     private static func openDevice(index: Int?, options: Options) throws -> VulkanDevice {
-        let instance = try VulkanInstance(validation: options.validation)
+        let instance = try makeInstance(validation: options.validation)
         let physical = try instance.physicalDevices()
         guard !physical.isEmpty else {
             throw VulkanError.noDevice("the loader found no driver (check VK_DRIVER_FILES / VK_ICD_FILENAMES and mesa-vulkan-drivers)")

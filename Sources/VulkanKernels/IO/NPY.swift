@@ -1,0 +1,147 @@
+/// An array read from a NumPy `.npy` file: shape, element type and the raw little-endian bytes.
+///
+/// Reads format versions 1.0–3.0 with `fortran_order: False` and element types `<f4`, `<f2`, `<i4`,
+/// `<u4` and `|u1`; anything else (float64, big-endian, Fortran order, object arrays) is a clear
+/// ``DataFileError/unsupported(file:what:)``.
+public struct NPYArray: Sendable, Equatable {
+    public var shape: [Int]
+    public var dtype: DType
+    /// Row-major (C order) element bytes.
+    public var bytes: [UInt8]
+
+    public var count: Int { shape.reduce(1, *) }
+
+    /// The elements as `Element`, which must match ``dtype``.
+    public func values<Element: TensorElement>(as type: Element.Type = Element.self) throws -> [Element] {
+        guard Element.dtype == dtype else {
+            throw KernelError.dtypeMismatch(op: "NPYArray.values", expected: Element.dtype, got: dtype)
+        }
+        return bytes.withUnsafeBytes { Array($0.bindMemory(to: Element.self).prefix(count)) }
+    }
+
+    /// The elements widened or converted to `Float` (fp32, fp16, int32, uint32, uint8).
+    public func floats() -> [Float] {
+        bytes.withUnsafeBytes { raw in
+            switch dtype {
+            case .float32: Array(raw.bindMemory(to: Float.self).prefix(count))
+            case .float16: raw.bindMemory(to: Float16.self).prefix(count).map(Float.init)
+            case .int32: raw.bindMemory(to: Int32.self).prefix(count).map(Float.init)
+            case .uint32: raw.bindMemory(to: UInt32.self).prefix(count).map(Float.init)
+            case .uint8: raw.bindMemory(to: UInt8.self).prefix(count).map(Float.init)
+            }
+        }
+    }
+}
+
+public enum NPY {
+    static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
+
+    /// Reads a `.npy` file.
+    public static func read(contentsOf path: String) throws -> NPYArray {
+        try read(bytes: readFile(path), name: path)
+    }
+
+    /// Reads `.npy` bytes (`name` appears in error messages).
+    public static func read(bytes: [UInt8], name: String) throws -> NPYArray {
+        var reader = ByteReader(bytes, file: name)
+        guard Array(try reader.take(6)) == magic else { throw DataFileError.malformed(file: name, reason: "no \\x93NUMPY magic") }
+        let major = try reader.littleEndian(UInt8.self)
+        _ = try reader.littleEndian(UInt8.self)
+        let headerLength: Int = switch major {
+        case 1: Int(try reader.littleEndian(UInt16.self))
+        case 2, 3: Int(try reader.littleEndian(UInt32.self))
+        default: throw DataFileError.unsupported(file: name, what: "format version \(major)")
+        }
+        let header = String(decoding: try reader.take(headerLength), as: UTF8.self)
+        let descr = try field("descr", in: header, name: name)
+        let fortran = try field("fortran_order", in: header, name: name)
+        let shapeText = try field("shape", in: header, name: name)
+        guard fortran == "False" else { throw DataFileError.unsupported(file: name, what: "Fortran-order array (save it C-ordered)") }
+        let dtype: DType = switch descr {
+        case "'<f4'": .float32
+        case "'<f2'": .float16
+        case "'<i4'": .int32
+        case "'<u4'": .uint32
+        case "'|u1'", "'<u1'": .uint8
+        default: throw DataFileError.unsupported(file: name, what: "element type \(descr) (fp32, fp16, int32, uint32 and uint8 are read)")
+        }
+        let inner = shapeText.trimmingCharacters(in: "()")
+        var shape: [Int] = []
+        for part in inner.split(separator: ",") {
+            let text = String(part).trimmingCharacters(in: " ")
+            if text.isEmpty { continue }
+            guard let dimension = Int(text), dimension >= 0 else { throw DataFileError.malformed(file: name, reason: "shape \(shapeText)") }
+            shape.append(dimension)
+        }
+        let (count, overflow) = shape.reduce((1, false)) { partial, d in
+            let product = partial.0.multipliedReportingOverflow(by: d)
+            return (product.partialValue, partial.1 || product.overflow)
+        }
+        guard !overflow, count <= Int.max / 8 else { throw DataFileError.malformed(file: name, reason: "shape \(shapeText) is too large") }
+        let data = try reader.take(count * dtype.byteSize)
+        return NPYArray(shape: shape, dtype: dtype, bytes: Array(data))
+    }
+
+    /// Writes `values` with `shape` as a version 1.0 `.npy` file NumPy reads with `np.load`.
+    public static func write<Element: TensorElement>(_ values: [Element], shape: [Int], to path: String) throws {
+        try writeFile(try bytes(values, shape: shape), to: path)
+    }
+
+    public static func bytes<Element: TensorElement>(_ values: [Element], shape: [Int]) throws -> [UInt8] {
+        guard shape.reduce(1, *) == values.count else { throw KernelError.countMismatch(expected: shape.reduce(1, *), got: values.count) }
+        let descr = switch Element.dtype {
+        case .float32: "<f4"
+        case .float16: "<f2"
+        case .int32: "<i4"
+        case .uint32: "<u4"
+        case .uint8: "|u1"
+        }
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
+        // Magic (6) + version (2) + length (2) + header + newline: a multiple of 64, as NumPy writes it.
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var result = magic + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)]
+        result += Array(header.utf8)
+        values.withUnsafeBytes { result += $0 }
+        return result
+    }
+
+    /// The text after `'key':` up to the next top-level comma of the header dictionary.
+    private static func field(_ key: String, in header: String, name: String) throws -> String {
+        guard let range = header.firstRange(of: "'\(key)':") else { throw DataFileError.malformed(file: name, reason: "header has no '\(key)'") }
+        var depth = 0
+        var value = ""
+        for character in header[range.upperBound...] {
+            if character == "(" { depth += 1 }
+            if character == ")" { depth -= 1 }
+            if (character == "," && depth == 0) || character == "}" { break }
+            value.append(character)
+        }
+        return value.trimmingCharacters(in: " ")
+    }
+}
+
+extension ComputeContext {
+    /// A tensor holding a `.npy` array, converted to `Element` (fp32 from any supported type; fp16 from fp16
+    /// or fp32; otherwise the types must match).
+    public func tensor<Element: TensorElement>(_ array: NPYArray, as type: Element.Type = Element.self) throws -> Tensor<Element> {
+        if Element.dtype == array.dtype { return try tensor(try array.values(as: Element.self), shape: array.shape) }
+        switch Element.self {
+        case is Float.Type: return try tensor(array.floats() as! [Element], shape: array.shape)
+        case is Float16.Type where array.dtype == .float32:
+            return try tensor(array.floats().map { Float16($0) } as! [Element], shape: array.shape)
+        default: throw KernelError.dtypeMismatch(op: "tensor(npy)", expected: Element.dtype, got: array.dtype)
+        }
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let characters = Set(set)
+        var slice = Substring(self)
+        while let first = slice.first, characters.contains(first) { slice.removeFirst() }
+        while let last = slice.last, characters.contains(last) { slice.removeLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,145 @@
+import FoundationEssentials
+import Glibc
+import VulkanKernels
+
+/// One printed and JSON-written benchmark row: ordered column names and values.
+struct BenchRow {
+    var columns: [(String, BenchValue)]
+
+    init(_ columns: KeyValuePairs<String, BenchValue>) { self.columns = columns.map { ($0.key, $0.value) } }
+}
+
+enum BenchValue {
+    case text(String)
+    case integer(Int)
+    /// A number printed with `digits` decimals.
+    case number(Double, digits: Int)
+
+    var printed: String {
+        switch self {
+        case .text(let text): text
+        case .integer(let value): String(value)
+        case .number(let value, let digits): value.isFinite ? formatted(value, digits: digits) : "—"
+        }
+    }
+
+    var json: String {
+        switch self {
+        case .text(let text): jsonString(text)
+        case .integer(let value): String(value)
+        case .number(let value, _): value.isFinite ? String(value) : "null"
+        }
+    }
+}
+
+/// `value` with exactly `digits` decimals (rounded half away from zero).
+func formatted(_ value: Double, digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    guard scaled < 9e15 else { return String(value) }
+    let whole = Int(scaled) / Int(scale), fraction = Int(scaled) % Int(scale)
+    let fractionText = String(fraction)
+    let sign = value < 0 && scaled > 0 ? "-" : ""
+    return sign + String(whole) + (digits > 0 ? "." + String(repeating: "0", count: digits - fractionText.count) + fractionText : "")
+}
+
+/// A JSON string literal.
+func jsonString(_ text: String) -> String {
+    var result = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": result += "\\\""
+        case "\\": result += "\\\\"
+        case "\n": result += "\\n"
+        case _ where scalar.value < 0x20: result += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+        default: result.unicodeScalars.append(scalar)
+        }
+    }
+    return result + "\""
+}
+
+/// Prints rows as an aligned table as they arrive (header once) and collects them for `--json`.
+final class BenchTable {
+    private var rows: [BenchRow] = []
+    private var widths: [Int] = []
+    private let title: String
+
+    init(title: String) { self.title = title }
+
+    func add(_ row: BenchRow) {
+        if rows.isEmpty {
+            print(title)
+            widths = row.columns.map { max($0.0.count, 8) }
+            print(line(row.columns.map(\.0)))
+        }
+        rows.append(row)
+        print(line(row.columns.map(\.1.printed)))
+        fflush(nil)
+    }
+
+    private func line(_ cells: [String]) -> String {
+        zip(cells, widths).map { cell, width in String(repeating: " ", count: max(0, width - cell.count)) + cell }
+            .joined(separator: "  ")
+    }
+
+    /// Writes `{"benchmark": title, "device": …, "rows": [{column: value, …}, …]}`.
+    func writeJSON(to path: String, device: String, extra: [String: String] = [:]) throws {
+        var text = "{\n  \"benchmark\": \(BenchValue.text(title).json),\n  \"device\": \(BenchValue.text(device).json),\n"
+        for (key, value) in extra.sorted(by: { $0.key < $1.key }) { text += "  \(BenchValue.text(key).json): \(BenchValue.text(value).json),\n" }
+        text += "  \"rows\": [\n"
+        text += rows.map { row in
+            "    {" + row.columns.map { "\(BenchValue.text($0.0).json): \($0.1.json)" }.joined(separator: ", ") + "}"
+        }.joined(separator: ",\n")
+        text += "\n  ]\n}\n"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        print("wrote \(path)")
+    }
+}
+
+/// Median of `repeats` timed runs after `warmup` untimed ones. Each run records `body` into its own
+/// batch between two timestamps: GPU time on Vulkan, host time on the CPU backend.
+func medianSeconds(_ context: ComputeContext, warmup: Int, repeats: Int, _ body: (CommandBatch) throws -> Void) throws -> Double {
+    var times: [Double] = []
+    for run in 0..<(warmup + repeats) {
+        let batch = try context.makeBatch()
+        let start = try batch.timestamp()
+        try body(batch)
+        let end = try batch.timestamp()
+        try batch.commit()
+        if run >= warmup { times.append(try batch.seconds(from: start, to: end)) }
+    }
+    return median(times)
+}
+
+/// Median of host-timed runs of `body` (for OpenBLAS and other CPU references).
+func medianHostSeconds(warmup: Int, repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+    var times: [Double] = []
+    for run in 0..<(warmup + repeats) {
+        var start = timespec(), end = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        try body()
+        clock_gettime(CLOCK_MONOTONIC, &end)
+        if run >= warmup { times.append(Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9) }
+    }
+    return median(times)
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// A date stamp for results files (UTC, YYYY-MM-DD).
+func todayUTC() -> String {
+    var now = time(nil)
+    var parts = tm()
+    gmtime_r(&now, &parts)
+    return String(format4: Int(parts.tm_year) + 1900) + "-" + String(twoDigits: Int(parts.tm_mon) + 1) + "-" + String(twoDigits: Int(parts.tm_mday))
+}
+
+extension String {
+    init(twoDigits value: Int) { self = value < 10 ? "0\(value)" : "\(value)" }
+    init(format4 value: Int) { self = String(value) }
+}
