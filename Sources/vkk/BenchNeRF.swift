@@ -13,7 +13,7 @@ struct BenchNeRF: ParsableCommand {
     @OptionGroup var backend: BackendOptions
     @Option(help: "Timed renders of the grid mode (the median is reported; uniform modes are timed once).") var repeats = 3
     @Option(help: "Reference (4096 float64 steps per ray) on every Nth pixel per axis.") var psnrStride = 8
-    @Option(help: "Occupancy grid cells per axis (level 0).") var gridResolution = 128
+    @Option(help: "Occupancy grid cells per axis (level 0); default: the renderer's (256).") var gridResolution: Int?
     @Flag(help: "Also time uniform marching without early termination (slow: every ray takes every step).")
     var fullUniform = false
 
@@ -27,7 +27,7 @@ struct BenchNeRF: ParsableCommand {
 
         let gridStart = Date()
         var options = RenderOptions()
-        options.occupancy.resolution = gridResolution
+        if let gridResolution { options.occupancy.resolution = gridResolution }
         let grid = try renderer.occupancyGrid(for: field, settings: options.occupancy)
         print(String(format: "occupancy grid %d^3 x %d levels built in %.2f s, %.2f%% of level 0 occupied",
                      grid.settings.resolution, grid.settings.levels, Date().timeIntervalSince(gridStart), 100 * grid.occupiedFraction()))

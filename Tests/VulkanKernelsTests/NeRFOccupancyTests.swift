@@ -5,11 +5,18 @@ final class NeRFOccupancyTests: XCTestCase {
     /// Random points and points on every primitive's densest surface: wherever density exceeds the
     /// threshold, the level-0 cell must be occupied, and every coarser level must cover its children.
     func testOccupancyGridIsConservative() {
+        // Two grids with the same lattice spacing (1/64 of the box): 64³ cells × 2 intervals, and 128³
+        // cells × 1 interval (the default's lattice, at half its resolution).
+        var coarse = OccupancyGrid.Settings()
+        coarse.resolution = 64
+        coarse.levels = 3
+        coarse.samplesPerAxis = 2
+        var corners = OccupancyGrid.Settings()
+        corners.resolution = 128
+        corners.levels = 4
+        corners.samplesPerAxis = 1
         onEveryBackend { context in
-            var settings = OccupancyGrid.Settings()
-            settings.resolution = 64
-            settings.levels = 3
-            for scene in BuiltInScene.allCases {
+            for (scene, settings) in [(BuiltInScene.shell, coarse), (.cloud, coarse), (.spheres, coarse), (.shell, corners)] {
                 let field = scene.makeField()
                 let grid = try OccupancyGrid.build(from: field, on: context, settings: settings)
                 var generator = SeededGenerator(seed: 7)

@@ -8,11 +8,12 @@ final class NeRFRenderTests: XCTestCase {
     static let minimumPSNR = 40.0
     static let size = 40
 
-    /// A 64³ grid keeps the CPU-side grid builds of debug test builds short; the renderer default is 128³.
+    /// A 64³ grid keeps the CPU-side grid builds of debug test builds short; the renderer default is 256³.
     static var options: RenderOptions {
         var options = RenderOptions()
         options.occupancy.resolution = 64
         options.occupancy.levels = 3
+        options.occupancy.samplesPerAxis = 2
         return options
     }
 

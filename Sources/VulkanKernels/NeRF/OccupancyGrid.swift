@@ -12,13 +12,14 @@
 public final class OccupancyGrid: @unchecked Sendable {
     public struct Settings: Sendable, Hashable {
         /// Cells per axis of level 0 (a power of two, 8...512).
-        public var resolution = 128
+        public var resolution = 256
         /// Number of levels (1...8, and resolution >> (levels − 1) ≥ 1).
-        public var levels = 4
+        public var levels = 5
         /// Cells whose pooled density is at most this are empty.
         public var densityThreshold: Float = 0.01
-        /// Lattice intervals per cell and axis when pooling.
-        public var samplesPerAxis = 2
+        /// Lattice intervals per cell and axis when pooling (1: the cell's 8 corners). The lattice
+        /// spacing, cell size / samplesPerAxis, bounds the thinnest feature the grid is sure to see.
+        public var samplesPerAxis = 1
         /// Cells by which occupied cells grow (safety margin for features thinner than the lattice).
         public var dilation = 0
         public init() {}
