@@ -20,13 +20,17 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // libpng (simplified png_image API) for PNG output.
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // zlib (zlib1g-dev): instant-ngp's compressed `.ingp` snapshots.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Build tool run by the ShaderCompiler plugin: glslc -> base64 Swift source.
         .executableTarget(name: "ShaderEmbedder"),
         // One build command per Shaders/**/*.comp (Shaders/common/*.glsl are includes).
         .plugin(name: "ShaderCompiler", capability: .buildTool(), dependencies: ["ShaderEmbedder"]),
+        // AVX2/FMA inner loops of the sparse CPU path (chosen at run time; baseline code otherwise).
+        .target(name: "CSparseKernels"),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CBLAS", "CPNG"],
+            dependencies: ["CVulkan", "CBLAS", "CPNG", "CZlib", "CSparseKernels"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(

@@ -4,7 +4,7 @@ import VulkanKernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: median GPU time over repeats after warm-up, throughput, and ratios measured in the same run.",
-        subcommands: [BenchGEMM.self, BenchNeRF.self])
+        subcommands: [BenchGEMM.self, BenchSparse.self, BenchHashGrid.self, BenchNeRF.self])
 }
 
 /// Options every benchmark takes.

@@ -11,8 +11,8 @@ struct Render: ParsableCommand {
     var scene = "shell"
     @Option(help: "Camera file (e.g. transforms.json or camera_path.json, when a loader for it is registered).")
     var camera: String?
-    @Option(help: "Image size: WIDTHxHEIGHT or one number for a square.")
-    var resolution = "800x800"
+    @Option(help: "Image size: WIDTHxHEIGHT or one number for a square (default 800x800, or the camera file's).")
+    var resolution: String?
     @Option(help: "Rays per pixel.")
     var spp = 1
     @Option(name: [.short, .long], help: "Output folder.")
@@ -34,7 +34,8 @@ struct Render: ParsableCommand {
     @OptionGroup var backend: BackendOptions
 
     func run() throws {
-        let (width, height) = try parseResolution()
+        let requested = try resolution.map(parseResolution)
+        let (width, height) = requested ?? (800, 800)
         var options = RenderOptions()
         options.samplesPerPixel = spp
         let channels = background.split(separator: ",").compactMap { Float($0) }
@@ -46,7 +47,7 @@ struct Render: ParsableCommand {
         var cameras: [Camera]
         let single = camera == nil && orbit == nil
         if let camera {
-            cameras = try FieldCatalog.cameras(fromFile: camera, width: width, height: height)
+            cameras = try FieldCatalog.cameras(fromFile: camera, width: requested?.0, height: requested?.1)
         } else {
             let count = orbit ?? 1
             guard count > 0 else { throw ValidationError("--orbit needs at least 1 frame") }
@@ -81,13 +82,14 @@ struct Render: ParsableCommand {
         }
         progress.finish()
         let seconds = Date().timeIntervalSince(start)
+        let (shownWidth, shownHeight) = cameras.first.map { ($0.width, $0.height) } ?? (width, height)
         print(String(format: "rendered %d frame%@ of '%@' (%dx%d, %d spp) on %@ in %.2f s (grid %.2f s): %.3g rays/s, %.1f samples/ray (%.1f on rays that hit) -> %@",
-                     selected.count, selected.count == 1 ? "" : "s", field.name, width, height, spp, context.backendDescription,
+                     selected.count, selected.count == 1 ? "" : "s", field.name, shownWidth, shownHeight, spp, context.backendDescription,
                      seconds, gridSeconds, Double(rays) / seconds, Double(samples) / Double(max(rays, 1)),
                      hitFrames > 0 ? hitSamples / Double(hitFrames) : 0, output))
     }
 
-    private func parseResolution() throws -> (Int, Int) {
+    private func parseResolution(_ resolution: String) throws -> (Int, Int) {
         let parts = resolution.lowercased().split(separator: "x").compactMap { Int($0) }
         guard (parts.count == 1 || parts.count == 2), parts.allSatisfy({ $0 > 0 && $0 <= 8192 }) else {
             throw ValidationError("--resolution: expected WIDTHxHEIGHT or N, got \(resolution)")

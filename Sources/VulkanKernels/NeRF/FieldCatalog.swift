@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Synchronization
 
 /// Finds radiance fields and camera paths by name or file, for `vkk render` and apps.
@@ -12,8 +13,30 @@ public enum FieldCatalog {
     public typealias CameraLoader = @Sendable (_ path: String, _ width: Int?, _ height: Int?) throws -> [Camera]?
 
     private struct Registry {
-        var fieldLoaders: [String: FieldLoader] = [:]
-        var cameraLoaders: [CameraLoader] = []
+        /// instant-ngp snapshots (plain and zlib-compressed msgpack) are known from the start.
+        var fieldLoaders: [String: FieldLoader] = [
+            "msgpack": { try HashGridField.load(snapshot: $0) },
+            "ingp": { try HashGridField.load(snapshot: $0) },
+        ]
+        /// nerfstudio camera_path.json, then instant-ngp / nerfstudio transforms.json.
+        var cameraLoaders: [CameraLoader] = [FieldCatalog.jsonCameras]
+    }
+
+    /// Cameras of a `camera_path.json` (it has a "camera_path" key) or a `transforms.json` ("frames"),
+    /// resized to `width`×`height` when given (intrinsics scaled with the image).
+    @Sendable static func jsonCameras(_ path: String, _ width: Int?, _ height: Int?) throws -> [Camera]? {
+        guard path.lowercased().hasSuffix(".json") else { return nil }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let cameras: [Camera]
+        if text.contains("\"camera_path\"") { cameras = try loadCameraPath(path) }
+        else if text.contains("\"frames\"") { cameras = try loadTransformsCameras(path) }
+        else { return nil }
+        guard let width, let height else { return cameras }
+        return cameras.map { camera in
+            let sx = Float(width) / Float(camera.width), sy = Float(height) / Float(camera.height)
+            return Camera(width: width, height: height, focalX: camera.focalX * sx, focalY: camera.focalY * sy,
+                          principalX: camera.principalX * sx, principalY: camera.principalY * sy, cameraToWorld: camera.cameraToWorld)
+        }
     }
     private static let registry = Mutex(Registry())
 
@@ -28,11 +51,12 @@ public enum FieldCatalog {
     }
 
     /// Names of the built-in scenes.
-    public static var builtInNames: [String] { BuiltInScene.allCases.map(\.rawValue) }
+    public static var builtInNames: [String] { BuiltInScene.allCases.map(\.rawValue) + HashGridField.builtInSceneNames }
 
     /// A built-in scene by name, or a file through the loader registered for its extension.
     public static func field(named name: String) throws -> RadianceField {
         if let scene = BuiltInScene(rawValue: name) { return scene.makeField() }
+        if HashGridField.builtInSceneNames.contains(name) { return try HashGridField.builtInScene(named: name) }
         let fileExtension = name.split(separator: ".").last.map { String($0).lowercased() } ?? ""
         guard name.contains("."), let loader = registry.withLock({ $0.fieldLoaders[fileExtension] }) else {
             let known = registry.withLock { $0.fieldLoaders.keys.sorted() }

@@ -1,0 +1,131 @@
+// spmm_bsr: C = alpha * A * B + beta * C with A block-sparse (BSR, square BLOCK x BLOCK dense blocks),
+// or the linear-layer form Y = alpha * X * W^T + beta * Y when LINEAR = 1 (B is X stored N x K, C is Y
+// stored N x M). fp32 accumulation; fp16 storage in the "_f16" variant (-DSTORAGE_F16=1).
+//
+// Each stored block is a dense micro-GEMM: the register tiling of the dense subgroup GEMM
+// (Shaders/dense/gemm_subgroup.comp) applied to the blocks of one block row, so B is read once per
+// 4 x TILE_ROWS multiply-adds instead of once per stored value as in the CSR kernel.
+//
+// Bindings (set 0)
+//   0  blockRowPointers  usamplerBuffer R32UI (M / BLOCK + 1)
+//   1  blockColumns      usamplerBuffer R32UI
+//   2  values            samplerBuffer RGBA32F / RGBA16F: block j row r is texels (j * BLOCK + r) * BLOCK / 4 ...
+//   3  B                 samplerBuffer RGBA32F/RGBA16F when VEC4_LOADS = 1, else R32F/R16F
+//   4  C                 storage buffer, read-write, float[] (float16_t[] for "_f16")
+//
+// Push constants (20 bytes): M N K alpha beta. beta == 0 never reads C.
+//
+// Specialization constants
+//   0  SUBGROUP_SIZE  8   local_size_x; the host requests it. Mismatched subgroups skip the shuffles.
+//   1  BLOCK          16  block size: 4, 8, 16 or 32
+//   2  VEC4_LOADS     1   B rows read 4 values per fetch (needs N % 4 == 0 and !LINEAR)
+//   3  LINEAR         0   B stored N x K, C stored N x M
+//
+// Tile: a workgroup (one subgroup of S lanes) computes TILE_ROWS = min(BLOCK, 16) rows x 4S columns of
+// C; lane l owns columns n0 + 4l .. n0 + 4l + 3 and keeps TILE_ROWS vec4 accumulators. Per 4 values of
+// k inside a block: each lane fetches its 4 x 4 piece of B (4 fetches); the TILE_ROWS x 4 piece of the
+// block is TILE_ROWS vec4 fetches spread over the lanes and shared by subgroupShuffle.
+//
+// Dispatch: x = ceil(N / (4 * SUBGROUP_SIZE)), y = M / TILE_ROWS.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+
+// @variant f16: -DSTORAGE_F16=1
+
+layout(constant_id = 0) const uint SUBGROUP_SIZE = 8;
+layout(constant_id = 1) const uint BLOCK = 16;
+layout(constant_id = 2) const uint VEC4_LOADS = 1;
+layout(constant_id = 3) const uint LINEAR = 0;
+layout(local_size_x_id = 0) in;
+
+layout(push_constant, std430) uniform Params { uint M; uint N; uint K; float alpha; float beta; } p;
+
+layout(set = 0, binding = 0) uniform usamplerBuffer blockRowPointers;
+layout(set = 0, binding = 1) uniform usamplerBuffer blockColumns;
+layout(set = 0, binding = 2) uniform samplerBuffer values;
+layout(set = 0, binding = 3) uniform samplerBuffer matrixB;
+#define SPARSE_OUTPUT_BINDING 4
+#include "sparse_output.glsl"
+
+const uint TILE_ROWS = BLOCK < 16u ? BLOCK : 16u;
+const uint A_FETCHES_PER_LANE = (TILE_ROWS + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
+
+vec4 acc[16];
+// Row loops are unrolled by macro and checked against TILE_ROWS (folded after specialization), so every
+// index into acc / aFetched is a constant and they stay in registers.
+#define UNROLL16(X) X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u)
+vec4 aFetched[16];
+vec4 bBlock[4];
+
+vec4 loadB(uint k, uint n) {
+    if (n >= p.N) return vec4(0.0);
+    if (LINEAR != 0u) {
+        vec4 r = vec4(0.0);
+        for (uint i = 0u; i < 4u; ++i) if (n + i < p.N) r[i] = texelFetch(matrixB, int((n + i) * p.K + k)).x;
+        return r;
+    }
+    if (VEC4_LOADS != 0u) return texelFetch(matrixB, int((k * p.N + n) >> 2));
+    uint base = k * p.N;
+    return vec4(texelFetch(matrixB, int(base + n)).x, texelFetch(matrixB, int(base + min(n + 1u, p.N - 1u))).x,
+                texelFetch(matrixB, int(base + min(n + 2u, p.N - 1u))).x, texelFetch(matrixB, int(base + min(n + 3u, p.N - 1u))).x);
+}
+
+void storeRow(uint row, uint n, vec4 value) {
+    if (LINEAR != 0u) {
+        for (uint i = 0u; i < 4u && n + i < p.N; ++i) storeOutput((n + i) * p.M + row, value[i]);
+    } else {
+        storeOutputRow4(row * p.N + n, min(4u, p.N - n), value, (p.N & 3u) == 0u);
+    }
+}
+
+void main() {
+    const uint lane = gl_LocalInvocationID.x;
+    const uint n = gl_WorkGroupID.x * 4u * SUBGROUP_SIZE + 4u * lane;
+    const uint r0 = gl_WorkGroupID.y * TILE_ROWS;
+    const uint blockRow = r0 / BLOCK, rowInBlock = r0 % BLOCK;
+    const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
+    // Uniform: every column of the tile inside N and B read as vec4 rows.
+    const bool interior = VEC4_LOADS != 0u && LINEAR == 0u && gl_WorkGroupID.x * 4u * SUBGROUP_SIZE + 4u * SUBGROUP_SIZE <= p.N;
+#define CLEAR_ROW(r) acc[r] = vec4(0.0);
+    UNROLL16(CLEAR_ROW)
+
+    const uint first = texelFetch(blockRowPointers, int(blockRow)).x;
+    const uint last = texelFetch(blockRowPointers, int(blockRow + 1u)).x;
+    for (uint j = first; j < last; ++j) {
+        const uint kBase = texelFetch(blockColumns, int(j)).x * BLOCK;
+        const uint texel0 = ((j * BLOCK + rowInBlock) * BLOCK) >> 2;   // row rowInBlock of block j
+        for (uint kk = 0u; kk < BLOCK; kk += 4u) {
+            if (interior) {
+                const uint texel = ((kBase + kk) * p.N + n) >> 2, rowTexels = p.N >> 2;
+                bBlock[0] = texelFetch(matrixB, int(texel));
+                bBlock[1] = texelFetch(matrixB, int(texel + rowTexels));
+                bBlock[2] = texelFetch(matrixB, int(texel + 2u * rowTexels));
+                bBlock[3] = texelFetch(matrixB, int(texel + 3u * rowTexels));
+            } else {
+                bBlock[0] = loadB(kBase + kk, n);
+                bBlock[1] = loadB(kBase + kk + 1u, n);
+                bBlock[2] = loadB(kBase + kk + 2u, n);
+                bBlock[3] = loadB(kBase + kk + 3u, n);
+            }
+            if (lanesMatch) {
+#define FETCH_A(s) if ((s) < A_FETCHES_PER_LANE) { uint f = min(lane + (s) * SUBGROUP_SIZE, TILE_ROWS - 1u); \
+                    aFetched[s] = texelFetch(values, int(texel0 + f * (BLOCK >> 2) + (kk >> 2))); }
+                UNROLL16(FETCH_A)
+#define MULTIPLY_ROW(r) if ((r) < TILE_ROWS) { vec4 a = subgroupShuffle(aFetched[(r) / SUBGROUP_SIZE], (r) % SUBGROUP_SIZE); \
+                    acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);             \
+                    acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
+                UNROLL16(MULTIPLY_ROW)
+            } else {
+#define MULTIPLY_ROW_DIRECT(r) if ((r) < TILE_ROWS) { vec4 a = texelFetch(values, int(texel0 + (r) * (BLOCK >> 2) + (kk >> 2))); \
+                    acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);                     \
+                    acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
+                UNROLL16(MULTIPLY_ROW_DIRECT)
+            }
+        }
+    }
+    if (n >= p.N) return;
+#define STORE_ROW(r) if ((r) < TILE_ROWS) storeRow(r0 + (r), n, acc[r]);
+    UNROLL16(STORE_ROW)
+}

@@ -1,0 +1,32 @@
+// CPU inner kernels of the sparse family (Sources/VulkanKernels/Sparse): one thread's share of SpMM
+// rows. Swift splits the work across threads and converts fp16 to fp32 first; these loops are written
+// in C so that they can use AVX2/FMA where the CPU has it (chosen at run time) while the package builds
+// for the baseline x86-64 target.
+#ifndef VKK_SPARSE_KERNELS_H
+#define VKK_SPARSE_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+// The sparse operand: CSR (kind 0), BSR (kind 1) or N:M (kind 2), fp32 values.
+typedef struct {
+    int kind;
+    const int32_t *pointers;  // CSR row pointers / BSR block-row pointers
+    const int32_t *indices;   // CSR column indices / BSR block-column indices
+    const uint8_t *positions; // N:M in-group positions
+    const float *values;
+    int64_t block;            // BSR block size
+    int64_t n, m, groups;     // N:M
+} vkk_sparse_rows;
+
+// C(r, :) = alpha * (A(r, :) * B) + beta * C(r, :) for rows [row_begin, row_end) of A.
+// B is K x N row-major with row stride ldb; C has row stride ldc. beta == 0 never reads C.
+void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t ldb, int64_t n, float *c, int64_t ldc,
+                   int64_t row_begin, int64_t row_end, float alpha, float beta);
+
+// y[r] = sum over the stored entries of row r of value * x[column], for rows [row_begin, row_end).
+void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end);
+
+// sum over i < count of x[i] * y[i], in fp32 (several accumulators).
+float vkk_dot(const float *x, const float *y, int64_t count);
+
+#endif

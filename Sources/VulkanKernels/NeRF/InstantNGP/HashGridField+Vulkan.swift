@@ -1,0 +1,122 @@
+import CVulkan
+
+/// A field's parameters uploaded to one context (made on first use, reused by every later dispatch).
+struct HashGridGPUResources: @unchecked Sendable {
+    let context: ComputeContext
+    let grid: Tensor<Float16>
+    let weights: Tensor<Float16>
+    let levels: Tensor<UInt32>
+}
+
+extension HashGridField {
+    /// Records the fused encode + MLP kernel (Shaders/nerf/hashgrid_evaluate.comp) over `capacity` samples.
+    public func encodeEvaluate(into batch: CommandBatch, samples: Tensor<Float>, sampleCount: Tensor<UInt32>,
+                               capacity: Int, output: Tensor<Float>) throws {
+        let context = batch.context
+        for (operand, tensor) in [("samples", samples.context), ("sampleCount", sampleCount.context), ("output", output.context)]
+        where tensor !== context {
+            throw KernelError.foreignTensor(op: "hashgrid", operand: operand)
+        }
+        guard capacity > 0 else { return }
+        guard samples.count >= capacity * 8 else {
+            throw KernelError.invalidShape(op: "hashgrid", operand: "samples", shape: samples.shape, expected: "[\(capacity), 8]")
+        }
+        guard output.count >= capacity * 4 else {
+            throw KernelError.invalidShape(op: "hashgrid", operand: "output", shape: output.shape, expected: "[\(capacity), 4]")
+        }
+        guard sampleCount.count >= 1 else { throw KernelError.emptyTensor(op: "hashgrid", operand: "sampleCount") }
+        guard let device = context.device else {
+            // CPU backend: the batch runs ops as they are recorded.
+            let count = min(capacity, Int(try sampleCount.toArray()[0]))
+            try evaluateOnHost(samples: samples, count: count, output: output)
+            return
+        }
+        let info = device.info
+        let resources = try uploaded(to: context)
+        let c = configuration
+        let features = c.featuresPerLevel
+        let gridTexels = resources.grid.count / min(features, 4)
+        guard gridTexels <= info.maxTexelBufferElements, samples.count / 4 <= info.maxTexelBufferElements else {
+            throw KernelError.exceedsDeviceLimit(op: "hashgrid", what: "texels in the grid table view", value: gridTexels,
+                                                 limit: info.maxTexelBufferElements)
+        }
+        guard capacity * 16 <= info.maxStorageBufferRange else {
+            throw KernelError.exceedsDeviceLimit(op: "hashgrid", what: "output bytes", value: capacity * 16, limit: info.maxStorageBufferRange)
+        }
+        let gridFormat: (VkFormat, Int) = switch features {
+        case 1: (VK_FORMAT_R16_SFLOAT, 2)
+        case 2: (VK_FORMAT_R16G16_SFLOAT, 4)
+        default: (VK_FORMAT_R16G16B16A16_SFLOAT, 8)
+        }
+        // CPU drivers vectorise along x in groups of 8 and did best with small groups; GPUs want 64.
+        let localSize = info.isCPUDriver ? 16 : 64
+        let maxWidth = max(c.encodingWidth, c.densityWidth, c.colorWidth, 32)
+        let spec = KernelSpec(shader: fixedShapeShader ?? .nerf_hashgrid_evaluate,
+                              bindings: [.uniformTexelBuffer, .storageBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
+                                         .storageBuffer, .storageBuffer],
+                              pushConstantBytes: 32,
+                              specialization: [localSize, c.levels, features, c.encodingWidth, c.densityWidth,
+                                               c.densityHiddenLayers, c.colorWidth, c.colorHiddenLayers, maxWidth].map { UInt32($0) })
+        let inverse = 1 / bounds.size
+        let push: [UInt32] = [bounds.lower.x.bitPattern, bounds.lower.y.bitPattern, bounds.lower.z.bitPattern, UInt32(capacity),
+                              inverse.x.bitPattern, inverse.y.bitPattern, inverse.z.bitPattern, 0]
+        try batch.dispatch(spec, [
+            BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16), byteCount: capacity * 32),
+            BufferBinding(sampleCount.storage, .storageRead, byteCount: 4),
+            BufferBinding(resources.grid.storage, .texel(gridFormat.0, texelBytes: gridFormat.1)),
+            BufferBinding(resources.weights.storage, .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)),
+            BufferBinding(resources.levels.storage, .storageRead),
+            BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16),
+        ], push: push, groups: Self.groups(capacity: capacity, localSize: localSize, maxX: info.maxComputeWorkGroupCount[0]))
+    }
+
+    /// Workgroups for `capacity` samples: a row of at most `maxX` groups, as many rows as needed.
+    static func groups(capacity: Int, localSize: Int, maxX: Int) -> (Int, Int, Int) {
+        let total = (capacity + localSize - 1) / localSize
+        let x = min(total, maxX)
+        return (x, (total + x - 1) / x, 1)
+    }
+
+    /// The compile-time-shaped variant for instant-ngp's standard networks, when this is one: all loops
+    /// unrolled, activations in registers.
+    var fixedShapeShader: EmbeddedShader? {
+        let c = configuration
+        guard c.densityWidth == 64, c.densityHiddenLayers == 1, c.colorWidth == 64, c.colorHiddenLayers == 2 else { return nil }
+        switch (c.levels, c.featuresPerLevel) {
+        case (8, 4): return .nerf_hashgrid_evaluate_l8f4
+        case (16, 2): return .nerf_hashgrid_evaluate_l16f2
+        default: return nil
+        }
+    }
+
+    /// Uploads the grid tables, MLP weights and level table to `context` once.
+    func uploaded(to context: ComputeContext) throws -> HashGridGPUResources {
+        try gpuCache.withLock { cache in
+            if let cache, cache.context === context { return cache }
+            let c = configuration
+            let split = c.gridParameterOffset
+            let grid = try context.tensor(Array(parameters[split...]), shape: [c.gridParameterCount])
+            let weights = try context.tensor(Array(parameters[..<split]), shape: [split])
+            var table: [UInt32] = []
+            for level in geometry {
+                table += [UInt32(level.tableOffset), UInt32(level.tableSize), level.scale.bitPattern,
+                          UInt32(level.resolution) | (level.isDense ? 0x8000_0000 : 0)]
+            }
+            let levels = try context.tensor(table, shape: [geometry.count, 4])
+            let made = HashGridGPUResources(context: context, grid: grid, weights: weights, levels: levels)
+            cache = made
+            return made
+        }
+    }
+
+    /// The CPU backend's path of `encodeEvaluate`: host tensors, evaluated in place.
+    private func evaluateOnHost(samples: Tensor<Float>, count: Int, output: Tensor<Float>) throws {
+        guard count > 0 else { return }
+        guard let input = samples.storage.hostPointer, let out = output.storage.hostPointer else {
+            throw KernelError.unsupportedOnDevice(op: "hashgrid", feature: "host-visible tensors")
+        }
+        evaluate(samples: UnsafeBufferPointer(start: input.assumingMemoryBound(to: Float.self), count: count * 8),
+                 output: UnsafeMutableBufferPointer(start: out.assumingMemoryBound(to: Float.self), count: count * 4),
+                 count: count)
+    }
+}

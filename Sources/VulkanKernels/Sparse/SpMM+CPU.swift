@@ -1,0 +1,184 @@
+import CSparseKernels
+import Dispatch
+
+// MARK: - CPU SpMM
+//
+// Rows of the sparse matrix are split into chunks of about equal stored-entry count (so one long row
+// does not serialise a thread's share), run on all cores; each chunk runs the AVX2/FMA row kernel in
+// CSparseKernels (a 32-column tile of C kept in registers, B read row by row for each stored value).
+// fp16 storage is widened to fp32 first and rounded back once at the end.
+
+extension CommandBatch {
+    func cpuSpMM<Element: FloatingPointElement>(_ uploaded: UploadedSparseMatrix<Element>, _ s: SpMMShape, b: Storage, c: Storage,
+                                                alpha: Float, beta: Float) {
+        let a = uploaded.matrix, values = uploaded.hostValues
+        let bPointer = b.hostPointer!
+        // op(B) as a K × N fp32 matrix.
+        var bOwned: [Float] = []
+        let bFloat: UnsafePointer<Float>
+        if s.linear {
+            bOwned = SparseCPU.transposedFloat(bPointer, of: Element.self, rows: s.n, columns: s.k)
+            bFloat = bOwned.withUnsafeBufferPointer { $0.baseAddress! }
+        } else if Element.self == Float.self {
+            bFloat = UnsafePointer(bPointer.assumingMemoryBound(to: Float.self))
+        } else {
+            bOwned = SparseCPU.widened(bPointer.assumingMemoryBound(to: Element.self), count: s.k * s.n)
+            bFloat = bOwned.withUnsafeBufferPointer { $0.baseAddress! }
+        }
+        if Element.self == Float.self && !s.linear {
+            SparseCPU.spmm(a, values: values, b: bFloat, n: s.n, c: c.hostPointer!.assumingMemoryBound(to: Float.self),
+                           alpha: alpha, beta: beta)
+        } else {
+            // Z = A·op(B) in fp32, then C (or Yᵀ) = alpha·Z + beta·C with one rounding.
+            var z = [Float](repeating: 0, count: s.m * s.n)
+            z.withUnsafeMutableBufferPointer { SparseCPU.spmm(a, values: values, b: bFloat, n: s.n, c: $0.baseAddress!, alpha: 1, beta: 0) }
+            z.withUnsafeBufferPointer { zBuffer in
+                // index runs over C's storage order (Yᵀ's for the linear form).
+                SparseCPU.storeScaled(into: c.hostPointer!, as: Element.self, count: s.m * s.n, alpha: alpha, beta: beta) { index in
+                    zBuffer[s.linear ? (index % s.m) * s.n + index / s.m : index]
+                }
+            }
+        }
+        withExtendedLifetime(bOwned) {}
+        withExtendedLifetime(values) {}
+    }
+}
+
+enum SparseCPU {
+    /// C(M×N) = alpha·A·B + beta·C with fp32 B (K×N, row stride N) and C (row stride N).
+    static func spmm<Element>(_ a: SparseMatrix<Element>, values: [Float], b: UnsafePointer<Float>, n: Int,
+                              c: UnsafeMutablePointer<Float>, alpha: Float, beta: Float) {
+        withRows(a, values: values) { rows in
+            let chunks = chunkBoundaries(a, work: n)
+            let shared = UncheckedSendable((rows, b, c))
+            DispatchQueue.concurrentPerform(iterations: chunks.count - 1) { chunk in
+                var descriptor = shared.value.0.pointee
+                vkk_spmm_rows(&descriptor, shared.value.1, Int64(n), Int64(n), shared.value.2, Int64(n),
+                              Int64(chunks[chunk]), Int64(chunks[chunk + 1]), alpha, beta)
+            }
+        }
+    }
+
+    /// Calls `body` with the C descriptor of `a` (pointers valid for the call).
+    static func withRows<Element>(_ a: SparseMatrix<Element>, values: [Float], _ body: (UnsafePointer<vkk_sparse_rows>) -> Void) {
+        values.withUnsafeBufferPointer { v in
+            switch a {
+            case .csr(let m):
+                m.rowPointers.withUnsafeBufferPointer { p in
+                    m.columnIndices.withUnsafeBufferPointer { i in
+                        var rows = vkk_sparse_rows(kind: 0, pointers: p.baseAddress, indices: i.baseAddress, positions: nil,
+                                                   values: v.baseAddress, block: 0, n: 0, m: 0, groups: 0)
+                        body(&rows)
+                    }
+                }
+            case .bsr(let m):
+                m.blockRowPointers.withUnsafeBufferPointer { p in
+                    m.blockColumnIndices.withUnsafeBufferPointer { i in
+                        var rows = vkk_sparse_rows(kind: 1, pointers: p.baseAddress, indices: i.baseAddress, positions: nil,
+                                                   values: v.baseAddress, block: Int64(m.blockSize), n: 0, m: 0, groups: 0)
+                        body(&rows)
+                    }
+                }
+            case .nm(let m):
+                m.indices.withUnsafeBufferPointer { positions in
+                    var rows = vkk_sparse_rows(kind: 2, pointers: nil, indices: nil, positions: positions.baseAddress,
+                                               values: v.baseAddress, block: 0, n: Int64(m.n), m: Int64(m.m), groups: Int64(m.groupsPerRow))
+                    body(&rows)
+                }
+            }
+        }
+    }
+
+    /// Row boundaries of work chunks: about 4 per thread, balanced by stored entries (plus one per row),
+    /// and a single chunk when the whole product is small.
+    static func chunkBoundaries<Element>(_ a: SparseMatrix<Element>, work n: Int) -> [Int] {
+        let rows = a.rows
+        let total = Double(a.storedCount + rows) * Double(max(n, 1))
+        let chunks = total < 200_000 ? 1 : min(rows, CPUParallel.threadCount * 4)
+        guard chunks > 1 else { return [0, rows] }
+        guard case .csr(let m) = a else { return (0...chunks).map { rows * $0 / chunks } }
+        var boundaries = [0]
+        let perChunk = Double(m.storedCount + rows) / Double(chunks)
+        for row in 0..<rows where Double(Int(m.rowPointers[row + 1]) + row + 1) >= perChunk * Double(boundaries.count) {
+            if row + 1 > boundaries.last! && boundaries.count < chunks { boundaries.append(row + 1) }
+        }
+        if boundaries.last! != rows { boundaries.append(rows) }
+        return boundaries
+    }
+
+    // Generic code in this module is not specialised for callers in other modules, so every per-element
+    // conversion below is written for the concrete types (Float, Float16) and picked by a type check.
+
+    static func floatValues<Element>(_ a: SparseMatrix<Element>) -> [Float] {
+        switch a {
+        case .csr(let m): floatArray(m.values)
+        case .bsr(let m): floatArray(m.values)
+        case .nm(let m): floatArray(m.values)
+        }
+    }
+
+    static func floatArray<Element: FloatingPointElement>(_ values: [Element]) -> [Float] {
+        if let floats = values as? [Float] { return floats }
+        if let halves = values as? [Float16] { return halves.map { Float($0) } }
+        return values.map { Float($0) }
+    }
+
+    static func widened<Element: FloatingPointElement>(_ source: UnsafePointer<Element>, count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: max(count, 1)) { buffer, initialized in
+            let destination = UncheckedSendable(buffer.baseAddress!)
+            if Element.self == Float.self {
+                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: count * 4)
+            } else {
+                let halves = UncheckedSendable(UnsafeRawPointer(source).assumingMemoryBound(to: Float16.self))
+                CPUParallel.forEachChunk(count, costPerItem: 1) { range in
+                    for index in range { destination.value[index] = Float(halves.value[index]) }
+                }
+            }
+            initialized = count
+        }
+    }
+
+    /// out[i] = alpha·value(i) + beta·out[i] for i < count, in `Element` storage (beta == 0 never reads out).
+    static func storeScaled<Element: FloatingPointElement>(into raw: UnsafeMutableRawPointer, as: Element.Type, count: Int, alpha: Float,
+                                                           beta: Float, _ value: (Int) -> Float) {
+        withoutActuallyEscaping(value) { value in
+            let shared = UncheckedSendable((raw, value))
+            CPUParallel.forEachChunk(count, costPerItem: 2) { range in
+                let (raw, value) = shared.value
+                if Element.self == Float.self {
+                    let out = raw.assumingMemoryBound(to: Float.self)
+                    for i in range { out[i] = alpha * value(i) + (beta == 0 ? 0 : beta * out[i]) }
+                } else {
+                    let out = raw.assumingMemoryBound(to: Float16.self)
+                    for i in range { out[i] = Float16(alpha * value(i) + (beta == 0 ? 0 : beta * Float(out[i]))) }
+                }
+            }
+        }
+    }
+
+    /// The `columns × rows` fp32 transpose of a row-major `rows × columns` matrix.
+    static func transposedFloat<Element: FloatingPointElement>(_ raw: UnsafeMutableRawPointer, of: Element.Type, rows: Int, columns: Int) -> [Float] {
+        let widenedSource = widened(raw.assumingMemoryBound(to: Element.self), count: rows * columns)
+        return widenedSource.withUnsafeBufferPointer { transposed(UncheckedSendable($0.baseAddress!), rows: rows, columns: columns) }
+    }
+
+    private static func transposed(_ source: UncheckedSendable<UnsafePointer<Float>>, rows: Int, columns: Int) -> [Float] {
+        return [Float](unsafeUninitializedCapacity: max(rows * columns, 1)) { buffer, initialized in
+            let destination = UncheckedSendable(buffer.baseAddress!)
+            // 32×32 tiles keep both sides in cache.
+            let tiles = (columns + 31) / 32
+            CPUParallel.forEachChunk(tiles, costPerItem: 32 * rows) { range in
+                for tile in range {
+                    for row0 in stride(from: 0, to: rows, by: 32) {
+                        for column in tile * 32..<min(columns, tile * 32 + 32) {
+                            for row in row0..<min(rows, row0 + 32) {
+                                destination.value[column * rows + row] = source.value[row * columns + column]
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = rows * columns
+        }
+    }
+}

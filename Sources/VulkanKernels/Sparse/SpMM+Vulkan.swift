@@ -1,0 +1,106 @@
+import CVulkan
+
+// MARK: - Vulkan SpMM
+//
+// CSR and N:M run Shaders/sparse/spmm_csr.comp (entries shared across a subgroup by shuffles, rows in
+// descending-length order); BSR runs Shaders/sparse/spmm_bsr.comp (dense micro-tiles per block). Every
+// input is read through a uniform texel view, the fast load path on CPU drivers (DESIGN.md).
+
+extension CommandBatch {
+    func encodeSpMM<Element>(_ a: UploadedSparseMatrix<Element>, _ s: SpMMShape, b: Storage, c: Storage,
+                             alpha: Float, beta: Float) throws {
+        let op = s.linear ? "linear" : "spmm"
+        let info = context.device!.info
+        let f16 = Element.dtype == .float16
+        if f16 && !info.supports16BitStorage { throw KernelError.unsupportedOnDevice(op: op, feature: "16-bit storage (fp16 tensors)") }
+        guard info.supportsSubgroupShuffle else { throw KernelError.unsupportedOnDevice(op: op, feature: "subgroup shuffle") }
+        let lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) ? 8 : info.subgroupSize
+        try checkTexelLimit(op, a, b: s.k * s.n, info: info)
+        try checkOutputRange(op, bytes: c.byteCount, info: info)
+        let vec4 = !s.linear && s.n % 4 == 0
+        let bView = SparseViews.float(f16, vec4: vec4)
+        let output = BufferBinding(c, beta == 0 ? .storageWrite : .storageReadWrite)
+        let push: [UInt32]
+        switch a.matrix {
+        case .csr, .nm:
+            let vec4PerLane = [1, 2, 4, 8].first { 4 * lanes * $0 >= s.n } ?? 8
+            let rowsPerGroup = min(8, max(1, s.m / 512))
+            var nm = (n: 0, m: 0, groups: 0)
+            let bindings: [BufferBinding]
+            if case .nm(let matrix) = a.matrix {
+                nm = (matrix.n, matrix.m, matrix.groupsPerRow)
+                let positions = a.buffers["positions"]!
+                bindings = [BufferBinding(positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1)),
+                            BufferBinding(positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1)),
+                            BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: false)),
+                            BufferBinding(positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1)),
+                            BufferBinding(b, bView), output]
+            } else {
+                bindings = [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
+                            BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
+                            BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: false)),
+                            BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
+                            BufferBinding(b, bView), output]
+            }
+            let isNM = nm.m > 0
+            let shader: EmbeddedShader = switch (isNM, f16) {
+            case (false, false): .sparse_spmm_csr
+            case (false, true): .sparse_spmm_csr_f16
+            case (true, false): .sparse_spmm_csr_nm
+            case (true, true): .sparse_spmm_csr_nm_f16
+            }
+            let spec = KernelSpec(shader: shader, bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
+                                                             .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
+                                  pushConstantBytes: 36,
+                                  specialization: [UInt32(lanes), UInt32(vec4PerLane), vec4 ? 1 : 0, s.linear ? 1 : 0],
+                                  requiredSubgroupSize: lanes)
+            push = [UInt32(s.m), UInt32(s.n), UInt32(s.k), UInt32(rowsPerGroup), UInt32(nm.n), UInt32(nm.m), UInt32(nm.groups),
+                    alpha.bitPattern, beta.bitPattern]
+            let columnsPerGroup = 4 * lanes * vec4PerLane
+            try dispatch(spec, bindings, push: push,
+                         groups: ((s.n + columnsPerGroup - 1) / columnsPerGroup, (s.m + rowsPerGroup - 1) / rowsPerGroup, 1))
+        case .bsr(let matrix):
+            let tileRows = min(matrix.blockSize, 16)
+            let spec = KernelSpec(shader: f16 ? .sparse_spmm_bsr_f16 : .sparse_spmm_bsr,
+                                  bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
+                                  pushConstantBytes: 20,
+                                  specialization: [UInt32(lanes), UInt32(matrix.blockSize), vec4 ? 1 : 0, s.linear ? 1 : 0],
+                                  requiredSubgroupSize: lanes)
+            push = [UInt32(s.m), UInt32(s.n), UInt32(s.k), alpha.bitPattern, beta.bitPattern]
+            try dispatch(spec, [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
+                                BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
+                                BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
+                                BufferBinding(b, bView), output],
+                         push: push, groups: ((s.n + 4 * lanes - 1) / (4 * lanes), s.m / tileRows, 1))
+        }
+    }
+
+    /// The output is one storage-buffer binding, so it must fit `maxStorageBufferRange` (128 MiB on lavapipe).
+    func checkOutputRange(_ op: String, bytes: Int, info: DeviceInfo) throws {
+        guard bytes <= info.maxStorageBufferRange else {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "output bytes", value: bytes, limit: info.maxStorageBufferRange)
+        }
+    }
+
+    /// Texel views address at most `maxTexelBufferElements` texels; larger operands are refused up front.
+    func checkTexelLimit<Element>(_ op: String, _ a: UploadedSparseMatrix<Element>, b: Int, info: DeviceInfo) throws {
+        for (what, count) in [("stored values", a.matrix.storedCount), ("elements of the dense operand", b)]
+        where count > info.maxTexelBufferElements {
+            throw KernelError.exceedsDeviceLimit(op: op, what: what, value: count, limit: info.maxTexelBufferElements)
+        }
+    }
+}
+
+/// Texel view formats of the sparse kernels' inputs.
+enum SparseViews {
+    static let uint32 = BufferBinding.Kind.texel(VK_FORMAT_R32_UINT, texelBytes: 4)
+
+    static func float(_ f16: Bool, vec4: Bool) -> BufferBinding.Kind {
+        switch (f16, vec4) {
+        case (false, true): .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
+        case (false, false): .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
+        case (true, true): .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
+        case (true, false): .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
+        }
+    }
+}

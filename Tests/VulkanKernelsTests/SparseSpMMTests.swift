@@ -1,0 +1,164 @@
+import VulkanKernels
+import XCTest
+
+/// Every format × SpMM form × dtype against a float64 reference, on both backends.
+final class SparseSpMMTests: XCTestCase {
+    /// fp32 accumulation of K' products of values ≤ 1: error ≲ K'·2^-24 relative to Σ|a·b|; 1e-5 covers K' ≤ 100
+    /// with margin. fp16 storage rounds the output once (2^-11 relative) on top of fp32 accumulation.
+    static let tolerance32 = 1e-5
+    static let tolerance16 = 2e-3
+
+    enum Form: CaseIterable { case spmm, linear }
+
+    /// Runs C = alpha·A·B + beta·C (or the linear form) and compares with float64.
+    func check<Element: FloatingPointElement>(_ a: SparseMatrix<Element>, dense aDense: [Float], n: Int, form: Form,
+                                              alpha: Float, beta: Float, _: Element.Type, on context: ComputeContext,
+                                              file: StaticString = #filePath, line: UInt = #line) throws {
+        let (m, k) = (a.rows, a.columns)
+        let aValues = aDense.map { Double(Element($0)) }
+        let bValues = [Float].random(count: k * n, seed: UInt64(m * 31 + n)).map { Element($0) }
+        let cValues = beta == 0 ? [Element](repeating: .nan, count: m * n) : [Float].random(count: m * n, seed: 7).map { Element($0) }
+        let bDouble = bValues.map { Double($0) }, cDouble = cValues.map { Double($0) }
+        let tolerance = Element.self == Float.self ? Self.tolerance32 : Self.tolerance16
+        let label = "\(a.formatName) \(m)×\(k)·N=\(n) \(form) \(Element.self) on \(context.backendDescription)"
+        switch form {
+        case .spmm:
+            let b = try context.tensor(bValues, shape: [k, n]), c = try context.tensor(cValues, shape: [m, n])
+            try context.batch { try $0.spmm(a, b, into: c, alpha: alpha, beta: beta) }
+            let want = SparseReference.matmul(aValues, bDouble, cDouble, m: m, n: n, k: k, alpha: Double(alpha), beta: Double(beta))
+            let scale = SparseReference.matmul(aValues.map(abs), bDouble.map(abs), cDouble.map(abs), m: m, n: n, k: k,
+                                               alpha: Double(abs(alpha)), beta: Double(abs(beta)))
+            SparseReference.assertClose(try c.toArray().map { Double($0) }, want, scale: scale, tolerance: tolerance, label, file: file, line: line)
+        case .linear:
+            // X is [n, k] = Bᵀ; Y = X·Aᵀ is [n, m] = (A·B)ᵀ.
+            var xValues = [Element](repeating: 0, count: n * k)
+            for p in 0..<k { for j in 0..<n { xValues[j * k + p] = bValues[p * n + j] } }
+            var yValues = [Element](repeating: 0, count: n * m)
+            for i in 0..<m { for j in 0..<n { yValues[j * m + i] = cValues[i * n + j] } }
+            let x = try context.tensor(xValues, shape: [n, k]), y = try context.tensor(yValues, shape: [n, m])
+            try context.batch { try $0.linear(x, weight: a, into: y, alpha: alpha, beta: beta) }
+            let want = SparseReference.matmul(aValues, bDouble, cDouble, m: m, n: n, k: k, alpha: Double(alpha), beta: Double(beta))
+            let scale = SparseReference.matmul(aValues.map(abs), bDouble.map(abs), cDouble.map(abs), m: m, n: n, k: k,
+                                               alpha: Double(abs(alpha)), beta: Double(abs(beta)))
+            let got = try y.toArray()
+            var gotTransposed = [Double](repeating: 0, count: m * n)
+            for i in 0..<m { for j in 0..<n { gotTransposed[i * n + j] = Double(got[j * m + i]) } }
+            SparseReference.assertClose(gotTransposed, want, scale: scale, tolerance: tolerance, label, file: file, line: line)
+        }
+    }
+
+    /// CSR, BSR with `blocks`, 2:4 and 3:16 forms of one dense matrix (N:M pruned from it). Pipelines are
+    /// compiled per variant (slow on lavapipe), so tests pick the block sizes they need.
+    func formats<Element: FloatingPointElement>(_ dense: [Float], rows: Int, columns: Int, _: Element.Type,
+                                                blocks: [Int] = [8]) throws -> [(SparseMatrix<Element>, [Float])] {
+        let values = dense.map { Element($0) }
+        var result: [(SparseMatrix<Element>, [Float])] = [(.csr(try CSRMatrix(dense: values, rows: rows, columns: columns)), dense)]
+        for block in blocks where rows % block == 0 && columns % block == 0 {
+            result.append((.bsr(try BSRMatrix(dense: values, rows: rows, columns: columns, blockSize: block)), dense))
+        }
+        for (n, m) in [(2, 4), (3, 16)] where columns % m == 0 {
+            let pruned = try SparsePruning.nm(values, rows: rows, columns: columns, n: n, m: m)
+            result.append((.nm(pruned), pruned.toDense().map { Float($0) }))
+        }
+        return result
+    }
+
+    func testEveryFormatFormAndDType() throws {
+        onEveryBackend { context in
+            let dense = SparseReference.sparseDense(rows: 32, columns: 64, density: 0.3, seed: 1)
+            for form in Form.allCases {
+                for (matrix, aDense) in try formats(dense, rows: 32, columns: 64, Float.self) {
+                    try check(matrix, dense: aDense, n: 37, form: form, alpha: 1, beta: 0, Float.self, on: context)
+                }
+                for (matrix, aDense) in try formats(dense, rows: 32, columns: 64, Float16.self) {
+                    try check(matrix, dense: aDense, n: 37, form: form, alpha: -0.5, beta: 0.75, Float16.self, on: context)
+                }
+            }
+        }
+    }
+
+    /// N a multiple of 4 takes the vec4 load path; 256 columns fill a CSR workgroup.
+    func testVectorLoadsAndEveryBlockSize() throws {
+        onEveryBackend { context in
+            let dense = SparseReference.sparseDense(rows: 64, columns: 32, density: 0.3, seed: 2)
+            for (matrix, aDense) in try formats(dense, rows: 64, columns: 32, Float.self, blocks: [4, 8, 16, 32]) {
+                try check(matrix, dense: aDense, n: 256, form: .spmm, alpha: 1, beta: 0, Float.self, on: context)
+            }
+            for (matrix, aDense) in try formats(dense, rows: 64, columns: 32, Float16.self, blocks: [32]) {
+                try check(matrix, dense: aDense, n: 256, form: .spmm, alpha: 1, beta: 0, Float16.self, on: context)
+            }
+        }
+    }
+
+    func testAlphaBetaAndNaNInOutputWithBetaZero() throws {
+        onEveryBackend { context in
+            let dense = SparseReference.sparseDense(rows: 32, columns: 32, density: 0.2, seed: 3)
+            for (matrix, aDense) in try formats(dense, rows: 32, columns: 32, Float.self) {
+                try check(matrix, dense: aDense, n: 37, form: .spmm, alpha: 2, beta: -1, Float.self, on: context)
+                try check(matrix, dense: aDense, n: 37, form: .spmm, alpha: 0.5, beta: 0, Float.self, on: context)
+            }
+        }
+    }
+
+    func testEdgeCases() throws {
+        onEveryBackend { context in
+            // Fully empty matrix: C = beta·C.
+            let empty = [Float](repeating: 0, count: 32 * 16)
+            for (matrix, aDense) in try formats(empty, rows: 32, columns: 16, Float.self) {
+                try check(matrix, dense: aDense, n: 37, form: .spmm, alpha: 1, beta: 0.5, Float.self, on: context)
+            }
+            // One dense row among empty ones (the load-balance edge), N not a multiple of any tile.
+            var oneRow = [Float](repeating: 0, count: 64 * 64)
+            for column in 0..<64 { oneRow[17 * 64 + column] = Float(column % 7) - 3 }
+            for (matrix, aDense) in try formats(oneRow, rows: 64, columns: 64, Float.self) {
+                try check(matrix, dense: aDense, n: 37, form: .spmm, alpha: 1, beta: 0, Float.self, on: context)
+                try check(matrix, dense: aDense, n: 37, form: .linear, alpha: 1, beta: 0, Float.self, on: context)
+            }
+            // 1×1.
+            try check(.csr(try CSRMatrix(dense: [Float(2)], rows: 1, columns: 1)), dense: [2], n: 1, form: .spmm, alpha: 1, beta: 0,
+                      Float.self, on: context)
+            // Non-square, power-law row lengths, N = 1 and a width past one workgroup's columns.
+            let powerLaw = SparseReference.powerLawDense(rows: 48, columns: 80, seed: 11)
+            for (matrix, aDense) in try formats(powerLaw, rows: 48, columns: 80, Float.self) {
+                try check(matrix, dense: aDense, n: 1, form: .spmm, alpha: 1, beta: 0, Float.self, on: context)
+                try check(matrix, dense: aDense, n: 300, form: .spmm, alpha: 1, beta: 1, Float.self, on: context)
+                try check(matrix, dense: aDense, n: 37, form: .linear, alpha: 1, beta: 0, Float.self, on: context)
+            }
+        }
+    }
+
+    func testShapeErrorsThrowBeforeRunning() throws {
+        onEveryBackend { context in
+            let a = SparseMatrix<Float>.csr(try CSRMatrix(dense: [1, 0, 0, 2, 0, 3], rows: 2, columns: 3))
+            let b = try context.zeros(Float.self, shape: [4, 5]), c = try context.zeros(Float.self, shape: [2, 5])
+            XCTAssertThrowsError(try context.batch { try $0.spmm(a, b, into: c) })
+            let b3 = try context.zeros(Float.self, shape: [3, 5]), cWrong = try context.zeros(Float.self, shape: [3, 5])
+            XCTAssertThrowsError(try context.batch { try $0.spmm(a, b3, into: cWrong) })
+            XCTAssertThrowsError(try context.batch { try $0.spmm(a, b3, into: c, alpha: .nan) })
+            let x = try context.zeros(Float.self, shape: [5, 2]), y = try context.zeros(Float.self, shape: [5, 2])
+            XCTAssertThrowsError(try context.batch { try $0.linear(x, weight: a, into: y) })
+        }
+    }
+}
+
+/// The example in docs/sparse.md (README), kept compiling and checked.
+final class SparseReadmeExampleTests: XCTestCase {
+    func testReadmeExample() throws {
+        onEveryBackend { context in
+            let (outputs, inputs, tokens) = (64, 128, 8)
+            let weight = [Float].random(count: outputs * inputs, seed: 1)
+            let activations = [Float].random(count: tokens * inputs, seed: 2)
+            let pruned = try SparsePruning.magnitude(weight, rows: outputs, columns: inputs, sparsity: 0.9)
+            XCTAssertEqual(pruned.storedCount, 819)
+            let x = try context.tensor(activations, shape: [tokens, inputs])
+            let w = try context.upload(pruned)
+            let y = try context.zeros(Float.self, shape: [tokens, outputs])
+            try context.batch { try $0.linear(x, weight: w, into: y) }
+            let dense = try context.tensor(pruned.toDense(), shape: [outputs, inputs])
+            let reference = try context.matmul(x, dense, transposeB: true)
+            let difference = zip(try y.toArray(), try reference.toArray()).map { abs($0 - $1) }.max()!
+            // 13 stored products of magnitude ≤ 1 per output on average: fp32 rounding stays far below 1e-4.
+            XCTAssertLessThan(difference, 1e-4)
+        }
+    }
+}
