@@ -18,6 +18,8 @@ let package = Package(
         .systemLibrary(name: "CVulkan", providers: [.apt(["libvulkan-dev"])]),
         // OpenBLAS's CBLAS, the CPU dense path.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // libpng (simplified png_image API) for PNG output.
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // zlib (zlib1g-dev): instant-ngp's compressed `.ingp` snapshots.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Build tool run by the ShaderCompiler plugin: glslc -> base64 Swift source.
@@ -28,7 +30,7 @@ let package = Package(
         .target(name: "CSparseKernels"),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CBLAS", "CZlib", "CSparseKernels"],
+            dependencies: ["CVulkan", "CBLAS", "CPNG", "CZlib", "CSparseKernels"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(

@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import VulkanKernels
+
+/// `vkk render`: radiance-field scenes to PNG frames, headless.
+struct Render: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Render a radiance field to PNG images (no arguments: the built-in 'shell' scene to render.png).")
+
+    @Option(help: "Built-in scene (\(FieldCatalog.builtInNames.joined(separator: ", "))) or a scene file of a registered format.")
+    var scene = "shell"
+    @Option(help: "Camera file (e.g. transforms.json or camera_path.json, when a loader for it is registered).")
+    var camera: String?
+    @Option(help: "Image size: WIDTHxHEIGHT or one number for a square (default 800x800, or the camera file's).")
+    var resolution: String?
+    @Option(help: "Rays per pixel.")
+    var spp = 1
+    @Option(name: [.short, .long], help: "Output folder.")
+    var output = "."
+    @Flag(help: "Also write depth: 16-bit PNG (1/1000 world units) and a colour-mapped preview.")
+    var depth = false
+    @Flag(help: "Also write an RGBA PNG with opacity as alpha.")
+    var alpha = false
+    @Option(help: "Render N frames on a circular orbit around the scene.")
+    var orbit: Int?
+    @Option(help: "Frame range START:END (END exclusive) of the orbit or camera path.")
+    var frames: String?
+    @Option(help: "Render only shard I of N (I/N, 0-based) of the selected frames: contiguous blocks, for job schedulers.")
+    var shard: String?
+    @Option(help: "Background colour R,G,B in [0, 1].")
+    var background = "1,1,1"
+    @Flag(help: "March uniformly through the bounding box (no empty-space skipping), for comparisons.")
+    var noSkipping = false
+    @OptionGroup var backend: BackendOptions
+
+    func run() throws {
+        let requested = try resolution.map(parseResolution)
+        let (width, height) = requested ?? (800, 800)
+        var options = RenderOptions()
+        options.samplesPerPixel = spp
+        let channels = background.split(separator: ",").compactMap { Float($0) }
+        guard channels.count == 3 else { throw ValidationError("--background needs R,G,B") }
+        options.background = SIMD3(channels[0], channels[1], channels[2])
+        options.skipEmptySpace = !noSkipping
+
+        let field = try FieldCatalog.field(named: scene)
+        var cameras: [Camera]
+        let single = camera == nil && orbit == nil
+        if let camera {
+            cameras = try FieldCatalog.cameras(fromFile: camera, width: requested?.0, height: requested?.1)
+        } else {
+            let count = orbit ?? 1
+            guard count > 0 else { throw ValidationError("--orbit needs at least 1 frame") }
+            cameras = (0..<count).map { Camera.orbit(frame: $0, of: count, width: width, height: height) }
+        }
+        let selected = try selectFrames(cameras.count)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+
+        let context = try backend.makeContext()
+        let renderer = Renderer(context: context)
+        let gridStart = Date()
+        if options.skipEmptySpace { _ = try renderer.occupancyGrid(for: field, settings: options.occupancy) }
+        let gridSeconds = Date().timeIntervalSince(gridStart)
+        let progress = ProgressBar(total: selected.count)
+        let start = Date()
+        var rays = 0, samples = 0, hitSamples = 0.0, hitFrames = 0
+        for (done, index) in selected.enumerated() {
+            let image = try renderer.render(field: field, camera: cameras[index], options: options)
+            let stem = single ? "render" : String(format: "frame_%05d", index)
+            let base = (output as NSString).appendingPathComponent(stem)
+            try PNG.write(image, to: base + ".png")
+            if depth {
+                try PNG.writeDepth(image, to: base + "_depth.png")
+                try PNG.writeDepthPreview(image, to: base + "_depth_preview.png")
+            }
+            if alpha { try PNG.writeWithAlpha(image, background: options.background, to: base + "_rgba.png") }
+            rays += image.rayCount
+            samples += image.sampleCount
+            let perHit = image.meanSamplesPerRay()
+            if perHit > 0 { hitSamples += perHit; hitFrames += 1 }
+            progress.update(done: done + 1, elapsed: Date().timeIntervalSince(start))
+        }
+        progress.finish()
+        let seconds = Date().timeIntervalSince(start)
+        let (shownWidth, shownHeight) = cameras.first.map { ($0.width, $0.height) } ?? (width, height)
+        print(String(format: "rendered %d frame%@ of '%@' (%dx%d, %d spp) on %@ in %.2f s (grid %.2f s): %.3g rays/s, %.1f samples/ray (%.1f on rays that hit) -> %@",
+                     selected.count, selected.count == 1 ? "" : "s", field.name, shownWidth, shownHeight, spp, context.backendDescription,
+                     seconds, gridSeconds, Double(rays) / seconds, Double(samples) / Double(max(rays, 1)),
+                     hitFrames > 0 ? hitSamples / Double(hitFrames) : 0, output))
+    }
+
+    private func parseResolution(_ resolution: String) throws -> (Int, Int) {
+        let parts = resolution.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard (parts.count == 1 || parts.count == 2), parts.allSatisfy({ $0 > 0 && $0 <= 8192 }) else {
+            throw ValidationError("--resolution: expected WIDTHxHEIGHT or N, got \(resolution)")
+        }
+        return (parts[0], parts.count == 2 ? parts[1] : parts[0])
+    }
+
+    /// The frame indices this invocation renders: the --frames range, then this --shard's block of it.
+    private func selectFrames(_ count: Int) throws -> [Int] {
+        var range = 0..<count
+        if let frames {
+            let parts = frames.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+            guard parts.count == 2, case let first = parts[0] ?? 0, case let last = parts[1] ?? count,
+                  0 <= first, first < last, last <= count else {
+                throw ValidationError("--frames: expected START:END within 0:\(count), got \(frames)")
+            }
+            range = first..<last
+        }
+        guard let shard else { return Array(range) }
+        let parts = shard.split(separator: "/").compactMap { Int($0) }
+        guard parts.count == 2, parts[1] > 0, (0..<parts[1]).contains(parts[0]) else {
+            throw ValidationError("--shard: expected I/N with 0 <= I < N, got \(shard)")
+        }
+        let (i, n) = (parts[0], parts[1])
+        let lower = range.lowerBound + range.count * i / n, upper = range.lowerBound + range.count * (i + 1) / n
+        return Array(lower..<upper)
+    }
+}
+
+/// A one-line progress bar with frames/s and ETA, drawn only when stdout is a terminal.
+final class ProgressBar {
+    let total: Int
+    let enabled = isatty(STDOUT_FILENO) != 0
+
+    init(total: Int) { self.total = total }
+
+    func update(done: Int, elapsed: Double) {
+        guard enabled else { return }
+        let width = 30
+        let filled = width * done / max(total, 1)
+        let rate = Double(done) / max(elapsed, 1e-9)
+        let eta = Double(total - done) / max(rate, 1e-9)
+        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+        print(String(format: "\r[%@] %d/%d frames  %.2f frames/s  ETA %.0f s ", bar, done, total, rate, eta), terminator: "")
+        fflush(nil)
+    }
+
+    func finish() {
+        if enabled { print("") }
+    }
+}
+
+extension BackendOptions {
+    /// The context these options select.
+    func makeContext() throws -> ComputeContext {
+        let choice: ComputeContext.Backend = switch backend {
+        case .auto: device.map { .vulkan(deviceIndex: $0) } ?? .auto
+        case .vulkan: .vulkan(deviceIndex: device)
+        case .cpu: .cpu
+        }
+        return try ComputeContext(backend: choice, options: .init(validation: validation))
+    }
+}
