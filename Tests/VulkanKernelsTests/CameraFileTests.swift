@@ -114,13 +114,13 @@ final class CameraFileTests: XCTestCase {
         XCTAssertThrowsError(try loadTransformsCameras("/nonexistent/transforms.json"))
     }
 
-    // MARK: Real files (/work/shared/data/nerf_scenes)
+    // MARK: Real files (shared/data/nerf_scenes; see sharedDataDirectory())
 
-    let scenes = "/work/shared/data/nerf_scenes"
+    let scenes = sharedDataDirectory().appendingPathComponent("nerf_scenes").path
 
     func requireScenes() throws {
         guard FileManager.default.fileExists(atPath: scenes) else {
-            throw XCTSkip("\(scenes) is absent; real camera files not checked")
+            throw XCTSkip("\(scenes) is absent; real camera files not checked (set VKK_SHARED_DATA to a copy of shared/data)")
         }
     }
 
