@@ -44,7 +44,8 @@
 //     (2 for S = 8), and reaches every lane through subgroupShuffle(value, f % S), an index that is a
 //     constant once S is specialized.
 //   - 64 vec4 FMAs per lane.
-// The k loop is unrolled x2. Tiles on the bottom/right edge, the K % 4 tail and mismatched subgroups
+// The k loop is unrolled x2. Right-edge tiles with N % 4 != 0, bottom-edge tiles when TRANS_A, the
+// K % 4 tail and mismatched subgroups
 // use a per-element path with bounds checks: nothing outside the matrices is ever read or written.
 //
 // Dispatch: x = ceil(N / (4 * SUBGROUP_SIZE)), y = ceil(M / 16), z = batch count.
@@ -97,6 +98,9 @@ void fetchBlock(uint baseA, uint baseB, uint m0, uint n, uint k0, uint fetchLane
             aFetched[s] = loadVec4(matrixA, baseA + min(m0 + f, p.M - 1u) * p.lda + k0);
         }
     }
+    // Lanes whose columns lie past N (right-edge tiles, N a multiple of 4) read the last four
+    // columns instead and never store: the tile stays on this path. Lanes inside N have n <= N - 4.
+    n = min(n, p.N - 4u);
     if (TRANS_B != 0u) {
         vec4 c0 = loadVec4(matrixB, baseB + n * p.ldb + k0);
         vec4 c1 = loadVec4(matrixB, baseB + (n + 1u) * p.ldb + k0);
@@ -161,7 +165,9 @@ void main() {
 
     // Uniform across the workgroup, so the shuffles below run in uniform control flow.
     const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
-    const bool interior = n0 + TILE_N <= p.N && (TRANS_A == 0u || m0 + TILE_M <= p.M);
+    // A right-edge tile stays on the fast path when N is a multiple of 4 (see fetchBlock).
+    const bool columnsFit = n0 + TILE_N <= p.N || (p.N & 3u) == 0u;
+    const bool interior = columnsFit && (TRANS_A == 0u || m0 + TILE_M <= p.M);
     const uint kFast = (lanesMatch && interior) ? (p.K & ~3u) : 0u;
 
     uint k0 = 0u;

@@ -6,6 +6,8 @@ final class GEMMTests: XCTestCase {
     static let edgeShapes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (1, 37, 5), (23, 1, 7), (5, 9, 1), (37, 53, 29), (15, 31, 3), (16, 32, 4), (17, 33, 5),
         (31, 63, 15), (33, 65, 17), (64, 64, 64), (7, 11, 0), (130, 70, 67),
+        // N a multiple of 4 below or past the 32-column tile: right-edge tiles on the fast path.
+        (5, 4, 9), (18, 12, 33), (21, 16, 40), (3, 20, 8), (40, 36, 13),
     ]
 
     func testEdgeShapesFloat32() throws {
