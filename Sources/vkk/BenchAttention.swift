@@ -67,8 +67,13 @@ struct BenchAttention: ParsableCommand {
         }
         if let path = options.json {
             let extra = ["date": todayUTC(), "dtype": fp16 ? "f16" : "f32"]
-            try prefillTable.writeJSON(to: path, device: vulkan.backendDescription, extra: extra)
-            try decodeTable.writeJSON(to: path.replacingOccurrences(of: ".json", with: "") + "-decode.json", device: vulkan.backendDescription, extra: extra)
+            // One file per sweep that ran: PATH for prefill (or the only sweep), PATH-decode.json beside it for both.
+            let both = !prefillTable.isEmpty && !decodeTable.isEmpty
+            if !prefillTable.isEmpty { try prefillTable.writeJSON(to: path, device: vulkan.backendDescription, extra: extra) }
+            if !decodeTable.isEmpty {
+                let decodePath = both ? String(path.dropLast(path.hasSuffix(".json") ? 5 : 0)) + "-decode.json" : path
+                try decodeTable.writeJSON(to: decodePath, device: vulkan.backendDescription, extra: extra)
+            }
         }
     }
 

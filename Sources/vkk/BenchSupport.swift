@@ -67,6 +67,8 @@ final class BenchTable {
 
     init(title: String) { self.title = title }
 
+    var isEmpty: Bool { rows.isEmpty }
+
     func add(_ row: BenchRow) {
         if rows.isEmpty {
             print(title)
