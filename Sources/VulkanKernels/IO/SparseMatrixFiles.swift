@@ -42,16 +42,9 @@ public struct SparseMatrixData: Sendable, Equatable {
 
     /// The same pattern with uniform values in [−1, 1) from a seeded generator (reproducible).
     public func withRandomValues(seed: UInt64) -> SparseMatrixData {
-        var state = seed
+        var generator = SeededGenerator(seed: seed)
         var copy = self
-        copy.values = (0..<nonzeroCount).map { _ in
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Float(z >> 40) / Float(1 << 23) - 1
-        }
+        copy.values = (0..<nonzeroCount).map { _ in 2 * generator.unitFloat() - 1 }
         return copy
     }
 

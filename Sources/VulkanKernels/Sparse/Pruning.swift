@@ -47,7 +47,7 @@ public enum SparsePruning {
         guard weight.count == rows * columns else {
             throw SparseMatrixError.countMismatch(format: "pruning", array: "weight", expected: rows * columns, got: weight.count)
         }
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         var needed = keptCount(weight.count, sparsity)
         var kept: [Int] = []
         kept.reserveCapacity(needed)
@@ -134,15 +134,3 @@ public enum SparsePruning {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): the library's seeded generator for reproducible pruning.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -115,15 +115,15 @@ extension HashGridField {
         for k in 0..<c.colorWidth { parameters[colorW1 + k * c.colorWidth + k] = 1 }
 
         // 3. Least squares for the output layers, on features computed by the field itself.
-        var generator = SplitMix(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         var points: [SIMD3<Float>] = []
         var directions: [SIMD3<Float>] = []
         while points.count < samples {
-            let p = SIMD3<Float>(generator.unit(), generator.unit(), generator.unit())
+            let p = SIMD3<Float>(generator.unitFloat(), generator.unitFloat(), generator.unitFloat())
             // Half the samples where the scene has content, so the fit spends its effort there.
             if points.count % 2 == 1 && NGPBlobsScene.density(p) < 1 { continue }
-            var d = SIMD3<Float>(generator.unit() * 2 - 1, generator.unit() * 2 - 1, generator.unit() * 2 - 1)
-            while length(d) < 0.1 || length(d) > 1 { d = SIMD3(generator.unit() * 2 - 1, generator.unit() * 2 - 1, generator.unit() * 2 - 1) }
+            var d = SIMD3<Float>(generator.unitFloat() * 2 - 1, generator.unitFloat() * 2 - 1, generator.unitFloat() * 2 - 1)
+            while length(d) < 0.1 || length(d) > 1 { d = SIMD3(generator.unitFloat() * 2 - 1, generator.unitFloat() * 2 - 1, generator.unitFloat() * 2 - 1) }
             points.append(p)
             directions.append(normalized(d))
         }
@@ -205,16 +205,3 @@ func leastSquares(_ features: [[Double]], _ target: [Double], _ weight: [Double]
     return x
 }
 
-/// Deterministic uniform numbers for the scene fit (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
-}
