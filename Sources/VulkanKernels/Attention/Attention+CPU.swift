@@ -142,10 +142,7 @@ extension CommandBatch {
     private func widenedInput(_ storage: Storage, count: Int, dtype: DType) -> FloatInput {
         if dtype == .float32 { return FloatInput(pointer: UnsafePointer(storage.hostPointer!.assumingMemoryBound(to: Float.self)), owned: nil) }
         let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        let source = UncheckedSendable(storage.hostPointer!.assumingMemoryBound(to: Float16.self)), destination = UncheckedSendable(copy)
-        CPUParallel.forEachChunk(count, costPerItem: 1) { range in
-            for index in range { destination.value[index] = Float(source.value[index]) }
-        }
+        widenFloat16(storage.hostPointer!.assumingMemoryBound(to: Float16.self), into: copy, count: count)
         return FloatInput(pointer: UnsafePointer(copy), owned: copy)
     }
 }

@@ -117,11 +117,11 @@ extension CommandBatch {
                          c: c.hostPointer!.assumingMemoryBound(to: Float.self), alpha: alpha, beta: beta)
             return
         }
-        var a32 = widen(a.hostPointer!.assumingMemoryBound(to: Float16.self), count: count.a)
-        var b32 = widen(b.hostPointer!.assumingMemoryBound(to: Float16.self), count: count.b)
+        var a32 = widenedFloat16(a.hostPointer!.assumingMemoryBound(to: Float16.self), count: count.a)
+        var b32 = widenedFloat16(b.hostPointer!.assumingMemoryBound(to: Float16.self), count: count.b)
         let c16 = c.hostPointer!.assumingMemoryBound(to: Float16.self)
         // beta == 0 must not read C (it may hold NaN); OpenBLAS honours that for the fp32 copy too.
-        var c32 = beta == 0 ? [Float](repeating: 0, count: count.c) : widen(c16, count: count.c)
+        var c32 = beta == 0 ? [Float](repeating: 0, count: count.c) : widenedFloat16(c16, count: count.c)
         a32.withUnsafeMutableBufferPointer { a in
             b32.withUnsafeMutableBufferPointer { b in
                 c32.withUnsafeMutableBufferPointer { c in
@@ -135,17 +135,6 @@ extension CommandBatch {
             for index in range { destination.value[index] = Float16(source.value[index]) }
         }
         withExtendedLifetime(c32) {}
-    }
-
-    private func widen(_ source: UnsafePointer<Float16>, count: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: max(count, 1)) { buffer, initialized in
-            let destination = UncheckedSendable(buffer.baseAddress!)
-            let source = UncheckedSendable(source)
-            CPUParallel.forEachChunk(count, costPerItem: 1) { range in
-                for index in range { destination.value[index] = Float(source.value[index]) }
-            }
-            initialized = count
-        }
     }
 }
 

@@ -136,7 +136,7 @@ public struct ScipySparseFile: Sendable {
             guard data.count == indices.count else { throw DataFileError.malformed(file: name, reason: "\(data.count) values for \(indices.count) indices") }
             var csr = try SparseMatrixData(rows: rows, columns: columns, rowOffsets: pointers, columnIndices: indices, values: data)
                 .sortedWithinRows().validated(name: name)
-            if format == "csc" { csr = csr.transposed() }
+            if format == "csc" { csr = SparseMatrixData(try CSRMatrix<Float>(csr).transposed()) }
             matrix = csr
         case "bsr":
             guard dataArray.shape.count == 3 else { throw DataFileError.malformed(file: name, reason: "BSR data shape \(dataArray.shape)") }
@@ -230,24 +230,12 @@ extension SparseMatrixData {
         }
         return copy
     }
+}
 
-    /// The transpose, in CSR.
-    public func transposed() -> SparseMatrixData {
-        var counts = [Int32](repeating: 0, count: columns + 1)
-        for column in columnIndices { counts[Int(column) + 1] += 1 }
-        for column in 0..<columns { counts[column + 1] += counts[column] }
-        var next = counts
-        var indices = [Int32](repeating: 0, count: nonzeroCount)
-        var newValues = values.map { _ in [Float](repeating: 0, count: nonzeroCount) }
-        for row in 0..<rows {
-            for index in Int(rowOffsets[row])..<Int(rowOffsets[row + 1]) {
-                let column = Int(columnIndices[index])
-                let slot = Int(next[column])
-                indices[slot] = Int32(row)
-                newValues?[slot] = values![index]
-                next[column] += 1
-            }
-        }
-        return SparseMatrixData(rows: columns, columns: rows, rowOffsets: counts, columnIndices: indices, values: newValues)
+extension SparseMatrixData {
+    /// The arrays of a sparse-family matrix (values widened to fp32).
+    init<Element: FloatingPointElement>(_ matrix: CSRMatrix<Element>) {
+        self.init(rows: matrix.rows, columns: matrix.columns, rowOffsets: matrix.rowPointers, columnIndices: matrix.columnIndices,
+                  values: matrix.values.map { Float($0) })
     }
 }

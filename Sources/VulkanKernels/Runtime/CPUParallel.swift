@@ -29,3 +29,19 @@ enum CPUParallel {
         }
     }
 }
+
+/// Widens `count` fp16 values to fp32, split across threads (the CPU paths compute in fp32).
+func widenFloat16(_ source: UnsafePointer<Float16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+    let source = UncheckedSendable(source), destination = UncheckedSendable(destination)
+    CPUParallel.forEachChunk(count, costPerItem: 1) { range in
+        for index in range { destination.value[index] = Float(source.value[index]) }
+    }
+}
+
+/// `count` fp16 values as a new fp32 array.
+func widenedFloat16(_ source: UnsafePointer<Float16>, count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: max(count, 1)) { buffer, initialized in
+        widenFloat16(source, into: buffer.baseAddress!, count: count)
+        initialized = count
+    }
+}

@@ -124,18 +124,10 @@ enum SparseCPU {
     }
 
     static func widened<Element: FloatingPointElement>(_ source: UnsafePointer<Element>, count: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: max(count, 1)) { buffer, initialized in
-            let destination = UncheckedSendable(buffer.baseAddress!)
-            if Element.self == Float.self {
-                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: count * 4)
-            } else {
-                let halves = UncheckedSendable(UnsafeRawPointer(source).assumingMemoryBound(to: Float16.self))
-                CPUParallel.forEachChunk(count, costPerItem: 1) { range in
-                    for index in range { destination.value[index] = Float(halves.value[index]) }
-                }
-            }
-            initialized = count
+        if Element.self == Float.self {
+            return Array(UnsafeBufferPointer(start: UnsafeRawPointer(source).assumingMemoryBound(to: Float.self), count: count))
         }
+        return widenedFloat16(UnsafeRawPointer(source).assumingMemoryBound(to: Float16.self), count: count)
     }
 
     /// out[i] = alpha·value(i) + beta·out[i] for i < count, in `Element` storage (beta == 0 never reads out).
