@@ -16,6 +16,7 @@ struct BenchNeRF: ParsableCommand {
     @Option(help: "Occupancy grid cells per axis (level 0); default: the renderer's (256).") var gridResolution: Int?
     @Flag(help: "Also time uniform marching without early termination (slow: every ray takes every step).")
     var fullUniform = false
+    @Option(help: "Also write the rows as JSON to this file.") var json: String?
 
     func run() throws {
         guard let builtIn = BuiltInScene(rawValue: scene) else { throw ValidationError("unknown scene \(scene)") }
@@ -29,15 +30,16 @@ struct BenchNeRF: ParsableCommand {
         var options = RenderOptions()
         if let gridResolution { options.occupancy.resolution = gridResolution }
         let grid = try renderer.occupancyGrid(for: field, settings: options.occupancy)
-        print(String(format: "occupancy grid %d^3 x %d levels built in %.2f s, %.2f%% of level 0 occupied",
-                     grid.settings.resolution, grid.settings.levels, Date().timeIntervalSince(gridStart), 100 * grid.occupiedFraction()))
+        let gridSeconds = Date().timeIntervalSince(gridStart)
+        print("occupancy grid \(grid.settings.resolution)^3 x \(grid.settings.levels) levels built in \(formatted(gridSeconds, digits: 2)) s, "
+              + "\(formatted(100 * grid.occupiedFraction(), digits: 2))% of level 0 occupied")
 
         let pixels = stride(from: psnrStride / 2, to: resolution, by: psnrStride).flatMap { y in
             stride(from: psnrStride / 2, to: resolution, by: psnrStride).map { y * resolution + $0 }
         }
         let referenceStart = Date()
         let reference = ReferenceRenderer.render(field: field, camera: camera, options: options, samplesPerRay: 4096, pixels: pixels)
-        print(String(format: "reference: %d pixels x 4096 float64 steps in %.1f s", pixels.count, Date().timeIntervalSince(referenceStart)))
+        print("reference: \(pixels.count) pixels x 4096 float64 steps in \(formatted(Date().timeIntervalSince(referenceStart), digits: 1)) s")
         let referenceRGB = pixels.flatMap { p in (0..<3).map { reference.rgb[3 * p + $0] } }
 
         var uniform = options
@@ -45,7 +47,7 @@ struct BenchNeRF: ParsableCommand {
         var uniformNoTermination = uniform
         uniformNoTermination.terminationThreshold = 0
         var medians: [String: Double] = [:]
-        print("mode                      ms/frame   Mrays/s  Msamples/s  samples/ray  per hit ray  rounds  PSNR dB")
+        let table = BenchTable(title: "nerf '\(scene)' \(resolution)x\(resolution), 1 spp, grid \(grid.settings.resolution)^3, on \(context.backendDescription), \(todayUTC())")
         var modes = [("occupancy grid", options), ("uniform 1024 steps", uniform)]
         if fullUniform { modes.append(("uniform, no termination", uniformNoTermination)) }
         for (index, (name, modeOptions)) in modes.enumerated() {
@@ -57,18 +59,26 @@ struct BenchNeRF: ParsableCommand {
                 image = try renderer.render(field: field, camera: camera, options: modeOptions)
                 times.append(image.seconds)
             }
-            let median = times.sorted()[times.count / 2]
-            medians[name] = median
+            let seconds = median(times)
+            medians[name] = seconds
             let rgb = pixels.flatMap { p in (0..<3).map { image.rgb[3 * p + $0] } }
-            print(String(format: "%@ %9.1f %9.2f %11.1f %12.2f %12.2f %7d %8.2f", name.padding(toLength: 24, withPad: " ", startingAt: 0), 1000 * median,
-                         Double(image.rayCount) / median / 1e6, Double(image.sampleCount) / median / 1e6,
-                         Double(image.sampleCount) / Double(image.rayCount), image.meanSamplesPerRay(), image.rounds,
-                         psnr(rgb, referenceRGB)))
+            table.add(BenchRow([
+                "mode": .text(name), "ms/frame": .number(1000 * seconds, digits: 1),
+                "Mrays/s": .number(Double(image.rayCount) / seconds / 1e6, digits: 2),
+                "Msamples/s": .number(Double(image.sampleCount) / seconds / 1e6, digits: 1),
+                "samples/ray": .number(Double(image.sampleCount) / Double(image.rayCount), digits: 2),
+                "per hit ray": .number(image.meanSamplesPerRay(), digits: 2), "rounds": .integer(image.rounds),
+                "PSNR dB": .number(psnr(rgb, referenceRGB), digits: 2),
+            ]))
         }
-        print(String(format: "speedup of occupancy-grid marching over uniform marching (same run): %.1fx",
-                     medians["uniform 1024 steps"]! / medians["occupancy grid"]!))
+        let gridFrame = medians["occupancy grid"]!
+        print("speedup of occupancy-grid marching over uniform marching (same run): \(formatted(medians["uniform 1024 steps"]! / gridFrame, digits: 1))x")
         if let full = medians["uniform, no termination"] {
-            print(String(format: "speedup over uniform marching without early termination: %.1fx", full / medians["occupancy grid"]!))
+            print("speedup over uniform marching without early termination: \(formatted(full / gridFrame, digits: 1))x")
+        }
+        if let json {
+            try table.writeJSON(to: json, device: context.backendDescription,
+                                extra: ["date": todayUTC(), "grid build seconds": formatted(gridSeconds, digits: 2)])
         }
     }
 }
