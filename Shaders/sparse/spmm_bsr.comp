@@ -20,11 +20,15 @@
 //   1  BLOCK          16  block size: 4, 8, 16 or 32
 //   2  VEC4_LOADS     1   B rows read 4 values per fetch (needs N % 4 == 0 and !LINEAR)
 //   3  LINEAR         0   B stored N x K, C stored N x M
+//   4  TILE_ROWS      16  rows of C per workgroup: a divisor of BLOCK, at most 32 (the host uses min(BLOCK, 16))
 //
-// Tile: a workgroup (one subgroup of S lanes) computes TILE_ROWS = min(BLOCK, 16) rows x 4S columns of
-// C; lane l owns columns n0 + 4l .. n0 + 4l + 3 and keeps TILE_ROWS vec4 accumulators. Per 4 values of
-// k inside a block: each lane fetches its 4 x 4 piece of B (4 fetches); the TILE_ROWS x 4 piece of the
-// block is TILE_ROWS vec4 fetches spread over the lanes and shared by subgroupShuffle.
+// Tile: a workgroup (one subgroup of S lanes) computes TILE_ROWS rows x 4S columns of C; lane l owns
+// columns n0 + 4l .. n0 + 4l + 3 and keeps TILE_ROWS vec4 accumulators. Per 4 values of k inside a block:
+// each lane fetches its 4 x 4 piece of B (4 fetches); the TILE_ROWS x 4 piece of the block is TILE_ROWS
+// vec4 fetches spread over the lanes and shared by subgroupShuffle. When B is read as vec4 rows and the
+// subgroup matches, the block loop runs without bounds checks or branches (lanes past N read the last
+// four columns and never store, so right-edge tiles stay on it too); otherwise each B piece is loaded
+// with checks and, for a mismatched subgroup, every lane fetches the block rows itself.
 //
 // Dispatch: x = ceil(N / (4 * SUBGROUP_SIZE)), y = M / TILE_ROWS.
 #version 450
@@ -49,14 +53,14 @@ layout(set = 0, binding = 3) uniform samplerBuffer matrixB;
 #define SPARSE_OUTPUT_BINDING 4
 #include "sparse_output.glsl"
 
-const uint TILE_ROWS = BLOCK < 16u ? BLOCK : 16u;
+layout(constant_id = 4) const uint TILE_ROWS = 16;
 const uint A_FETCHES_PER_LANE = (TILE_ROWS + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
 
-vec4 acc[16];
-// Row loops are unrolled by macro and checked against TILE_ROWS (folded after specialization), so every
+vec4 acc[32];
+// Row loops are unrolled by macro (up to 32 rows) and checked against TILE_ROWS (folded after specialization), so every
 // index into acc / aFetched is a constant and they stay in registers.
-#define UNROLL16(X) X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u)
-vec4 aFetched[16];
+#define UNROLL32(X) X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u) X(16u) X(17u) X(18u) X(19u) X(20u) X(21u) X(22u) X(23u) X(24u) X(25u) X(26u) X(27u) X(28u) X(29u) X(30u) X(31u)
+vec4 aFetched[32];
 vec4 bBlock[4];
 
 vec4 loadB(uint k, uint n) {
@@ -80,25 +84,50 @@ void storeRow(uint row, uint n, vec4 value) {
     }
 }
 
+#define FETCH_A(s) if ((s) < A_FETCHES_PER_LANE) { uint f = min(lane + (s) * SUBGROUP_SIZE, TILE_ROWS - 1u); \
+    aFetched[s] = texelFetch(values, int(texel0 + f * (BLOCK >> 2) + (kk >> 2))); }
+#define MULTIPLY_ROW(r) if ((r) < TILE_ROWS) { vec4 a = subgroupShuffle(aFetched[(r) / SUBGROUP_SIZE], (r) % SUBGROUP_SIZE); \
+    acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);             \
+    acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
+
 void main() {
     const uint lane = gl_LocalInvocationID.x;
     const uint n = gl_WorkGroupID.x * 4u * SUBGROUP_SIZE + 4u * lane;
     const uint r0 = gl_WorkGroupID.y * TILE_ROWS;
     const uint blockRow = r0 / BLOCK, rowInBlock = r0 % BLOCK;
     const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
-    // Uniform: every column of the tile inside N and B read as vec4 rows.
-    const bool interior = VEC4_LOADS != 0u && LINEAR == 0u && gl_WorkGroupID.x * 4u * SUBGROUP_SIZE + 4u * SUBGROUP_SIZE <= p.N;
+    // Uniform: B read as vec4 rows (N % 4 == 0), so every tile, right-edge ones included, takes the fast path.
+    const bool interior = VEC4_LOADS != 0u && LINEAR == 0u;
 #define CLEAR_ROW(r) acc[r] = vec4(0.0);
-    UNROLL16(CLEAR_ROW)
+    UNROLL32(CLEAR_ROW)
 
+    // Lanes whose columns lie past N read the last four columns (when B is read as vec4 rows) and never store.
+    const uint nRead = min(n, p.N - 4u);
     const uint first = texelFetch(blockRowPointers, int(blockRow)).x;
     const uint last = texelFetch(blockRowPointers, int(blockRow + 1u)).x;
-    for (uint j = first; j < last; ++j) {
+    if (interior && lanesMatch) {
+        // The fast path: no bounds checks and no branches inside a block.
+        const uint rowTexels = p.N >> 2;
+        for (uint j = first; j < last; ++j) {
+            const uint kBase = texelFetch(blockColumns, int(j)).x * BLOCK;
+            const uint texel0 = ((j * BLOCK + rowInBlock) * BLOCK) >> 2;
+            uint texel = (kBase * p.N + nRead) >> 2;
+            for (uint kk = 0u; kk < BLOCK; kk += 4u) {
+                bBlock[0] = texelFetch(matrixB, int(texel));
+                bBlock[1] = texelFetch(matrixB, int(texel + rowTexels));
+                bBlock[2] = texelFetch(matrixB, int(texel + 2u * rowTexels));
+                bBlock[3] = texelFetch(matrixB, int(texel + 3u * rowTexels));
+                texel += 4u * rowTexels;
+                UNROLL32(FETCH_A)
+                UNROLL32(MULTIPLY_ROW)
+            }
+        }
+    } else for (uint j = first; j < last; ++j) {
         const uint kBase = texelFetch(blockColumns, int(j)).x * BLOCK;
         const uint texel0 = ((j * BLOCK + rowInBlock) * BLOCK) >> 2;   // row rowInBlock of block j
         for (uint kk = 0u; kk < BLOCK; kk += 4u) {
             if (interior) {
-                const uint texel = ((kBase + kk) * p.N + n) >> 2, rowTexels = p.N >> 2;
+                const uint texel = ((kBase + kk) * p.N + nRead) >> 2, rowTexels = p.N >> 2;
                 bBlock[0] = texelFetch(matrixB, int(texel));
                 bBlock[1] = texelFetch(matrixB, int(texel + rowTexels));
                 bBlock[2] = texelFetch(matrixB, int(texel + 2u * rowTexels));
@@ -110,22 +139,17 @@ void main() {
                 bBlock[3] = loadB(kBase + kk + 3u, n);
             }
             if (lanesMatch) {
-#define FETCH_A(s) if ((s) < A_FETCHES_PER_LANE) { uint f = min(lane + (s) * SUBGROUP_SIZE, TILE_ROWS - 1u); \
-                    aFetched[s] = texelFetch(values, int(texel0 + f * (BLOCK >> 2) + (kk >> 2))); }
-                UNROLL16(FETCH_A)
-#define MULTIPLY_ROW(r) if ((r) < TILE_ROWS) { vec4 a = subgroupShuffle(aFetched[(r) / SUBGROUP_SIZE], (r) % SUBGROUP_SIZE); \
-                    acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);             \
-                    acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
-                UNROLL16(MULTIPLY_ROW)
+                UNROLL32(FETCH_A)
+                UNROLL32(MULTIPLY_ROW)
             } else {
 #define MULTIPLY_ROW_DIRECT(r) if ((r) < TILE_ROWS) { vec4 a = texelFetch(values, int(texel0 + (r) * (BLOCK >> 2) + (kk >> 2))); \
                     acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);                     \
                     acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
-                UNROLL16(MULTIPLY_ROW_DIRECT)
+                UNROLL32(MULTIPLY_ROW_DIRECT)
             }
         }
     }
     if (n >= p.N) return;
 #define STORE_ROW(r) if ((r) < TILE_ROWS) storeRow(r0 + (r), n, acc[r]);
-    UNROLL16(STORE_ROW)
+    UNROLL32(STORE_ROW)
 }

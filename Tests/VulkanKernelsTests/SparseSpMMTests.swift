@@ -13,6 +13,7 @@ final class SparseSpMMTests: XCTestCase {
     /// Runs C = alpha·A·B + beta·C (or the linear form) and compares with float64.
     func check<Element: FloatingPointElement>(_ a: SparseMatrix<Element>, dense aDense: [Float], n: Int, form: Form,
                                               alpha: Float, beta: Float, _: Element.Type, on context: ComputeContext,
+                                              kernel: SpMMKernel = .automatic,
                                               file: StaticString = #filePath, line: UInt = #line) throws {
         let (m, k) = (a.rows, a.columns)
         let aValues = aDense.map { Double(Element($0)) }
@@ -20,11 +21,11 @@ final class SparseSpMMTests: XCTestCase {
         let cValues = beta == 0 ? [Element](repeating: .nan, count: m * n) : [Float].random(count: m * n, seed: 7).map { Element($0) }
         let bDouble = bValues.map { Double($0) }, cDouble = cValues.map { Double($0) }
         let tolerance = Element.self == Float.self ? Self.tolerance32 : Self.tolerance16
-        let label = "\(a.formatName) \(m)×\(k)·N=\(n) \(form) \(Element.self) on \(context.backendDescription)"
+        let label = "\(a.formatName) \(m)×\(k)·N=\(n) \(form) \(Element.self) \(kernel) on \(context.backendDescription)"
         switch form {
         case .spmm:
             let b = try context.tensor(bValues, shape: [k, n]), c = try context.tensor(cValues, shape: [m, n])
-            try context.batch { try $0.spmm(a, b, into: c, alpha: alpha, beta: beta) }
+            try context.batch { try $0.spmm(a, b, into: c, alpha: alpha, beta: beta, kernel: kernel) }
             let want = SparseReference.matmul(aValues, bDouble, cDouble, m: m, n: n, k: k, alpha: Double(alpha), beta: Double(beta))
             let scale = SparseReference.matmul(aValues.map(abs), bDouble.map(abs), cDouble.map(abs), m: m, n: n, k: k,
                                                alpha: Double(abs(alpha)), beta: Double(abs(beta)))
@@ -36,7 +37,7 @@ final class SparseSpMMTests: XCTestCase {
             var yValues = [Element](repeating: 0, count: n * m)
             for i in 0..<m { for j in 0..<n { yValues[j * m + i] = cValues[i * n + j] } }
             let x = try context.tensor(xValues, shape: [n, k]), y = try context.tensor(yValues, shape: [n, m])
-            try context.batch { try $0.linear(x, weight: a, into: y, alpha: alpha, beta: beta) }
+            try context.batch { try $0.linear(x, weight: a, into: y, alpha: alpha, beta: beta, kernel: kernel) }
             let want = SparseReference.matmul(aValues, bDouble, cDouble, m: m, n: n, k: k, alpha: Double(alpha), beta: Double(beta))
             let scale = SparseReference.matmul(aValues.map(abs), bDouble.map(abs), cDouble.map(abs), m: m, n: n, k: k,
                                                alpha: Double(abs(alpha)), beta: Double(abs(beta)))
@@ -124,6 +125,67 @@ final class SparseSpMMTests: XCTestCase {
                 try check(matrix, dense: aDense, n: 300, form: .spmm, alpha: 1, beta: 1, Float.self, on: context)
                 try check(matrix, dense: aDense, n: 37, form: .linear, alpha: 1, beta: 0, Float.self, on: context)
             }
+        }
+    }
+
+    /// The N:M register-tile kernel (spmm_nm.comp) forced, against the entry kernel forced, on the shapes that
+    /// exercise its tails: rows not a multiple of its 16-row tile, N a multiple of 4 but not of a subgroup's
+    /// 32 columns (lanes past N), N = 4, an all-zero matrix, and each supported N (1:4 spans 16 columns per
+    /// step, 2:4 and 4:8 span 8).
+    func testNMTileKernelEdgeShapes() throws {
+        onEveryBackend { context in
+            for (rows, columns, n, m) in [(37, 40, 2, 4), (16, 48, 1, 4), (21, 48, 4, 8)] {
+                let dense = SparseReference.sparseDense(rows: rows, columns: columns, density: 0.6, seed: UInt64(rows))
+                let pruned = try SparsePruning.nm(dense, rows: rows, columns: columns, n: n, m: m)
+                let aDense = pruned.toDense()
+                for width in [44, 4] {
+                    try check(.nm(pruned), dense: aDense, n: width, form: .spmm, alpha: 1.5, beta: 0, Float.self, on: context, kernel: .nmTiles)
+                }
+                for kernel in [SpMMKernel.nmTiles, .rowEntries] {
+                    try check(.nm(pruned), dense: aDense, n: 36, form: .spmm, alpha: -1, beta: 0.5, Float.self, on: context, kernel: kernel)
+                }
+                let half = try SparsePruning.nm(dense.map { Float16($0) }, rows: rows, columns: columns, n: n, m: m)
+                try check(.nm(half), dense: half.toDense().map { Float($0) }, n: 68, form: .spmm, alpha: 1, beta: 0.25, Float16.self,
+                          on: context, kernel: .nmTiles)
+            }
+            let zeros = try NMSparseMatrix<Float>(dense: [Float](repeating: 0, count: 24 * 16), rows: 24, columns: 16, n: 2, m: 4)
+            try check(.nm(zeros), dense: zeros.toDense(), n: 12, form: .spmm, alpha: 1, beta: 0.5, Float.self, on: context, kernel: .nmTiles)
+        }
+    }
+
+    /// BSR with N a multiple of 4 but not of 32: right-edge tiles run the unchecked block loop with lanes past N.
+    func testBlockKernelRightEdgeTiles() throws {
+        onEveryBackend { context in
+            let dense = SparseReference.sparseDense(rows: 64, columns: 64, density: 0.3, seed: 5)
+            for block in [8, 32] {
+                let matrix = try BSRMatrix(dense: dense, rows: 64, columns: 64, blockSize: block)
+                try check(.bsr(matrix), dense: dense, n: 44, form: .spmm, alpha: 1, beta: 0, Float.self, on: context, kernel: .blockTiles)
+                try check(.bsr(matrix), dense: dense, n: 4, form: .spmm, alpha: 2, beta: -1, Float.self, on: context)
+            }
+        }
+    }
+
+    /// A forced kernel that cannot run the matrix or shape throws before anything runs (Vulkan only: the CPU
+    /// backend has one path and ignores the choice).
+    func testForcedKernelThatDoesNotApplyThrows() throws {
+        try onVulkan { context in
+            let dense = SparseReference.sparseDense(rows: 8, columns: 36, density: 0.5, seed: 9)
+            let csr = SparseMatrix<Float>.csr(try CSRMatrix(dense: dense, rows: 8, columns: 36))
+            let nm = SparseMatrix<Float>.nm(try SparsePruning.nm(dense, rows: 8, columns: 36, n: 2, m: 4))   // 18 values a row
+            let b = try context.zeros(Float.self, shape: [36, 8]), c = try context.zeros(Float.self, shape: [8, 8])
+            for (matrix, kernel) in [(csr, SpMMKernel.nmTiles), (csr, .blockTiles), (nm, .blockTiles), (nm, .nmTiles)] {
+                XCTAssertThrowsError(try context.batch { try $0.spmm(matrix, b, into: c, kernel: kernel) }, "\(kernel)") { error in
+                    guard case KernelError.invalidParameter(_, "kernel", _) = error else { return XCTFail("\(error)") }
+                }
+            }
+            // The linear form: B (X) is stored N × K, which the tiled kernel does not read; this 2:4 matrix
+            // (20 values a row) would run in the spmm form.
+            let wide = SparseReference.sparseDense(rows: 8, columns: 40, density: 0.5, seed: 10)
+            let nmWide = SparseMatrix<Float>.nm(try SparsePruning.nm(wide, rows: 8, columns: 40, n: 2, m: 4))
+            let x = try context.zeros(Float.self, shape: [8, 40]), y = try context.zeros(Float.self, shape: [8, 8])
+            XCTAssertThrowsError(try context.batch { try $0.linear(x, weight: nmWide, into: y, kernel: .nmTiles) })
+            let bWide = try context.zeros(Float.self, shape: [40, 8])
+            XCTAssertNoThrow(try context.batch { try $0.spmm(nmWide, bWide, into: c, kernel: .nmTiles) })
         }
     }
 

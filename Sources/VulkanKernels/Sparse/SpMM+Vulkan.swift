@@ -2,13 +2,65 @@ import CVulkan
 
 // MARK: - Vulkan SpMM
 //
-// CSR and N:M run Shaders/sparse/spmm_csr.comp (entries shared across a subgroup by shuffles, rows in
-// descending-length order); BSR runs Shaders/sparse/spmm_bsr.comp (dense micro-tiles per block). Every
-// input is read through a uniform texel view, the fast load path on CPU drivers (DESIGN.md).
+// CSR (and N:M where the tiled kernel does not apply) run Shaders/sparse/spmm_csr.comp (entries shared
+// across a subgroup by shuffles, rows in descending-length order); N:M runs Shaders/sparse/spmm_nm.comp
+// (register tiles: every B fetch reused by 16 rows); BSR runs Shaders/sparse/spmm_bsr.comp (dense
+// micro-tiles per block). Every input is read through a uniform texel view, the fast load path on CPU
+// drivers (DESIGN.md).
+
+/// Which SpMM kernel runs on a Vulkan device. `.automatic` picks by format and shape; the others exist for
+/// benchmarks and tests, and throw ``KernelError/invalidParameter(op:name:value:)`` when the matrix or shape
+/// cannot use them. The CPU backend has one path and ignores the choice.
+public enum SpMMKernel: String, Sendable, CaseIterable {
+    case automatic
+    /// `spmm_csr.comp`, CSR or N:M: each stored entry is fetched once per subgroup and shared by shuffles;
+    /// each lane then fetches B for its columns. Any shape, both forms.
+    case rowEntries
+    /// `spmm_nm.comp`, N:M only: a 16-row × 4·subgroup-column register tile per subgroup, each B fetch reused
+    /// by all 16 rows. Needs the `spmm` form, N (columns of B) a multiple of 4, N:M with N in {1, 2, 4},
+    /// 4/N·M ≤ 16 and every row's stored values a multiple of 4 (2:4 with K a multiple of 8).
+    case nmTiles
+    /// `spmm_bsr.comp`, BSR only: the dense subgroup GEMM's register tile applied block by block.
+    case blockTiles
+}
+
+extension SpMMKernel {
+    /// Rows of C per workgroup of the N:M tiled kernel (16 and 32 measured alike on lavapipe; 16 keeps
+    /// fewer registers live, which GPUs prefer).
+    static let nmTileRows = 16
+
+    /// Whether `spmm_nm.comp` can run this product (see ``nmTiles``).
+    static func nmTilesApply<Element>(_ matrix: NMSparseMatrix<Element>, _ s: SpMMShape) -> Bool {
+        !s.linear && s.n % 4 == 0 && [1, 2, 4].contains(matrix.n) && 4 / matrix.n * matrix.m <= 16
+            && (matrix.groupsPerRow * matrix.n) % 4 == 0
+    }
+
+    /// The kernel `.automatic` stands for, or the forced one after checking it applies.
+    static func resolve<Element>(_ kernel: SpMMKernel, _ a: SparseMatrix<Element>, _ s: SpMMShape, op: String) throws -> SpMMKernel {
+        func refuse(_ reason: String) -> KernelError {
+            KernelError.invalidParameter(op: op, name: "kernel", value: "\(kernel.rawValue) \(reason)")
+        }
+        switch (kernel, a) {
+        case (.automatic, .bsr): return .blockTiles
+        case (.automatic, .csr): return .rowEntries
+        case (.automatic, .nm(let matrix)): return nmTilesApply(matrix, s) ? .nmTiles : .rowEntries
+        case (.blockTiles, .bsr), (.rowEntries, .csr), (.rowEntries, .nm): return kernel
+        case (.nmTiles, .nm(let matrix)):
+            guard nmTilesApply(matrix, s) else {
+                throw refuse("needs the spmm form, N % 4 == 0, an N:M pattern with N in {1, 2, 4} and 4/N·M <= 16, "
+                             + "and rows of a multiple of 4 stored values; got \(matrix.n):\(matrix.m), \(matrix.groupsPerRow * matrix.n) "
+                             + "stored values per row, N = \(s.n)\(s.linear ? ", linear form" : "")")
+            }
+            return kernel
+        default:
+            throw refuse("does not run \(a.formatName) matrices")
+        }
+    }
+}
 
 extension CommandBatch {
     func encodeSpMM<Element>(_ a: UploadedSparseMatrix<Element>, _ s: SpMMShape, b: Storage, c: Storage,
-                             alpha: Float, beta: Float) throws {
+                             alpha: Float, beta: Float, kernel: SpMMKernel) throws {
         let op = s.linear ? "linear" : "spmm"
         let info = context.device!.info
         let f16 = Element.dtype == .float16
@@ -21,8 +73,21 @@ extension CommandBatch {
         let bView = SparseViews.float(f16, vec4: vec4)
         let output = BufferBinding(c, beta == 0 ? .storageWrite : .storageReadWrite)
         let push: [UInt32]
-        switch a.matrix {
-        case .csr, .nm:
+        switch (try SpMMKernel.resolve(kernel, a.matrix, s, op: op), a.matrix) {
+        case (.nmTiles, .nm(let matrix)):
+            let rows = SpMMKernel.nmTileRows
+            let spec = KernelSpec(shader: f16 ? .sparse_spmm_nm_f16 : .sparse_spmm_nm,
+                                  bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
+                                  pushConstantBytes: 24,
+                                  specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m)],
+                                  requiredSubgroupSize: lanes)
+            // Positions are bytes; the R32UI view hands a lane the 4 positions of one values texel at once.
+            try dispatch(spec, [BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
+                                BufferBinding(a.buffers["positions"]!, SparseViews.uint32),
+                                BufferBinding(b, bView), output],
+                         push: [UInt32(s.m), UInt32(s.n), UInt32(s.k), UInt32(matrix.groupsPerRow), alpha.bitPattern, beta.bitPattern],
+                         groups: ((s.n + 4 * lanes - 1) / (4 * lanes), (s.m + rows - 1) / rows, 1))
+        case (_, .csr), (_, .nm):
             let vec4PerLane = [1, 2, 4, 8].first { 4 * lanes * $0 >= s.n } ?? 8
             let rowsPerGroup = min(8, max(1, s.m / 512))
             var nm = (n: 0, m: 0, groups: 0)
@@ -59,12 +124,12 @@ extension CommandBatch {
             let columnsPerGroup = 4 * lanes * vec4PerLane
             try dispatch(spec, bindings, push: push,
                          groups: ((s.n + columnsPerGroup - 1) / columnsPerGroup, (s.m + rowsPerGroup - 1) / rowsPerGroup, 1))
-        case .bsr(let matrix):
+        case (_, .bsr(let matrix)):
             let tileRows = min(matrix.blockSize, 16)
             let spec = KernelSpec(shader: f16 ? .sparse_spmm_bsr_f16 : .sparse_spmm_bsr,
                                   bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
                                   pushConstantBytes: 20,
-                                  specialization: [UInt32(lanes), UInt32(matrix.blockSize), vec4 ? 1 : 0, s.linear ? 1 : 0],
+                                  specialization: [UInt32(lanes), UInt32(matrix.blockSize), vec4 ? 1 : 0, s.linear ? 1 : 0, UInt32(tileRows)],
                                   requiredSubgroupSize: lanes)
             push = [UInt32(s.m), UInt32(s.n), UInt32(s.k), alpha.bitPattern, beta.bitPattern]
             try dispatch(spec, [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),

@@ -3,17 +3,18 @@
 extension CommandBatch {
     /// C = alpha·A·B + beta·C. A is a sparse M×K matrix (CSR, BSR or N:M), B is a dense `[K, N]` tensor,
     /// C a dense `[M, N]` tensor, all of one element type (`Float` or `Float16` storage; products are
-    /// accumulated in fp32). `beta == 0` never reads C. Throws ``KernelError`` for mismatched shapes,
-    /// tensors of another context or non-finite alpha/beta, before anything runs.
+    /// accumulated in fp32). `beta == 0` never reads C. `kernel` forces one Vulkan kernel (benchmarks,
+    /// tests; see ``SpMMKernel``). Throws ``KernelError`` for mismatched shapes, tensors of another context,
+    /// non-finite alpha/beta or a forced kernel that does not apply, before anything runs.
     public func spmm<Element>(_ a: UploadedSparseMatrix<Element>, _ b: Tensor<Element>, into c: Tensor<Element>,
-                              alpha: Float = 1, beta: Float = 0) throws {
+                              alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "spmm"
         try ensureRecording(op)
         try checkOwnership(op, ("A", a.context), ("B", b.context), ("C", c.context))
         try checkFinite(op, ("alpha", alpha), ("beta", beta))
         let shape = try SpMMShape(op: op, a: a.matrix, b: b.shape, c: c.shape, linear: false)
         if context.isVulkan {
-            try encodeSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta)
+            try encodeSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta, kernel: kernel)
         } else {
             cpuSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta)
         }
@@ -22,14 +23,14 @@ extension CommandBatch {
     /// Y = alpha·X·Wᵀ + beta·Y, the product a linear layer with a pruned weight computes: X is `[T, K]`
     /// (T tokens), W a sparse `[O, K]` weight, Y `[T, O]`. Same types, accumulation and errors as ``spmm``.
     public func linear<Element>(_ x: Tensor<Element>, weight: UploadedSparseMatrix<Element>, into y: Tensor<Element>,
-                                alpha: Float = 1, beta: Float = 0) throws {
+                                alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "linear"
         try ensureRecording(op)
         try checkOwnership(op, ("X", x.context), ("W", weight.context), ("Y", y.context))
         try checkFinite(op, ("alpha", alpha), ("beta", beta))
         let shape = try SpMMShape(op: op, a: weight.matrix, b: x.shape, c: y.shape, linear: true)
         if context.isVulkan {
-            try encodeSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
+            try encodeSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta, kernel: kernel)
         } else {
             cpuSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
         }
@@ -37,14 +38,14 @@ extension CommandBatch {
 
     /// ``spmm(_:_:into:alpha:beta:)`` with a host-side matrix, uploaded for this batch.
     public func spmm<Element>(_ a: SparseMatrix<Element>, _ b: Tensor<Element>, into c: Tensor<Element>,
-                              alpha: Float = 1, beta: Float = 0) throws {
-        try spmm(try context.upload(a), b, into: c, alpha: alpha, beta: beta)
+                              alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
+        try spmm(try context.upload(a), b, into: c, alpha: alpha, beta: beta, kernel: kernel)
     }
 
     /// ``linear(_:weight:into:alpha:beta:)`` with a host-side weight, uploaded for this batch.
     public func linear<Element>(_ x: Tensor<Element>, weight: SparseMatrix<Element>, into y: Tensor<Element>,
-                                alpha: Float = 1, beta: Float = 0) throws {
-        try linear(x, weight: try context.upload(weight), into: y, alpha: alpha, beta: beta)
+                                alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
+        try linear(x, weight: try context.upload(weight), into: y, alpha: alpha, beta: beta, kernel: kernel)
     }
 }
 
