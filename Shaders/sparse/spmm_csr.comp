@@ -27,6 +27,8 @@
 // vec4 column pieces n0 + 4 * (l + SUBGROUP_SIZE * q), q < VEC4_PER_LANE. Per SUBGROUP_SIZE entries of a
 // row, lane l fetches entry l (column, value) and every lane gets each of them by subgroupShuffle (with
 // constant indices, i.e. register permutes, when SUBGROUP_SIZE == 8); then each lane does VEC4_PER_LANE vec4 fetches of B and FMAs per entry.
+// Workgroups whose columns all lie inside N with vec4 rows of B (and a matching 8-lane subgroup) run a loop
+// of their own without per-piece checks; the others check every piece.
 // Nothing outside A, B or C is read: lanes past N skip their loads, partial entry groups are counted.
 //
 // Dispatch: x = ceil(N / (4 * SUBGROUP_SIZE * VEC4_PER_LANE)), y = ceil(M / rowsPerGroup).
@@ -85,13 +87,14 @@ vec4 loadB(uint k, uint n) {
 #define ADD_PIECE_INTERIOR(q) if ((q) < VEC4_PER_LANE) \
     acc[q] = fma(vec4(value), texelFetch(matrixB, int(rowTexel + lane + SUBGROUP_SIZE * (q))), acc[q]);
 
-void addEntry(uint column, float value, uint n0, uint lane, bool interior) {
-    if (interior) {
-        const uint rowTexel = (column * p.N + n0) >> 2;
-        UNROLL8(ADD_PIECE_INTERIOR)
-    } else {
-        UNROLL8(ADD_PIECE)
-    }
+void addEntryInterior(uint column, float value, uint n0, uint lane) {
+    const uint rowTexel = (column * p.N + n0) >> 2;
+    UNROLL8(ADD_PIECE_INTERIOR)
+}
+
+// The checked path: every piece bounds-checked against N, B through loadB.
+void addEntry(uint column, float value, uint n0, uint lane) {
+    UNROLL8(ADD_PIECE)
 }
 
 // Entry j (start <= j < end) of the current row: its column and value.
@@ -113,7 +116,26 @@ void storePiece(uint row, uint n, vec4 value) {
     }
 }
 
-#define SHARED_ENTRY(s) if ((s) < count) addEntry(subgroupShuffle(myColumn, s), subgroupShuffle(myValue, s), n0, lane, interior);
+#define SHARED_ENTRY(s) if ((s) < count) addEntry(subgroupShuffle(myColumn, s), subgroupShuffle(myValue, s), n0, lane);
+#define ENTRY_INTERIOR(s) addEntryInterior(subgroupShuffle(myColumn, s), subgroupShuffle(myValue, s), n0, lane);
+#define SHARED_ENTRY_INTERIOR(s) if ((s) < count) addEntryInterior(subgroupShuffle(myColumn, s), subgroupShuffle(myValue, s), n0, lane);
+
+// The entries [start, end) of the row in `slot` (CSR: the slot names the row through the length order).
+void rowAt(uint slot, out uint row, out uint start, out uint end) {
+    if (NM_FORMAT != 0) {
+        row = slot;
+        start = row * p.groupsPerRow * p.nmN;
+        end = start + p.groupsPerRow * p.nmN;
+    } else {
+        row = texelFetch(rowOrder, int(slot)).x;
+        start = texelFetch(rowPointers, int(row)).x;
+        end = texelFetch(rowPointers, int(row + 1u)).x;
+    }
+}
+
+#define CLEAR_PIECE(q) acc[q] = vec4(0.0);
+#define STORE_PIECE(q) if ((q) < VEC4_PER_LANE) { uint n = n0 + 4u * (lane + SUBGROUP_SIZE * (q)); \
+    if (n < p.N) storePiece(row, n, acc[q]); }
 
 void main() {
     const uint lane = gl_LocalInvocationID.x;
@@ -123,45 +145,63 @@ void main() {
     const bool interior = VEC4_LOADS != 0u && LINEAR == 0u && n0 + 4u * SUBGROUP_SIZE * VEC4_PER_LANE <= p.N;
     const uint firstSlot = gl_WorkGroupID.y * p.rowsPerGroup;
     const uint lastSlot = min(p.M, firstSlot + p.rowsPerGroup);
-    for (uint slot = firstSlot; slot < lastSlot; ++slot) {
-        uint row, start, end;
-        if (NM_FORMAT != 0) {
-            row = slot;
-            start = row * p.groupsPerRow * p.nmN;
-            end = start + p.groupsPerRow * p.nmN;
-        } else {
-            row = texelFetch(rowOrder, int(slot)).x;
-            start = texelFetch(rowPointers, int(row)).x;
-            end = texelFetch(rowPointers, int(row + 1u)).x;
-        }
-#define CLEAR_PIECE(q) acc[q] = vec4(0.0);
-        UNROLL8(CLEAR_PIECE)
-        if (lanesMatch) {
-            for (uint j0 = start; j0 < end; j0 += SUBGROUP_SIZE) {
+    uint row, start, end;
+    // The paths are chosen once per workgroup: lavapipe runs both sides of a branch under a lane mask, even
+    // a uniform one, and a loop whose mask is empty still runs one masked iteration, so a choice per row or
+    // per entry costs the other path's fetches too (choosing per entry made this kernel ~1.7x slower at
+    // 4096 x 4096, 90%, 256 columns).
+    if (lanesMatch && interior && SUBGROUP_SIZE == 8u) {
+        // Every column inside N and B read as vec4 rows: no per-piece checks.
+        for (uint slot = firstSlot; slot < lastSlot; ++slot) {
+            rowAt(slot, row, start, end);
+            UNROLL8(CLEAR_PIECE)
+            // Whole groups of 8 entries without guards (masked guards cost a blend per accumulator), then
+            // the partial group, guarded (entries past the row end must not add 0 * B, which is NaN for inf).
+            uint j0 = start;
+            for (; j0 + 8u <= end; j0 += 8u) {
+                uint myColumn;
+                float myValue;
+                entryAt(row, j0 + lane, myColumn, myValue);
+                // Constant shuffle indices: register permutes on CPU drivers.
+                ENTRY_INTERIOR(0u) ENTRY_INTERIOR(1u) ENTRY_INTERIOR(2u) ENTRY_INTERIOR(3u)
+                ENTRY_INTERIOR(4u) ENTRY_INTERIOR(5u) ENTRY_INTERIOR(6u) ENTRY_INTERIOR(7u)
+            }
+            if (j0 < end) {
                 uint myColumn = 0u;
                 float myValue = 0.0;
                 if (j0 + lane < end) entryAt(row, j0 + lane, myColumn, myValue);
-                const uint count = min(SUBGROUP_SIZE, end - j0);
-                if (SUBGROUP_SIZE == 8u) {
-                    // Constant shuffle indices: register permutes on CPU drivers.
-                    SHARED_ENTRY(0u) SHARED_ENTRY(1u) SHARED_ENTRY(2u) SHARED_ENTRY(3u)
-                    SHARED_ENTRY(4u) SHARED_ENTRY(5u) SHARED_ENTRY(6u) SHARED_ENTRY(7u)
-                } else {
-                    for (uint s = 0u; s < count; ++s) {
-                        addEntry(subgroupShuffle(myColumn, s), subgroupShuffle(myValue, s), n0, lane, interior);
+                const uint count = end - j0;
+                SHARED_ENTRY_INTERIOR(0u) SHARED_ENTRY_INTERIOR(1u) SHARED_ENTRY_INTERIOR(2u) SHARED_ENTRY_INTERIOR(3u)
+                SHARED_ENTRY_INTERIOR(4u) SHARED_ENTRY_INTERIOR(5u) SHARED_ENTRY_INTERIOR(6u) SHARED_ENTRY_INTERIOR(7u)
+            }
+            UNROLL8(STORE_PIECE)
+        }
+    } else {
+        for (uint slot = firstSlot; slot < lastSlot; ++slot) {
+            rowAt(slot, row, start, end);
+            UNROLL8(CLEAR_PIECE)
+            if (lanesMatch) {
+                for (uint j0 = start; j0 < end; j0 += SUBGROUP_SIZE) {
+                    uint myColumn = 0u;
+                    float myValue = 0.0;
+                    if (j0 + lane < end) entryAt(row, j0 + lane, myColumn, myValue);
+                    const uint count = min(SUBGROUP_SIZE, end - j0);
+                    if (SUBGROUP_SIZE == 8u) {
+                        SHARED_ENTRY(0u) SHARED_ENTRY(1u) SHARED_ENTRY(2u) SHARED_ENTRY(3u)
+                        SHARED_ENTRY(4u) SHARED_ENTRY(5u) SHARED_ENTRY(6u) SHARED_ENTRY(7u)
+                    } else {
+                        for (uint s = 0u; s < count; ++s) addEntry(subgroupShuffle(myColumn, s), subgroupShuffle(myValue, s), n0, lane);
                     }
                 }
+            } else {
+                for (uint j = start; j < end; ++j) {
+                    uint column;
+                    float value;
+                    entryAt(row, j, column, value);
+                    addEntry(column, value, n0, lane);
+                }
             }
-        } else {
-            for (uint j = start; j < end; ++j) {
-                uint column;
-                float value;
-                entryAt(row, j, column, value);
-                addEntry(column, value, n0, lane, interior);
-            }
+            UNROLL8(STORE_PIECE)
         }
-#define STORE_PIECE(q) if ((q) < VEC4_PER_LANE) { uint n = n0 + 4u * (lane + SUBGROUP_SIZE * (q)); \
-            if (n < p.N) storePiece(row, n, acc[q]); }
-        UNROLL8(STORE_PIECE)
     }
 }

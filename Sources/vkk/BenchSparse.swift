@@ -24,7 +24,18 @@ struct BenchSparse: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Formats: csr-magnitude csr-random bsr16 bsr32 2:4 (default all; --quick: csr-magnitude bsr32 2:4).")
     var format: [String] = []
 
+    @Option(help: "Vulkan SpMM kernel (N > 1): automatic, rowEntries, nmTiles or blockTiles; a forced kernel must fit every format run.")
+    var kernel: String = SpMMKernel.automatic.rawValue
+
     enum DTypeChoice: String, ExpressibleByArgument { case f32, f16 }
+
+    private var spmmKernel: SpMMKernel { SpMMKernel(rawValue: kernel) ?? .automatic }
+
+    func validate() throws {
+        guard SpMMKernel(rawValue: kernel) != nil else {
+            throw ValidationError("unknown --kernel \(kernel): \(SpMMKernel.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
 
     func run() throws {
         let context = try options.makeContext()
@@ -102,7 +113,7 @@ struct BenchSparse: ParsableCommand {
             if n == 1 {
                 try batch.spmv(uploaded, try b.reshaped([k]), into: try c.reshaped([m]))
             } else {
-                try batch.spmm(uploaded, b, into: c)
+                try batch.spmm(uploaded, b, into: c, kernel: spmmKernel)
             }
         }
         let elementBytes = Double(MemoryLayout<Element>.stride)
