@@ -256,6 +256,57 @@ final class DLMCTests: XCTestCase {
         XCTAssertThrowsError(try SparseMatrixCollection(directory: folder.path, defaultTokens: 0))
     }
 
+    // MARK: - Reader robustness (found while writing these tests)
+
+    /// scipy `.npz` CSR files with a decreasing `indptr` ([0, 3, 2] over 2 entries) and with an int64 index past
+    /// Int32 (both written by `np.savez`), and the same offsets in a `.smtx`, are clear errors; the readers used to
+    /// trap (a reversed range while sorting rows, a read past the indices while validating, an Int32 conversion).
+    func testDamagedScipyNPZIsAnErrorNotATrap() {
+        let decreasingIndptr = Data(base64Encoded: ""
+            + "UEsDBC0AAAAAAAAAIQCjw3SX//////////8KABQAZm9ybWF0Lm5weQEAEACDAAAAAAAAAIMAAAAAAAAAk05VTVBZAQB2AHsnZGVzY3InOiAnfF"
+            + "MzJywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKCksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg"
+            + "ICAgICAgICAgICAgICAgICAgICAgIApjc3JQSwMELQAAAAAAAAAhAGBIfgz//////////wkAFABzaGFwZS5ucHkBABAAkAAAAAAAAACQAAAAAA"
+            + "AAAJNOVU1QWQEAdgB7J2Rlc2NyJzogJzxpOCcsICdmb3J0cmFuX29yZGVyJzogRmFsc2UsICdzaGFwZSc6ICgyLCksIH0gICAgICAgICAgICAg"
+            + "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAKAgAAAAAAAAADAAAAAAAAAFBLAwQtAAAAAAAAACEAf+uY6/"
+            + "//////////CgAUAGluZHB0ci5ucHkBABAAjAAAAAAAAACMAAAAAAAAAJNOVU1QWQEAdgB7J2Rlc2NyJzogJzxpNCcsICdmb3J0cmFuX29yZGVy"
+            + "JzogRmFsc2UsICdzaGFwZSc6ICgzLCksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIC"
+            + "AgICAKAAAAAAMAAAACAAAAUEsDBC0AAAAAAAAAIQB7VrXz//////////8LABQAaW5kaWNlcy5ucHkBABAAiAAAAAAAAACIAAAAAAAAAJNOVU1Q"
+            + "WQEAdgB7J2Rlc2NyJzogJzxpNCcsICdmb3J0cmFuX29yZGVyJzogRmFsc2UsICdzaGFwZSc6ICgyLCksIH0gICAgICAgICAgICAgICAgICAgIC"
+            + "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAKAAAAAAEAAABQSwMELQAAAAAAAAAhAJrKq+f//////////wgAFABkYXRh"
+            + "Lm5weQEAEACIAAAAAAAAAIgAAAAAAAAAk05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJz"
+            + "ogKDIsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAIA/AAAAQFBLAQIt"
+            + "Ay0AAAAAAAAAIQCjw3SXgwAAAIMAAAAKAAAAAAAAAAAAAACAAQAAAABmb3JtYXQubnB5UEsBAi0DLQAAAAAAAAAhAGBIfgyQAAAAkAAAAAkAAA"
+            + "AAAAAAAAAAAIABvwAAAHNoYXBlLm5weVBLAQItAy0AAAAAAAAAIQB/65jrjAAAAIwAAAAKAAAAAAAAAAAAAACAAYoBAABpbmRwdHIubnB5UEsB"
+            + "Ai0DLQAAAAAAAAAhAHtWtfOIAAAAiAAAAAsAAAAAAAAAAAAAAIABUgIAAGluZGljZXMubnB5UEsBAi0DLQAAAAAAAAAhAJrKq+eIAAAAiAAAAA"
+            + "gAAAAAAAAAAAAAAIABFwMAAGRhdGEubnB5UEsFBgAAAAAFAAUAFgEAANkDAAAAAA==")!
+        let hugeIndex = Data(base64Encoded: ""
+            + "UEsDBC0AAAAAAAAAIQCjw3SX//////////8KABQAZm9ybWF0Lm5weQEAEACDAAAAAAAAAIMAAAAAAAAAk05VTVBZAQB2AHsnZGVzY3InOiAnfF"
+            + "MzJywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKCksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg"
+            + "ICAgICAgICAgICAgICAgICAgICAgIApjc3JQSwMELQAAAAAAAAAhAGBIfgz//////////wkAFABzaGFwZS5ucHkBABAAkAAAAAAAAACQAAAAAA"
+            + "AAAJNOVU1QWQEAdgB7J2Rlc2NyJzogJzxpOCcsICdmb3J0cmFuX29yZGVyJzogRmFsc2UsICdzaGFwZSc6ICgyLCksIH0gICAgICAgICAgICAg"
+            + "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAKAgAAAAAAAAADAAAAAAAAAFBLAwQtAAAAAAAAACEA90AS6v"
+            + "//////////CgAUAGluZHB0ci5ucHkBABAAmAAAAAAAAACYAAAAAAAAAJNOVU1QWQEAdgB7J2Rlc2NyJzogJzxpOCcsICdmb3J0cmFuX29yZGVy"
+            + "JzogRmFsc2UsICdzaGFwZSc6ICgzLCksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIC"
+            + "AgICAKAAAAAAAAAAABAAAAAAAAAAIAAAAAAAAAUEsDBC0AAAAAAAAAIQDXAJME//////////8LABQAaW5kaWNlcy5ucHkBABAAkAAAAAAAAACQ"
+            + "AAAAAAAAAJNOVU1QWQEAdgB7J2Rlc2NyJzogJzxpOCcsICdmb3J0cmFuX29yZGVyJzogRmFsc2UsICdzaGFwZSc6ICgyLCksIH0gICAgICAgIC"
+            + "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAKAAAAAAAAAAAAAAAAAAEAAFBLAwQtAAAAAAAAACEA"
+            + "msqr5///////////CAAUAGRhdGEubnB5AQAQAIgAAAAAAAAAiAAAAAAAAACTTlVNUFkBAHYAeydkZXNjcic6ICc8ZjQnLCAnZm9ydHJhbl9vcm"
+            + "Rlcic6IEZhbHNlLCAnc2hhcGUnOiAoMiwpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg"
+            + "ICAgICAgCgAAgD8AAABAUEsBAi0DLQAAAAAAAAAhAKPDdJeDAAAAgwAAAAoAAAAAAAAAAAAAAIABAAAAAGZvcm1hdC5ucHlQSwECLQMtAAAAAA"
+            + "AAACEAYEh+DJAAAACQAAAACQAAAAAAAAAAAAAAgAG/AAAAc2hhcGUubnB5UEsBAi0DLQAAAAAAAAAhAPdAEuqYAAAAmAAAAAoAAAAAAAAAAAAA"
+            + "AIABigEAAGluZHB0ci5ucHlQSwECLQMtAAAAAAAAACEA1wCTBJAAAACQAAAACwAAAAAAAAAAAAAAgAFeAgAAaW5kaWNlcy5ucHlQSwECLQMtAA"
+            + "AAAAAAACEAmsqr54gAAACIAAAACAAAAAAAAAAAAAAAgAErAwAAZGF0YS5ucHlQSwUGAAAAAAUABQAWAQAA7QMAAAAA")!
+        XCTAssertThrowsError(try ScipySparseFile(bytes: [UInt8](decreasingIndptr), name: "decreasing.npz")) { error in
+            XCTAssert("\(error)".contains("decreasing.npz") && "\(error)".contains("row 0"), "\(error)")
+        }
+        XCTAssertThrowsError(try ScipySparseFile(bytes: [UInt8](hugeIndex), name: "huge.npz")) { error in
+            XCTAssert("\(error)".contains("huge.npz") && "\(error)".contains("out of range"), "\(error)")
+        }
+        XCTAssertThrowsError(try SparseMatrixFile.readSMTX(text: "2, 3, 2\n0 3 2\n0 1\n", name: "past.smtx")) { error in
+            XCTAssert("\(error)".contains("past.smtx") && "\(error)".contains("row 0"), "\(error)")
+        }
+    }
+
     private func temporaryFolder() throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vkk-dlmc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
