@@ -87,7 +87,8 @@ struct MatrixCollectionSweep {
             { try $0.gemm(dense, xColumn, into: yColumn) })
         let usefulFlops = 2 * Double(csr.storedCount) * Double(n)
         let row = BenchRow([
-            "nominal %": .number(100 * (entry.nominalSparsity ?? .nan), digits: 0), "actual %": .number(100 * csr.sparsity, digits: 2), "M": .integer(m), "K": .integer(k), "N": .integer(n),
+            "nominal %": .number(100 * (entry.nominalSparsity ?? .nan), digits: 0), "actual %": .number(100 * csr.sparsity, digits: 2),
+            "M": .integer(m), "K": .integer(k), "N": .integer(n),
             "SpMM ms": .number(spmm * 1e3, digits: 3), "GFLOP/s": .number(usefulFlops / spmm * 1e-9, digits: 2),
             "dense ms": .number(gemm * 1e3, digits: 3), "SpMM x": .number(gemm / spmm, digits: 2),
             "SpMV us": .number(spmv * 1e6, digits: 1), "MV GFLOP/s": .number(2 * Double(csr.storedCount) / spmv * 1e-9, digits: 2),
@@ -159,7 +160,8 @@ struct MatrixCollectionSweep {
 
     private func tokensDescription(_ collection: SparseMatrixCollection) -> String {
         var parts = collection.batchSizeFiles.keys.sorted().map { "\($0) layers: N from \(collection.batchSizeFiles[$0]!)" }
-        parts.append("N = \(collection.defaultTokens) for every other matrix" + (defaultTokens == nil ? " (default; --tokens sets it)" : " (--tokens)"))
+        parts.append("N = \(collection.defaultTokens) for every other matrix"
+                     + (defaultTokens == nil ? " (default; --tokens sets it)" : " (--tokens)"))
         return parts.joined(separator: "; ")
     }
 
@@ -177,8 +179,10 @@ struct MatrixCollectionSweep {
         }
         let fields: [(String, String)] = [
             ("benchmark", "sparse matrices spmm/spmv"), ("device", device), ("date", todayUTC()), ("dtype", dtype),
-            ("directory", directory), ("tokens", tokens), ("values", "uniform [-1, 1) from SeededGenerator(seed: \(Self.valueSeed)) for pattern-only files"),
-            ("timing", "median of \(options.repeats) after \(options.warmup) warm-up, sparse and dense interleaved\(options.quick ? ", --quick sample" : "")"),
+            ("directory", directory), ("tokens", tokens),
+            ("values", "uniform [-1, 1) from SeededGenerator(seed: \(Self.valueSeed)) for pattern-only files"),
+            ("timing", "median of \(options.repeats) after \(options.warmup) warm-up, sparse and dense interleaved"
+                + (options.quick ? ", --quick sample" : "")),
         ]
         var text = "{\n" + fields.map { "  \(jsonString($0.0)): \(jsonString($0.1)),\n" }.joined()
         text += "  \"rows\": [\n\(objects(rows))\n  ],\n  \"summary\": [\n\(objects(summary))\n  ]\n}\n"

@@ -106,10 +106,11 @@ public struct SparseMatrixCollection: Sendable {
             batchSizes[model] = try Self.parseBatchSizes(String(decoding: try readFile(file), as: UTF8.self), name: file)
         }
         let absoluteRoot = URL(fileURLWithPath: root).standardizedFileURL.path
+        let order = { (entry: Entry) in (entry.model, entry.method, entry.nominalSparsity ?? -1, entry.layer, entry.path) }
         entries = matrixPaths.map { path in
-            let absolute = absoluteRoot + path.dropFirst(root.count)
-            return Self.describe(path: path, absolutePath: absolute, batchSizes: batchSizes, defaultTokens: defaultTokens)
-        }.sorted { ($0.model, $0.method, $0.nominalSparsity ?? -1, $0.layer, $0.path) < ($1.model, $1.method, $1.nominalSparsity ?? -1, $1.layer, $1.path) }
+            Self.describe(path: path, absolutePath: absoluteRoot + path.dropFirst(root.count), batchSizes: batchSizes,
+                          defaultTokens: defaultTokens)
+        }.sorted { order($0) < order($1) }
         self.directory = directory
         self.batchSizes = batchSizes
         self.batchSizeFiles = batchSizeFiles
