@@ -39,7 +39,7 @@ struct MatrixCollectionSweep {
         let context = try options.makeContext()
         let dtype = f16 ? "f16" : "f32"
         let device = context.backendDescription
-        print("\(entries.count) matrices under \(directory)\(options.quick ? " (--quick sample)" : ""); " + tokensDescription(collection))
+        print("\(entries.count) \(entries.count == 1 ? "matrix" : "matrices") under \(directory)\(options.quick ? " (--quick sample)" : ""); " + tokensDescription(collection))
         print("sparse: CSR (the library's format for unstructured patterns; spmm, or spmv where N = 1), \(dtype) storage, fp32 accumulation; "
               + "dense: gemm, algorithm \(denseAlgorithmDescription(context, collection: collection)); "
               + "median of \(options.repeats) after \(options.warmup) warm-up, sparse and dense runs interleaved")
