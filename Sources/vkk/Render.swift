@@ -11,6 +11,8 @@ struct Render: ParsableCommand {
     var scene = "shell"
     @Option(help: "Camera file: transforms.json (instant-ngp, nerfstudio, NeRF-synthetic; as stored, distortion applied) or nerfstudio camera_path.json. Renders every frame's camera at the file's resolution unless --resolution is given.")
     var camera: String?
+    @Flag(help: "Read the --camera transforms.json in instant-ngp's world (position × scale + offset, axes cycled: the unit cube), the coordinates of instant-ngp snapshots (--scene SNAPSHOT.ingp, ngp-blobs).")
+    var instantNgpWorld = false
     @Option(help: "Image size: WIDTHxHEIGHT or one number for a square (default 800x800, or the camera file's).")
     var resolution: String?
     @Option(help: "Rays per pixel.")
@@ -46,7 +48,12 @@ struct Render: ParsableCommand {
         let field = try FieldCatalog.field(named: scene)
         var cameras: [Camera]
         let single = camera == nil && orbit == nil
-        if let camera {
+        if instantNgpWorld && camera == nil { throw ValidationError("--instant-ngp-world needs --camera transforms.json") }
+        if let camera, instantNgpWorld {
+            cameras = try TransformsFile.read(contentsOf: camera, convention: .instantNGP(),
+                                              imageSize: requested.map { (width: $0.0, height: $0.1) }).cameras
+            if let (width, height) = requested { cameras = cameras.map { $0.resized(width: width, height: height) } }
+        } else if let camera {
             cameras = try FieldCatalog.cameras(fromFile: camera, width: requested?.0, height: requested?.1)
         } else {
             let count = orbit ?? 1
