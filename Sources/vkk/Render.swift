@@ -13,7 +13,7 @@ struct Render: ParsableCommand {
     var camera: String?
     @Flag(help: "Read the --camera transforms.json in instant-ngp's world (position × scale + offset, axes cycled: the unit cube), the coordinates of instant-ngp snapshots (--scene SNAPSHOT.ingp, ngp-blobs).")
     var instantNgpWorld = false
-    @Option(help: "Image size: WIDTHxHEIGHT or one number for a square (default 800x800, or the camera file's).")
+    @Option(help: "Image size: WIDTHxHEIGHT, or one number: that width at the camera file's aspect ratio (a square without a camera file). Default 800x800, or the camera file's.")
     var resolution: String?
     @Option(help: "Rays per pixel.")
     var spp = 1
@@ -53,6 +53,14 @@ struct Render: ParsableCommand {
             cameras = try TransformsFile.read(contentsOf: camera, convention: .instantNGP(),
                                               imageSize: requested.map { (width: $0.0, height: $0.1) }).cameras
             if let (width, height) = requested { cameras = cameras.map { $0.resized(width: width, height: height) } }
+        } else if let camera, let width = singleNumberResolution {
+            // One number with a camera file: that width, the file's aspect ratio (a square only when the
+            // file gives no image size, e.g. NeRF-synthetic's val/test files).
+            if let native = try? FieldCatalog.cameras(fromFile: camera) {
+                cameras = native.map { $0.resized(width: width, height: max(1, (width * $0.height + $0.width / 2) / $0.width)) }
+            } else {
+                cameras = try FieldCatalog.cameras(fromFile: camera, width: width, height: width)
+            }
         } else if let camera {
             cameras = try FieldCatalog.cameras(fromFile: camera, width: requested?.0, height: requested?.1)
         } else {
@@ -96,6 +104,12 @@ struct Render: ParsableCommand {
               + "\(context.backendDescription) in \(formatted(seconds, digits: 2)) s (grid \(formatted(gridSeconds, digits: 2)) s): "
               + "\(formatted(Double(rays) / seconds / 1e6, digits: 3)) M rays/s, "
               + "\(formatted(Double(samples) / Double(max(rays, 1)), digits: 1)) samples/ray (\(formatted(hitMean, digits: 1)) on rays that hit) -> \(output)")
+    }
+
+    /// `--resolution N` (one number), which keeps a camera file's aspect ratio.
+    private var singleNumberResolution: Int? {
+        guard let resolution, !resolution.lowercased().contains("x") else { return nil }
+        return Int(resolution)
     }
 
     private func parseResolution(_ resolution: String) throws -> (Int, Int) {
