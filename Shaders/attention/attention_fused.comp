@@ -25,7 +25,7 @@
 //   6  bias    uniform samplerBuffer, R32F or R16F view of the additive bias (a dummy when absent)
 //   7  allowed uniform usamplerBuffer, R8UI view of the boolean mask, nonzero = attend (a dummy when absent)
 //
-// Push constants: AttentionParams below (96 bytes). Q/K/V strides are in fetch units (texels of
+// Push constants: AttentionParams below (116 bytes). Q/K/V strides are in fetch units (texels of
 // FETCH_WIDTH elements); output strides in elements.
 //
 // Specialization constants
@@ -57,7 +57,11 @@
 // Key and query indices are clamped into the valid lengths before any fetch, so nothing past a
 // sequence's length (KV-cache garbage included) is ever read.
 //
-// Dispatch: x = ceil(group · Lq / TILE_Q), y = split count (1 without split), z = batch · kvHeads.
+// Dispatch: x = ceil(group · Lq / TILE_Q), y = split count (1 without split), z = batch · kvHeads. When the
+// output is larger than one storage binding may be (maxStorageBufferRange), the host dispatches windows:
+// ranges of tiles and of z (tileBase, zBase) whose stored rows (storeRowLo ..< storeRowHi, so that a tile
+// straddling two heads can be stored by two windows) fit, each with the output bound from the window's
+// first element (outputBase, subtracted from every output index).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -104,6 +108,9 @@ layout(push_constant) uniform AttentionParams {
     int diagonalShift;                             // added to the diagonal offset (ONNX: past length)
     uint keysPerSplit;
     float softcapLog2;                             // cap · log2(e) (HAS_SOFTCAP)
+    uint tileBase, zBase;                          // this dispatch's first query tile and batch·kvHead (windows)
+    uint outputBase;                               // element of the output binding's start (windows)
+    uint storeRowLo, storeRowHi;                   // tile rows stored by this dispatch (windows; else all)
 } p;
 
 layout(set = 0, binding = 0) uniform samplerBuffer queries;
@@ -163,10 +170,10 @@ uint rowIndex(uint row) { return row % p.qLen; }
 void main() {
     const uint lane = gl_SubgroupInvocationID;
     const uint kvHeads = p.heads / p.group;
-    const uint z = gl_WorkGroupID.z;
+    const uint z = gl_WorkGroupID.z + p.zBase;
     const uint b = z / kvHeads, kvh = z % kvHeads;
     const uint rows = p.group * p.qLen;
-    const uint r0 = gl_WorkGroupID.x * TILE_Q;
+    const uint r0 = (gl_WorkGroupID.x + p.tileBase) * TILE_Q;
     const uint rLast = min(r0 + TILE_Q, rows) - 1u;
     const uint split = gl_WorkGroupID.y;
 
@@ -308,14 +315,15 @@ void main() {
         }
     }
 
+    // Only split mode (never windowed: the whole z range is one dispatch) offsets the log-sum-exp by split.
     const uint batchHeads = gl_NumWorkGroups.z * p.group;
     for (uint r = 0u; r < TILE_Q; ++r) {
         const float total = subgroupAdd(rowSum[r]);
         const uint row = r0 + r;
-        if (row >= rows) continue;
+        if (row >= rows || row < p.storeRowLo || row >= p.storeRowHi) continue;
         const uint h = rowHead(kvh, row), i = rowIndex(row);
         const float inverse = total > 0.0 ? 1.0 / total : 0.0;
-        const uint oRow = split * p.oStrideSplit + b * p.oStrideB + h * p.oStrideH + i * p.oStrideS;
+        const uint oRow = split * p.oStrideSplit + b * p.oStrideB + h * p.oStrideH + i * p.oStrideS - p.outputBase;
         for (uint t = 0u; t < CHUNKS; ++t) {
             const uint d4 = lane + t * SUBGROUP_SIZE;
             if (d4 < VDIM4) storeOutput(oRow + 4u * d4, d4, outAcc[r * CHUNKS + t] * inverse);

@@ -17,6 +17,12 @@ struct AttentionKernelPlan {
         tileQueries = rows
     }
 
+    /// A plan with a given tile height (tests of the windowing arithmetic).
+    init(tileQueries: Int, lanes: Int = 8) {
+        self.lanes = lanes
+        self.tileQueries = tileQueries
+    }
+
     /// Tiles of (query head, query row) rows per K/V head.
     func tileCount(_ s: AttentionShape) -> Int { (s.group * s.queryLength + tileQueries - 1) / tileQueries }
 
@@ -33,6 +39,79 @@ struct AttentionKernelPlan {
             guard groups < wanted else { return 1 }
             return max(1, min((wanted + groups - 1) / groups, s.keyLength / 512))
         }
+    }
+}
+
+/// One dispatch of the fused kernel: query tiles × batch·kvHead indices, storing only the tile rows in
+/// `rows` (rows of one index's group · Lq), whose output elements lie in `firstElement ..< endElement`
+/// (bound as one storage buffer range).
+struct AttentionOutputWindow: Equatable {
+    var tiles: Range<Int>
+    var z: Range<Int>
+    var rows: Range<Int>
+    var firstElement: Int
+    var endElement: Int
+}
+
+extension AttentionKernelPlan {
+    /// Dispatch windows whose output ranges fit one storage binding of `limit` bytes (one window when the
+    /// whole output fits): whole batch·kvHead indices together while they fit, else runs of query rows
+    /// of one query head (contiguous in either layout), each as long as fits. Window starts are rounded
+    /// down to `alignment` bytes.
+    func outputWindows(_ s: AttentionShape, elementBytes: Int, alignment: Int, limit: Int) throws -> [AttentionOutputWindow] {
+        let zCount = s.batch * s.kvHeads, groupRows = s.group * s.queryLength
+        let alignElements = alignment / elementBytes
+        let o = s.outputStrides
+        let lastRow = (s.queryLength - 1) * o.sequence + s.valueDim
+        // Index z's heads start at rowStart(z, 0); its last element is that of head group − 1, row Lq − 1,
+        // or of head 0's last row when heads are interleaved (sequence stride > head stride); the
+        // maximum covers both. Starts and ends grow with z (positive strides, a batch holds all its heads).
+        func rowStart(_ z: Int, _ headOffset: Int) -> Int {
+            (z / s.kvHeads) * o.batch + ((z % s.kvHeads) * s.group + headOffset) * o.head
+        }
+        func wholeIndices(_ z: Range<Int>) -> AttentionOutputWindow {
+            let end = (0..<s.group).map { rowStart(z.upperBound - 1, $0) + lastRow }.max()!
+            return AttentionOutputWindow(tiles: 0..<tileCount(s), z: z, rows: 0..<groupRows,
+                                         firstElement: rowStart(z.lowerBound, 0) / alignElements * alignElements, endElement: end)
+        }
+        func rowRun(_ z: Int, _ headOffset: Int, _ queries: Range<Int>) -> AttentionOutputWindow {
+            let first = headOffset * s.queryLength + queries.lowerBound, last = headOffset * s.queryLength + queries.upperBound - 1
+            return AttentionOutputWindow(tiles: (first / tileQueries)..<(last / tileQueries + 1), z: z..<(z + 1),
+                                         rows: first..<(last + 1),
+                                         firstElement: (rowStart(z, headOffset) + queries.lowerBound * o.sequence) / alignElements * alignElements,
+                                         endElement: rowStart(z, headOffset) + (queries.upperBound - 1) * o.sequence + s.valueDim)
+        }
+        func fits(_ w: AttentionOutputWindow) -> Bool { (w.endElement - w.firstElement) * elementBytes <= limit }
+
+        if fits(wholeIndices(0..<zCount)) { return [wholeIndices(0..<zCount)] }
+        var windows: [AttentionOutputWindow] = []
+        var z = 0
+        while z < zCount {
+            var count = 0
+            while z + count < zCount && fits(wholeIndices(z..<(z + count + 1))) { count += 1 }
+            if count > 0 {
+                windows.append(wholeIndices(z..<(z + count))); z += count; continue
+            }
+            for headOffset in 0..<s.group {
+                // Rows of one head: the span grows with the run's length (binary search for the longest).
+                var query = 0
+                while query < s.queryLength {
+                    guard fits(rowRun(z, headOffset, query..<(query + 1))) else {
+                        throw KernelError.exceedsDeviceLimit(op: "attention", what: "output bytes of one row (one storage binding)",
+                                                             value: s.valueDim * elementBytes, limit: limit)
+                    }
+                    var low = 1, high = s.queryLength - query
+                    while low < high {
+                        let middle = (low + high + 1) / 2
+                        if fits(rowRun(z, headOffset, query..<(query + middle))) { low = middle } else { high = middle - 1 }
+                    }
+                    windows.append(rowRun(z, headOffset, query..<(query + low)))
+                    query += low
+                }
+            }
+            z += 1
+        }
+        return windows
     }
 }
 
@@ -53,8 +132,8 @@ extension CommandBatch {
         let splitCount = (s.keyLength + keysPerSplit - 1) / keysPerSplit
         let rows = s.batch * s.heads * s.queryLength
         let elementBytes = dtype.byteSize
-        if output.byteCount > info.maxStorageBufferRange {
-            throw KernelError.exceedsDeviceLimit(op: op, what: "output bytes (one storage binding)", value: output.byteCount,
+        if let logSumExp, logSumExp.byteCount > info.maxStorageBufferRange {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "log-sum-exp bytes (one storage binding)", value: logSumExp.byteCount,
                                                  limit: info.maxStorageBufferRange)
         }
 
@@ -76,8 +155,9 @@ extension CommandBatch {
 
         let splitOutput = splitCount > 1 ? try context.empty(Float.self, shape: [splitCount * rows * paddedValueDim]) : nil
         let splitLse = splitCount > 1 ? try context.empty(Float.self, shape: [splitCount * rows]) : nil
-        if let splitOutput, splitOutput.byteCount > info.maxStorageBufferRange {
-            throw KernelError.exceedsDeviceLimit(op: op, what: "split partial-output bytes", value: splitOutput.byteCount,
+        if let splitOutput, splitOutput.byteCount > info.maxStorageBufferRange || rows * s.valueDim * elementBytes > info.maxStorageBufferRange {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "split partial-output or output bytes (one storage binding)",
+                                                 value: max(splitOutput.byteCount, rows * s.valueDim * elementBytes),
                                                  limit: info.maxStorageBufferRange)
         }
         // Output strides in elements: the caller's layout, or the dense [split][z][Lq][dv padded to 4] partials.
@@ -98,19 +178,31 @@ extension CommandBatch {
         let spec = KernelSpec(shader: fusedOutputIsF16 ? .attention_attention_fused_f16 : .attention_attention_fused,
                               bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer,
                                          .storageBuffer, .storageBuffer, .uniformTexelBuffer, .uniformTexelBuffer],
-                              pushConstantBytes: push.count * 4,
+                              pushConstantBytes: (push.count + 5) * 4,
                               specialization: [UInt32(s.headDim), UInt32(plan.tileQueries), UInt32(plan.lanes), features,
                                                logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0, UInt32(s.valueDim), UInt32(width)],
                               requiredSubgroupSize: plan.lanes)
-        let fusedOutput = splitOutput?.storage ?? output
         let fusedLse = splitLse?.storage ?? lseTarget
         let biasView: BufferBinding.Kind = bias.dtype == .float32 ? .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
                                                                    : .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
-        try dispatch(spec, [BufferBinding(q, texel), BufferBinding(k, texel), BufferBinding(v, texel),
-                            BufferBinding(fusedOutput, .storageWrite, byteCount: splitOutput == nil ? rows * s.valueDim * elementBytes : nil),
-                            BufferBinding(fusedLse, .storageWrite), BufferBinding(aux.storage, .storageRead),
-                            BufferBinding(bias.storage, biasView), BufferBinding(allowed, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))],
-                     push: push, groups: (plan.tileCount(s), splitCount, s.batch * s.kvHeads))
+        // Output bindings start at a multiple of the offset alignment and of a vec4 (the fast path's stores).
+        let alignment = max(info.minStorageBufferOffsetAlignment, 4 * elementBytes)
+        let target = splitOutput?.storage ?? output
+        let targetElementBytes = splitOutput == nil ? elementBytes : 4
+        let windows = try splitOutput == nil
+            ? plan.outputWindows(s, elementBytes: elementBytes, alignment: alignment, limit: info.maxStorageBufferRange)
+            : [AttentionOutputWindow(tiles: 0..<plan.tileCount(s), z: 0..<(s.batch * s.kvHeads), rows: 0..<(s.group * s.queryLength), firstElement: 0,
+                                     endElement: splitCount * rows * paddedValueDim)]
+        for window in windows {
+            let windowPush = push + [window.tiles.lowerBound, window.z.lowerBound, window.firstElement,
+                                     window.rows.lowerBound, window.rows.upperBound].map { UInt32($0) }
+            try dispatch(spec, [BufferBinding(q, texel), BufferBinding(k, texel), BufferBinding(v, texel),
+                                BufferBinding(target, .storageWrite, byteOffset: window.firstElement * targetElementBytes,
+                                              byteCount: (window.endElement - window.firstElement) * targetElementBytes),
+                                BufferBinding(fusedLse, .storageWrite), BufferBinding(aux.storage, .storageRead),
+                                BufferBinding(bias.storage, biasView), BufferBinding(allowed, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))],
+                         push: windowPush, groups: (window.tiles.count, splitCount, window.z.count))
+        }
 
         guard let splitOutput, let splitLse else { return }
         let mergePush: [UInt32] = [s.queryLength, s.heads, paddedValueDim / 4, splitCount,
