@@ -1,4 +1,4 @@
-// attention_fused: softmax(scale · Q·Kᵀ + mask) · V for one tile of query rows of one (batch, head),
+// attention_fused: softmax(softcap(scale · Q·Kᵀ) + mask) · V for one tile of query rows of one (batch, head),
 // with an online softmax (running max and sum per row, output rescaled once at the end). The score
 // matrix is never stored: each tile of TILE_K keys is scored, folded into the running statistics and
 // multiplied by V while it is in registers. (FlashAttention: Dao et al. 2022, algorithm 1.)
@@ -8,33 +8,43 @@
 // come in through RGBA texel views and values move between lanes by shuffles; no shared memory.
 //
 // Bindings (set 0)
-//   0  Q       uniform samplerBuffer, RGBA32F or RGBA16F view (4 elements per texel)
+//   0  Q       uniform samplerBuffer: RGBA32F / RGBA16F view (4 elements per texel) when FETCH_WIDTH = 4,
+//              R32F / R16F view (one element per texel) when FETCH_WIDTH = 1
 //   1  K       same
 //   2  V       same
-//   3  output  storage buffer, vec4[] (f16vec4[] in the "_f16" variant, -DSTORAGE_F16=1); in split
-//              mode the fp32 partial outputs [split][batch·heads][Lq][d]
+//   3  output  storage buffer, vec4[] (f16vec4[] in the "_f16" variant, -DSTORAGE_F16=1), also seen as
+//              float[] (float16_t[]) for head dims that are not multiples of 4; in split mode the fp32
+//              partial outputs [split][batch·heads][Lq][4·ceil(dv/4)]
 //   4  lse     storage buffer, float[]: log-sum-exp per row, [split][batch·heads][Lq] (written when
 //              WRITE_LSE = 1 or in split mode; -inf for rows that see no key)
 //   5  aux     storage buffer, uint[]: [0] query-lengths offset, [1] key-lengths offset, [2] ALiBi
 //              slopes offset (float bits), [3] block-layout offset, [4] block-layout head stride
-//              (0: shared), each offset 0 when absent; the data follows.
-//   6  bias    uniform samplerBuffer, R32F view of the additive bias (a 1-texel dummy when absent)
+//              (0: shared), each offset 0 when absent; [5..8] bias element strides (batch, head, query,
+//              key; 0 along broadcast dimensions), [9..12] the same for the boolean mask, [13] block
+//              rows, [14] block columns; the data follows.
+//   6  bias    uniform samplerBuffer, R32F or R16F view of the additive bias (a dummy when absent)
+//   7  allowed uniform usamplerBuffer, R8UI view of the boolean mask, nonzero = attend (a dummy when absent)
 //
-// Push constants: AttentionParams below (108 bytes). Q/K/V strides are in texels (4 elements);
-// output strides in vec4s; bias strides in elements.
+// Push constants: AttentionParams below (116 bytes). Q/K/V strides are in fetch units (texels of
+// FETCH_WIDTH elements); output strides in elements.
 //
 // Specialization constants
-//   0  HEAD_DIM       d, a multiple of 4, at most 256
+//   0  HEAD_DIM       dk, the head dim of Q and K, 1..256
 //   1  TILE_Q         tile rows per workgroup, 1..16 (16 for prefill, the next power of two ≥
 //                     group · Lq for decode)
 //   2  SUBGROUP_SIZE  S: the workgroup is one subgroup of S lanes (host requests exactly S, with
 //                     full subgroups; it must match the running subgroup size)
 //   3  FEATURES       bit 0: per-sequence lengths, 1: bias, 2: ALiBi, 3: block layout, 4: block
 //                     layout aligned to tiles (one lookup per tile instead of one per score; the
-//                     host sets it only when no tile spans two heads or two blocks)
+//                     host sets it only when no tile spans two heads or two blocks), 5: softcap
+//                     (cap·tanh(s/cap) on the scaled score, before every additive term), 6: boolean mask
 //   4  WRITE_LSE      1: write the log-sum-exp of each row
 //   5  SPLIT_MODE     1: write normalised partial outputs and their log-sum-exp for
 //                     attention_merge_splits; this workgroup sees keys [y·keysPerSplit, (y+1)·keysPerSplit)
+//   6  VALUE_DIM      dv, the head dim of V and of the output, 1..256
+//   7  FETCH_WIDTH    4: every head dim is a multiple of 4, one RGBA texel per 4 elements and vec4 stores
+//                     (the fast path); 1: one-element texels, 4 fetches per vec4 with the dims past
+//                     dk / dv read as zeros, and scalar stores
 //
 // Rows: the tile's rows are (query head, query row) pairs of the `group` query heads that share one
 // K/V head, row R ↦ head kvh·group + R / Lq, query R % Lq; so K and V are read once per group.
@@ -42,12 +52,16 @@
 // (acc[r], one vec4 per row); per 4 dims it fetches its 4 keys' texels (transposed in registers) and
 // the Q texels of rows l, l+S, …, which reach every lane by subgroupShuffle. Softmax: the row max is
 // one subgroupMax per row and tile; the row sum is kept per lane and reduced once at the end. PV:
-// lane l owns output texels l, l+S, … of every row (CHUNKS of them); each lane's probabilities reach
+// lane l owns output vec4s l, l+S, … of every row (CHUNKS of them); each lane's probabilities reach
 // all lanes by shuffling acc[r] from lane q, and V rows are fetched per key.
 // Key and query indices are clamped into the valid lengths before any fetch, so nothing past a
 // sequence's length (KV-cache garbage included) is ever read.
 //
-// Dispatch: x = ceil(group · Lq / TILE_Q), y = split count (1 without split), z = batch · kvHeads.
+// Dispatch: x = ceil(group · Lq / TILE_Q), y = split count (1 without split), z = batch · kvHeads. When the
+// output is larger than one storage binding may be (maxStorageBufferRange), the host dispatches windows:
+// ranges of tiles and of z (tileBase, zBase) whose stored rows (storeRowLo ..< storeRowHi, so that a tile
+// straddling two heads can be stored by two windows) fit, each with the output bound from the window's
+// first element (outputBase, subtracted from every output index).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -68,12 +82,16 @@ layout(constant_id = 2) const uint SUBGROUP_SIZE = 8;
 layout(constant_id = 3) const uint FEATURES = 0;
 layout(constant_id = 4) const uint WRITE_LSE = 0;
 layout(constant_id = 5) const uint SPLIT_MODE = 0;
+layout(constant_id = 6) const uint VALUE_DIM = 64;
+layout(constant_id = 7) const uint FETCH_WIDTH = 4;
 layout(local_size_x_id = 2) in;
 
-const uint DIM4 = HEAD_DIM / 4u;
-const uint CHUNKS = (DIM4 + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
+const uint DIM4 = (HEAD_DIM + 3u) / 4u;
+const uint VDIM4 = (VALUE_DIM + 3u) / 4u;
+const uint CHUNKS = (VDIM4 + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
 const uint Q_FETCHES = (TILE_Q + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
 const uint HAS_LENGTHS = 1u, HAS_BIAS = 2u, HAS_ALIBI = 4u, HAS_BLOCKS = 8u, BLOCKS_ALIGNED = 16u;
+const uint HAS_SOFTCAP = 32u, HAS_ALLOWED = 64u;
 const float LN2 = 0.69314718056;
 const float LOG2E = 1.44269504089;
 #define NEG_INF uintBitsToFloat(0xff800000u)
@@ -83,28 +101,54 @@ layout(push_constant) uniform AttentionParams {
     uint qStrideB, qStrideH, qStrideS;             // texels
     uint kStrideB, kStrideH, kStrideS;             // texels (also V's)
     uint vStrideB, vStrideH, vStrideS;             // texels
-    uint oStrideB, oStrideH, oStrideS, oStrideSplit; // vec4s
+    uint oStrideB, oStrideH, oStrideS, oStrideSplit; // elements
     float scaleLog2;                               // scale · log2(e)
     int windowLeft, windowRight;                   // band around the diagonal (huge = unbounded)
-    uint topLeft;                                  // 1: diagonal offset 0, else Lk − Lq
-    uint biasStrideB, biasStrideH, biasStrideS;    // elements
-    uint blockRows, blockCols;
+    uint bottomRight;                              // 1: the diagonal offset starts from Lk − Lq, else 0
+    int diagonalShift;                             // added to the diagonal offset (ONNX: past length)
     uint keysPerSplit;
+    float softcapLog2;                             // cap · log2(e) (HAS_SOFTCAP)
+    uint tileBase, zBase;                          // this dispatch's first query tile and batch·kvHead (windows)
+    uint outputBase;                               // element of the output binding's start (windows)
+    uint storeRowLo, storeRowHi;                   // tile rows stored by this dispatch (windows; else all)
 } p;
 
 layout(set = 0, binding = 0) uniform samplerBuffer queries;
 layout(set = 0, binding = 1) uniform samplerBuffer keys;
 layout(set = 0, binding = 2) uniform samplerBuffer values;
+// Output element e0 .. e0+3 (dims 4·d4 .. 4·d4+3 of a row): one vec4 store when rows are vec4-aligned
+// (FETCH_WIDTH = 4, or split mode's padded partial rows), else scalar stores of the dims below dv.
 #if STORAGE_F16
 layout(set = 0, binding = 3, std430) writeonly buffer Output { f16vec4 o[]; } outputBuffer;
-void storeOutput(uint i4, vec4 v) { outputBuffer.o[i4] = f16vec4(v); }
+layout(set = 0, binding = 3, std430) writeonly buffer OutputScalar { float16_t o[]; } outputScalars;
+void storeOutput(uint e0, uint d4, vec4 v) {
+    if (FETCH_WIDTH == 4u) { outputBuffer.o[e0 >> 2] = f16vec4(v); return; }
+    for (uint c = 0u; c < 4u; ++c) if (4u * d4 + c < VALUE_DIM) outputScalars.o[e0 + c] = float16_t(v[c]);
+}
 #else
 layout(set = 0, binding = 3, std430) writeonly buffer Output { vec4 o[]; } outputBuffer;
-void storeOutput(uint i4, vec4 v) { outputBuffer.o[i4] = v; }
+layout(set = 0, binding = 3, std430) writeonly buffer OutputScalar { float o[]; } outputScalars;
+void storeOutput(uint e0, uint d4, vec4 v) {
+    if (FETCH_WIDTH == 4u || SPLIT_MODE != 0u) { outputBuffer.o[e0 >> 2] = v; return; }
+    for (uint c = 0u; c < 4u; ++c) if (4u * d4 + c < VALUE_DIM) outputScalars.o[e0 + c] = v[c];
+}
 #endif
 layout(set = 0, binding = 4, std430) writeonly buffer LogSumExp { float lse[]; } lseBuffer;
 layout(set = 0, binding = 5, std430) readonly buffer Aux { uint words[]; } aux;
 layout(set = 0, binding = 6) uniform samplerBuffer bias;
+layout(set = 0, binding = 7) uniform usamplerBuffer allowedMask;
+
+// Elements 4·d4 .. 4·d4+3 of the row at `base` (fetch units): one RGBA texel, or four one-element
+// texels with the dims past the head dim read as zeros (they add nothing to dot products or outputs).
+#define FETCH_ROW(buffer, base, d4, dim) \
+    (FETCH_WIDTH == 4u ? texelFetch(buffer, int((base) + (d4))) : vec4( \
+        4u * (d4) + 0u < (dim) ? texelFetch(buffer, int((base) + 4u * (d4) + 0u)).x : 0.0, \
+        4u * (d4) + 1u < (dim) ? texelFetch(buffer, int((base) + 4u * (d4) + 1u)).x : 0.0, \
+        4u * (d4) + 2u < (dim) ? texelFetch(buffer, int((base) + 4u * (d4) + 2u)).x : 0.0, \
+        4u * (d4) + 3u < (dim) ? texelFetch(buffer, int((base) + 4u * (d4) + 3u)).x : 0.0))
+
+uint blockRows, blockCols;                        // from aux, read once
+uint biasStride[4], allowedStride[4];             // from aux, read once (batch, head, query, key)
 
 vec4 acc[TILE_Q];            // scores, then probabilities, of this lane's 4 keys per row
 vec4 outAcc[TILE_Q * CHUNKS]; // outAcc[r * CHUNKS + c]: row r, output texel lane + c·S (unnormalised)
@@ -112,9 +156,8 @@ float rowMax[TILE_Q];        // running max per row (log2 units), uniform across
 float rowSum[TILE_Q];        // this lane's share of the running sum
 
 bool blockAllowed(uint h, uint i, uint j) {
-    uint qBlocks = (p.qLen + p.blockRows - 1u) / p.blockRows;
-    uint kBlocks = (p.kLen + p.blockCols - 1u) / p.blockCols;
-    uint index = aux.words[3] + h * aux.words[4] + (i / p.blockRows) * kBlocks + j / p.blockCols;
+    uint kBlocks = (p.kLen + blockCols - 1u) / blockCols;
+    uint index = aux.words[3] + h * aux.words[4] + (i / blockRows) * kBlocks + j / blockCols;
     return ((aux.words[index >> 2] >> (8u * (index & 3u))) & 0xffu) != 0u;
 }
 
@@ -127,10 +170,10 @@ uint rowIndex(uint row) { return row % p.qLen; }
 void main() {
     const uint lane = gl_SubgroupInvocationID;
     const uint kvHeads = p.heads / p.group;
-    const uint z = gl_WorkGroupID.z;
+    const uint z = gl_WorkGroupID.z + p.zBase;
     const uint b = z / kvHeads, kvh = z % kvHeads;
     const uint rows = p.group * p.qLen;
-    const uint r0 = gl_WorkGroupID.x * TILE_Q;
+    const uint r0 = (gl_WorkGroupID.x + p.tileBase) * TILE_Q;
     const uint rLast = min(r0 + TILE_Q, rows) - 1u;
     const uint split = gl_WorkGroupID.y;
 
@@ -139,7 +182,13 @@ void main() {
         if (aux.words[0] != 0u) qLenB = aux.words[aux.words[0] + b];
         if (aux.words[1] != 0u) kLenB = aux.words[aux.words[1] + b];
     }
-    const int offset = p.topLeft != 0u ? 0 : int(kLenB) - int(qLenB);
+    const int offset = (p.bottomRight != 0u ? int(kLenB) - int(qLenB) : 0) + p.diagonalShift;
+    blockRows = max(aux.words[13], 1u);
+    blockCols = max(aux.words[14], 1u);
+    for (uint x = 0u; x < 4u; ++x) {
+        biasStride[x] = (FEATURES & HAS_BIAS) != 0u ? aux.words[5u + x] : 0u;
+        allowedStride[x] = (FEATURES & HAS_ALLOWED) != 0u ? aux.words[9u + x] : 0u;
+    }
 
     float rowSlope[TILE_Q];
     for (uint r = 0u; r < TILE_Q; ++r) {
@@ -177,7 +226,7 @@ void main() {
 
     // Interior tiles (every row valid, every key inside the band, the key length and the split, no
     // additive terms or per-score block lookups) skip the per-score mask.
-    const bool plainScores = (FEATURES & (HAS_BIAS | HAS_ALIBI)) == 0u
+    const bool plainScores = (FEATURES & (HAS_BIAS | HAS_ALIBI | HAS_ALLOWED)) == 0u
         && ((FEATURES & HAS_BLOCKS) == 0u || (FEATURES & BLOCKS_ALIGNED) != 0u);
     const bool rowsInterior = plainScores && oneHead && rLast + 1u == r0 + TILE_Q && iLast < qLenB;
 
@@ -194,14 +243,14 @@ void main() {
 
         for (uint r = 0u; r < TILE_Q; ++r) acc[r] = vec4(0.0);
         for (uint d4 = 0u; d4 < DIM4; ++d4) {
-            vec4 k0v = texelFetch(keys, int(keyTexel[0] + d4));
-            vec4 k1v = texelFetch(keys, int(keyTexel[1] + d4));
-            vec4 k2v = texelFetch(keys, int(keyTexel[2] + d4));
-            vec4 k3v = texelFetch(keys, int(keyTexel[3] + d4));
+            vec4 k0v = FETCH_ROW(keys, keyTexel[0], d4, HEAD_DIM);
+            vec4 k1v = FETCH_ROW(keys, keyTexel[1], d4, HEAD_DIM);
+            vec4 k2v = FETCH_ROW(keys, keyTexel[2], d4, HEAD_DIM);
+            vec4 k3v = FETCH_ROW(keys, keyTexel[3], d4, HEAD_DIM);
             vec4 kt0 = vec4(k0v.x, k1v.x, k2v.x, k3v.x), kt1 = vec4(k0v.y, k1v.y, k2v.y, k3v.y);
             vec4 kt2 = vec4(k0v.z, k1v.z, k2v.z, k3v.z), kt3 = vec4(k0v.w, k1v.w, k2v.w, k3v.w);
             vec4 qFetched[Q_FETCHES];
-            for (uint f = 0u; f < Q_FETCHES; ++f) qFetched[f] = texelFetch(queries, int(qTexel[f] + d4));
+            for (uint f = 0u; f < Q_FETCHES; ++f) qFetched[f] = FETCH_ROW(queries, qTexel[f], d4, HEAD_DIM);
             for (uint r = 0u; r < TILE_Q; ++r) {
                 vec4 qv = subgroupShuffle(qFetched[r / SUBGROUP_SIZE], r % SUBGROUP_SIZE);
                 acc[r] = fma(vec4(qv.x), kt0, fma(vec4(qv.y), kt1, fma(vec4(qv.z), kt2, fma(vec4(qv.w), kt3, acc[r]))));
@@ -215,6 +264,9 @@ void main() {
             const int i = int(rowIndex(row));
             const int diagonal = i + offset;
             vec4 s = acc[r] * p.scaleLog2;
+            // Softcap (Gemma 2): cap·tanh(s/cap), in log2 units. tanh saturates to ±1 in fp32 beyond
+            // |x| ≈ 9, so clamping at 10 changes nothing and keeps exp-based tanh from inf/inf.
+            if ((FEATURES & HAS_SOFTCAP) != 0u) s = p.softcapLog2 * tanh(clamp(s / p.softcapLog2, -10.0, 10.0));
             if (!interior) for (uint c = 0u; c < 4u; ++c) {
                 const int j = int(myKey + c);
                 bool allowed = row < rows && uint(i) < qLenB && j < int(kLenB) && j >= kLo && j < kHi
@@ -222,8 +274,11 @@ void main() {
                 if ((FEATURES & HAS_BLOCKS) != 0u && (FEATURES & BLOCKS_ALIGNED) == 0u && allowed)
                     allowed = blockAllowed(h, uint(i), uint(j));
                 if ((FEATURES & HAS_ALIBI) != 0u) s[c] -= rowSlope[r] * float(abs(diagonal - j));
+                if ((FEATURES & HAS_ALLOWED) != 0u && allowed)
+                    allowed = texelFetch(allowedMask, int(b * allowedStride[0] + h * allowedStride[1] + uint(i) * allowedStride[2]
+                                                          + uint(j) * allowedStride[3])).x != 0u;
                 if ((FEATURES & HAS_BIAS) != 0u && allowed)
-                    s[c] += LOG2E * texelFetch(bias, int(b * p.biasStrideB + h * p.biasStrideH + uint(i) * p.biasStrideS + uint(j))).x;
+                    s[c] += LOG2E * texelFetch(bias, int(b * biasStride[0] + h * biasStride[1] + uint(i) * biasStride[2] + uint(j) * biasStride[3])).x;
                 s[c] = allowed ? s[c] : NEG_INF;
             }
             const float tileMax = subgroupMax(max(max(s.x, s.y), max(s.z, s.w)));
@@ -247,7 +302,7 @@ void main() {
                 const uint texel = vBase + min(key + c, kLenB - 1u) * p.vStrideS;
                 for (uint t = 0u; t < CHUNKS; ++t) {
                     const uint d4 = lane + t * SUBGROUP_SIZE;
-                    vRows[c * CHUNKS + t] = d4 < DIM4 ? texelFetch(values, int(texel + d4)) : vec4(0.0);
+                    vRows[c * CHUNKS + t] = d4 < VDIM4 ? FETCH_ROW(values, texel, d4, VALUE_DIM) : vec4(0.0);
                 }
             }
             for (uint r = 0u; r < TILE_Q; ++r) {
@@ -260,17 +315,18 @@ void main() {
         }
     }
 
+    // Only split mode (never windowed: the whole z range is one dispatch) offsets the log-sum-exp by split.
     const uint batchHeads = gl_NumWorkGroups.z * p.group;
     for (uint r = 0u; r < TILE_Q; ++r) {
         const float total = subgroupAdd(rowSum[r]);
         const uint row = r0 + r;
-        if (row >= rows) continue;
+        if (row >= rows || row < p.storeRowLo || row >= p.storeRowHi) continue;
         const uint h = rowHead(kvh, row), i = rowIndex(row);
         const float inverse = total > 0.0 ? 1.0 / total : 0.0;
-        const uint oRow = split * p.oStrideSplit + b * p.oStrideB + h * p.oStrideH + i * p.oStrideS;
+        const uint oRow = split * p.oStrideSplit + b * p.oStrideB + h * p.oStrideH + i * p.oStrideS - p.outputBase;
         for (uint t = 0u; t < CHUNKS; ++t) {
             const uint d4 = lane + t * SUBGROUP_SIZE;
-            if (d4 < DIM4) storeOutput(oRow + d4, outAcc[r * CHUNKS + t] * inverse);
+            if (d4 < VDIM4) storeOutput(oRow + 4u * d4, d4, outAcc[r * CHUNKS + t] * inverse);
         }
         if ((WRITE_LSE != 0u || SPLIT_MODE != 0u) && lane == 0u) {
             lseBuffer.lse[(split * batchHeads + b * p.heads + h) * p.qLen + i] = total > 0.0 ? (rowMax[r] + log2(total)) * LN2 : NEG_INF;

@@ -5,12 +5,13 @@
 // (a row no split saw, M = −∞, gets O = 0 and L = −∞).
 //
 // Bindings (set 0)
-//   0  partial outputs  storage buffer, vec4[], [split][batch·heads][Lq][d/4]
+//   0  partial outputs  storage buffer, vec4[], [split][batch·heads][Lq][ceil(d/4)]
 //   1  partial lse      storage buffer, float[], [split][batch·heads][Lq]
-//   2  output           storage buffer, vec4[] (f16vec4[] in the "_f16" variant), strided as Q
+//   2  output           storage buffer, vec4[] (f16vec4[] in the "_f16" variant), strided as the output;
+//                       also seen as float[] (float16_t[]) when d is not a multiple of 4
 //   3  lse              storage buffer, float[], [batch·heads][Lq] (written when writeLse = 1)
-// Push constants: qLen, heads, dim4 (d/4), splits, oStrideB, oStrideH, oStrideS (vec4s), writeLse,
-//   rows (batch·heads·Lq).
+// Push constants: qLen, heads, dim4 (ceil(d/4)), splits, oStrideB, oStrideH, oStrideS (elements),
+//   writeLse, rows (batch·heads·Lq), dim (d).
 // No specialization constants. One invocation per output texel: x = ((z·Lq + i)·dim4 + t).
 // Dispatch: x = ceil(rows·dim4 / 64).
 #version 450
@@ -26,17 +27,26 @@ layout(local_size_x = 64) in;
 layout(push_constant) uniform MergeParams {
     uint qLen, heads, dim4, splits;
     uint oStrideB, oStrideH, oStrideS;
-    uint writeLse, rows;
+    uint writeLse, rows, dim;
 } p;
 
 layout(set = 0, binding = 0, std430) readonly buffer PartialOutput { vec4 o[]; } partialOutput;
 layout(set = 0, binding = 1, std430) readonly buffer PartialLse { float lse[]; } partialLse;
+// Elements e0 .. e0+3 (dims 4·t ..): one vec4 store when d is a multiple of 4, else scalar stores below d.
 #if STORAGE_F16
 layout(set = 0, binding = 2, std430) writeonly buffer Output { f16vec4 o[]; } outputBuffer;
-void storeOutput(uint i4, vec4 v) { outputBuffer.o[i4] = f16vec4(v); }
+layout(set = 0, binding = 2, std430) writeonly buffer OutputScalar { float16_t o[]; } outputScalars;
+void storeOutput(uint e0, uint t, vec4 v) {
+    if (p.dim % 4u == 0u) { outputBuffer.o[e0 >> 2] = f16vec4(v); return; }
+    for (uint c = 0u; c < 4u; ++c) if (4u * t + c < p.dim) outputScalars.o[e0 + c] = float16_t(v[c]);
+}
 #else
 layout(set = 0, binding = 2, std430) writeonly buffer Output { vec4 o[]; } outputBuffer;
-void storeOutput(uint i4, vec4 v) { outputBuffer.o[i4] = v; }
+layout(set = 0, binding = 2, std430) writeonly buffer OutputScalar { float o[]; } outputScalars;
+void storeOutput(uint e0, uint t, vec4 v) {
+    if (p.dim % 4u == 0u) { outputBuffer.o[e0 >> 2] = v; return; }
+    for (uint c = 0u; c < 4u; ++c) if (4u * t + c < p.dim) outputScalars.o[e0 + c] = v[c];
+}
 #endif
 layout(set = 0, binding = 3, std430) writeonly buffer Lse { float lse[]; } lseBuffer;
 
@@ -60,6 +70,6 @@ void main() {
         }
     }
     const uint b = z / p.heads, h = z % p.heads;
-    storeOutput(b * p.oStrideB + h * p.oStrideH + i * p.oStrideS + t, weights > 0.0 ? sum / weights : vec4(0.0));
+    storeOutput(b * p.oStrideB + h * p.oStrideH + i * p.oStrideS + 4u * t, t, weights > 0.0 ? sum / weights : vec4(0.0));
     if (p.writeLse != 0u && t == 0u) lseBuffer.lse[row] = weights > 0.0 ? maxLse + log(weights) : negInf;
 }

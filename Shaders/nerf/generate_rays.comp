@@ -1,6 +1,8 @@
-// generate_rays: one ray per (pixel, sub-pixel sample) of a pinhole camera, clipped to the field's
-// bounding box; rays that hit the box are appended to the live list (atomic counter, any order).
-// Mirrors MarchParameters.generateRay and Camera.ray(u:v:) / AABB.intersect (RayMarching.swift).
+// generate_rays: one ray per (pixel, sub-pixel sample) of a perspective camera with optional OpenCV
+// radial-tangential distortion (the ray goes through the undistorted normalised point, see undistort in
+// nerf_rays.glsl), clipped to the field's bounding box; rays that hit the box are appended to the live
+// list (atomic counter, any order). Mirrors MarchParameters.generateRay (RayMarching.swift),
+// Camera.ray(u:v:) (Camera.swift) and AABB.intersect.
 //
 // Bindings (set 0), all storage buffers:
 //   0  origins       vec4[rays], write   (origin, t near)
@@ -9,9 +11,10 @@
 //   3  bookkeeping   uvec4[rays], write  zeros
 //   4  liveRays      uint[rays], write   indices of rays that hit the box
 //   5  liveCount     uint, read-write    atomic counter (zeroed by the host before)
-// Push constants (104 bytes): uint width, height, samplesPerPixel, rayCount; float rotation[9]
-//   (camera-to-world columns right, up, backward); float translation[3]; float fx, fy, cx, cy;
-//   float lower[3], upper[3] (bounding box).
+// Push constants (128 bytes, Vulkan's guaranteed minimum): uint width, height, samplesPerPixel, rayCount;
+//   float rotation[9] (camera-to-world columns right, up, backward); float translation[3];
+//   float fx, fy, cx, cy; float lower[3], upper[3] (bounding box); float k1, k2, k3, k4, p1, p2
+//   (all zero: pinhole, the undistortion is skipped).
 // Specialization constants: 0 WG_SIZE = 64.
 // Ray r: pixel r / samplesPerPixel (row-major, top row first), sub-pixel sample r % samplesPerPixel
 // at the R2-sequence offset. Dispatch: x = ceil(rayCount / WG_SIZE).
@@ -35,6 +38,7 @@ layout(push_constant) uniform Push {
     float tx, ty, tz;
     float fx, fy, cx, cy;
     float lx, ly, lz, ux, uy, uz;
+    float k1, k2, k3, k4, p1, p2;
 } p;
 
 void main() {
@@ -43,7 +47,11 @@ void main() {
     const uint pixel = r / p.samplesPerPixel, s = r % p.samplesPerPixel;
     const vec2 offset = s == 0u ? vec2(0.5) : fract(vec2(0.5) + float(s) * vec2(0.7548776662, 0.5698402910));
     const float u = float(pixel % p.width) + offset.x, v = float(pixel / p.width) + offset.y;
-    const vec3 local = vec3((u - p.cx) / p.fx, -(v - p.cy) / p.fy, -1.0);
+    vec2 normalised = vec2((u - p.cx) / p.fx, (v - p.cy) / p.fy);
+    const vec4 k = vec4(p.k1, p.k2, p.k3, p.k4);
+    const vec2 tangential = vec2(p.p1, p.p2);
+    if (any(notEqual(k, vec4(0.0))) || any(notEqual(tangential, vec2(0.0)))) normalised = undistort(normalised, k, tangential);
+    const vec3 local = vec3(normalised.x, -normalised.y, -1.0);
     const vec3 direction = normalize(vec3(p.r0x, p.r0y, p.r0z) * local.x + vec3(p.r1x, p.r1y, p.r1z) * local.y
                                      + vec3(p.r2x, p.r2y, p.r2z) * local.z);
     const vec3 origin = vec3(p.tx, p.ty, p.tz);

@@ -13,15 +13,19 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Skip the CPU path for cases above this many GFLOP (it is much slower).") var cpuLimit = 8.0
     @Option(help: "Run only prefill, only decode, or both.") var sweep: Sweep = .both
     @Option(help: "Only cases with this key length (repeatable), e.g. --length 4096.") var length: [Int] = []
+    @Option(help: "Soft-cap the scores of the fused and CPU paths at this value (the naive baseline stays uncapped).") var softcap: Float?
+    @Option(help: "Head dim of the prefill cases instead of theirs (1...256; non-multiples of 4 take the element-wise kernel path).")
+    var headDim: Int?
 
     enum Sweep: String, ExpressibleByArgument { case prefill, decode, both }
 
     struct Case {
         var heads: Int, kvHeads: Int, queryLength: Int, keyLength: Int, headDim: Int, causal: Bool
         var batch = 1
+        var softcap: Float? = nil
         var label: String {
             "L=\(queryLength == keyLength ? "\(queryLength)" : "\(queryLength)x\(keyLength)") d=\(headDim) h=\(heads)"
-                + (kvHeads != heads ? "/kv\(kvHeads)" : "") + (causal ? " causal" : "")
+                + (kvHeads != heads ? "/kv\(kvHeads)" : "") + (causal ? " causal" : "") + (softcap.map { " cap=\($0)" } ?? "")
         }
         /// Useful flops: 4·d per attended pair; causal (bottom-right) counts only pairs on or below the diagonal.
         var flops: Double {
@@ -57,13 +61,20 @@ struct BenchAttention: ParsableCommand {
                    Case(heads: 16, kvHeads: 16, queryLength: 4096, keyLength: 4096, headDim: 64, causal: true),
                    Case(heads: 8, kvHeads: 8, queryLength: 4096, keyLength: 4096, headDim: 128, causal: true),
                    Case(heads: 16, kvHeads: 16, queryLength: 16384, keyLength: 16384, headDim: 64, causal: true)]
-            for c in cases where length.isEmpty || length.contains(c.keyLength) { prefillTable.add(try prefill(c, E.self, vulkan: vulkan, cpu: cpu)) }
+            for var c in cases where length.isEmpty || length.contains(c.keyLength) {
+                c.headDim = headDim ?? c.headDim
+                c.softcap = softcap
+                prefillTable.add(try prefill(c, E.self, vulkan: vulkan, cpu: cpu))
+            }
         }
         if sweep != .prefill {
             let lengths = options.quick ? [1024, 8192] : [1024, 4096, 16384, 32768, 131072]
             var cases = lengths.map { Case(heads: 32, kvHeads: 8, queryLength: 1, keyLength: $0, headDim: 128, causal: true) }
             if !options.quick { cases.append(Case(heads: 32, kvHeads: 32, queryLength: 1, keyLength: 32768, headDim: 128, causal: true)) }
-            for c in cases where length.isEmpty || length.contains(c.keyLength) { decodeTable.add(try decode(c, E.self, vulkan: vulkan, cpu: cpu)) }
+            for var c in cases where length.isEmpty || length.contains(c.keyLength) {
+                c.softcap = softcap
+                decodeTable.add(try decode(c, E.self, vulkan: vulkan, cpu: cpu))
+            }
         }
         if let path = options.json {
             let extra = ["date": todayUTC(), "dtype": fp16 ? "f16" : "f32"]
@@ -91,7 +102,7 @@ struct BenchAttention: ParsableCommand {
         let out = try vulkan.empty(E.self, shape: qt.shape)
         var peak = 0
         let fused = try timeVulkan(vulkan) { batch in
-            try batch.attention(q: qt, k: kt, v: vt, into: out, mask: mask)
+            try batch.attention(q: qt, k: kt, v: vt, into: out, mask: mask, softcap: c.softcap)
             peak = max(peak, vulkan.memoryStatistics.usedBytes - before)
         }
         let moved = Double((2 * qCount + 2 * kCount) * elementBytes)
@@ -162,8 +173,8 @@ struct BenchAttention: ParsableCommand {
         let vt = try vulkan.tensor(v, shape: kt.shape)
         let out = try vulkan.empty(E.self, shape: qt.shape)
         let mask = AttentionMask.causal()
-        let fused = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: mask) }
-        let unsplit = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: mask, split: .none) }
+        let fused = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: mask, softcap: c.softcap) }
+        let unsplit = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: mask, softcap: c.softcap, split: .none) }
         // Reading K and V once: a device copy of both (reads them once, and also writes them once).
         let kCopy = try vulkan.empty(E.self, shape: kt.shape), vCopy = try vulkan.empty(E.self, shape: vt.shape)
         let copyTime = try timeCopy(vulkan, [(kt, kCopy), (vt, vCopy)])
@@ -183,7 +194,9 @@ struct BenchAttention: ParsableCommand {
         guard c.flops / 1e9 <= cpuLimit else { return .nan }
         let cq = try cpu.tensor(q, shape: shape.0), ck = try cpu.tensor(k, shape: shape.1), cv = try cpu.tensor(v, shape: shape.1)
         let out = try cpu.empty(E.self, shape: shape.0)
-        return try medianSeconds(cpu, warmup: 0, repeats: min(options.repeats, 2)) { try $0.attention(q: cq, k: ck, v: cv, into: out, mask: mask) }
+        return try medianSeconds(cpu, warmup: 0, repeats: min(options.repeats, 2)) {
+            try $0.attention(q: cq, k: ck, v: cv, into: out, mask: mask, softcap: c.softcap)
+        }
     }
 
     private func timeVulkan(_ context: ComputeContext, _ body: (CommandBatch) throws -> Void) throws -> Double {

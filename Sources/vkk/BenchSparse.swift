@@ -5,7 +5,8 @@ struct BenchSparse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sparse",
         abstract: "Sparsity sweep of SpMM (pruned weight × activations): CSR (magnitude and random pruning), BSR 16/32 and 2:4, "
-            + "against dense GEMM on the same backend and OpenBLAS sgemm on this CPU, measured in the same run.")
+            + "against dense GEMM on the same backend and OpenBLAS sgemm on this CPU, measured in the same run. "
+            + "With --matrices DIR: SpMM and SpMV on every .smtx/.mtx file under DIR (e.g. DLMC) against dense on the same backend.")
 
     @OptionGroup var options: BenchOptions
 
@@ -15,8 +16,13 @@ struct BenchSparse: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Sparsities in percent (default 50 70 80 90 95 98; --quick: 70 90).")
     var sparsity: [Double] = []
 
-    @Option(parsing: .upToNextOption, help: "Token counts N (default 1 16 256; --quick: 1 256).")
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Token counts N (default 1 16 256; --quick: 1 256). With --matrices: one N for every "
+            + "matrix no batch-size file lists (default 256)."))
     var tokens: [Int] = []
+
+    @Option(help: ArgumentHelp("Run on the sparse matrices under this folder (.smtx / .mtx, recursively) instead of pruned "
+            + "synthetic weights; see docs/real-data.md."))
+    var matrices: String?
 
     @Option(parsing: .upToNextOption, help: "Weight shapes as OUTxIN (default 4096x4096 4096x16384; --quick: 4096x4096).")
     var weight: [String] = []
@@ -38,6 +44,14 @@ struct BenchSparse: ParsableCommand {
     }
 
     func run() throws {
+        if let matrices {
+            guard sparsity.isEmpty, weight.isEmpty, format.isEmpty else {
+                throw ValidationError("--matrices takes its shapes and sparsities from the files: drop --sparsity, --weight and --format")
+            }
+            guard tokens.count <= 1, tokens.allSatisfy({ $0 > 0 }) else { throw ValidationError("--tokens takes one positive N with --matrices") }
+            try MatrixCollectionSweep(options: options, directory: matrices, defaultTokens: tokens.first, f16: dtype == .f16).run()
+            return
+        }
         let context = try options.makeContext()
         let blas = try ComputeContext(backend: .cpu)
         let table = BenchTable(title: "sparse spmm \(dtype.rawValue) on \(context.backendDescription), \(todayUTC())")

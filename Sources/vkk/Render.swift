@@ -9,9 +9,11 @@ struct Render: ParsableCommand {
 
     @Option(help: "Built-in scene (\(FieldCatalog.builtInNames.joined(separator: ", "))) or a scene file of a registered format.")
     var scene = "shell"
-    @Option(help: "Camera file (e.g. transforms.json or camera_path.json, when a loader for it is registered).")
+    @Option(help: "Camera file: transforms.json (instant-ngp, nerfstudio, NeRF-synthetic; as stored, distortion applied) or nerfstudio camera_path.json. Renders every frame's camera at the file's resolution unless --resolution is given.")
     var camera: String?
-    @Option(help: "Image size: WIDTHxHEIGHT or one number for a square (default 800x800, or the camera file's).")
+    @Flag(help: "Read the --camera transforms.json in instant-ngp's world (position × scale + offset, axes cycled: the unit cube), the coordinates of instant-ngp snapshots (--scene SNAPSHOT.ingp, ngp-blobs).")
+    var instantNgpWorld = false
+    @Option(help: "Image size: WIDTHxHEIGHT, or one number: that width at the camera file's aspect ratio (a square without a camera file). Default 800x800, or the camera file's.")
     var resolution: String?
     @Option(help: "Rays per pixel.")
     var spp = 1
@@ -23,7 +25,7 @@ struct Render: ParsableCommand {
     var alpha = false
     @Option(help: "Render N frames on a circular orbit around the scene.")
     var orbit: Int?
-    @Option(help: "Frame range START:END (END exclusive) of the orbit or camera path.")
+    @Option(help: "Frame range START:END (END exclusive) of the orbit or camera file; either side may be empty.")
     var frames: String?
     @Option(help: "Render only shard I of N (I/N, 0-based) of the selected frames: contiguous blocks, for job schedulers.")
     var shard: String?
@@ -46,7 +48,20 @@ struct Render: ParsableCommand {
         let field = try FieldCatalog.field(named: scene)
         var cameras: [Camera]
         let single = camera == nil && orbit == nil
-        if let camera {
+        if instantNgpWorld && camera == nil { throw ValidationError("--instant-ngp-world needs --camera transforms.json") }
+        if let camera, instantNgpWorld {
+            cameras = try TransformsFile.read(contentsOf: camera, convention: .instantNGP(),
+                                              imageSize: requested.map { (width: $0.0, height: $0.1) }).cameras
+            if let (width, height) = requested { cameras = cameras.map { $0.resized(width: width, height: height) } }
+        } else if let camera, let width = singleNumberResolution {
+            // One number with a camera file: that width, the file's aspect ratio (a square only when the
+            // file gives no image size, e.g. NeRF-synthetic's val/test files).
+            if let native = try? FieldCatalog.cameras(fromFile: camera) {
+                cameras = native.map { $0.resized(width: width, height: max(1, (width * $0.height + $0.width / 2) / $0.width)) }
+            } else {
+                cameras = try FieldCatalog.cameras(fromFile: camera, width: width, height: width)
+            }
+        } else if let camera {
             cameras = try FieldCatalog.cameras(fromFile: camera, width: requested?.0, height: requested?.1)
         } else {
             let count = orbit ?? 1
@@ -66,7 +81,7 @@ struct Render: ParsableCommand {
         var rays = 0, samples = 0, hitSamples = 0.0, hitFrames = 0
         for (done, index) in selected.enumerated() {
             let image = try renderer.render(field: field, camera: cameras[index], options: options)
-            let stem = single ? "render" : String(format: "frame_%05d", index)
+            let stem = single ? "render" : "frame_" + zeroPadded(index, width: 5)
             let base = (output as NSString).appendingPathComponent(stem)
             try PNG.write(image, to: base + ".png")
             if depth {
@@ -83,10 +98,18 @@ struct Render: ParsableCommand {
         progress.finish()
         let seconds = Date().timeIntervalSince(start)
         let (shownWidth, shownHeight) = cameras.first.map { ($0.width, $0.height) } ?? (width, height)
-        print(String(format: "rendered %d frame%@ of '%@' (%dx%d, %d spp) on %@ in %.2f s (grid %.2f s): %.3g rays/s, %.1f samples/ray (%.1f on rays that hit) -> %@",
-                     selected.count, selected.count == 1 ? "" : "s", field.name, shownWidth, shownHeight, spp, context.backendDescription,
-                     seconds, gridSeconds, Double(rays) / seconds, Double(samples) / Double(max(rays, 1)),
-                     hitFrames > 0 ? hitSamples / Double(hitFrames) : 0, output))
+        let plural = selected.count == 1 ? "" : "s"
+        let hitMean = hitFrames > 0 ? hitSamples / Double(hitFrames) : 0
+        print("rendered \(selected.count) frame\(plural) of '\(field.name)' (\(shownWidth)x\(shownHeight), \(spp) spp) on "
+              + "\(context.backendDescription) in \(formatted(seconds, digits: 2)) s (grid \(formatted(gridSeconds, digits: 2)) s): "
+              + "\(formatted(Double(rays) / seconds / 1e6, digits: 3)) M rays/s, "
+              + "\(formatted(Double(samples) / Double(max(rays, 1)), digits: 1)) samples/ray (\(formatted(hitMean, digits: 1)) on rays that hit) -> \(output)")
+    }
+
+    /// `--resolution N` (one number), which keeps a camera file's aspect ratio.
+    private var singleNumberResolution: Int? {
+        guard let resolution, !resolution.lowercased().contains("x") else { return nil }
+        return Int(resolution)
     }
 
     private func parseResolution(_ resolution: String) throws -> (Int, Int) {
@@ -119,6 +142,12 @@ struct Render: ParsableCommand {
     }
 }
 
+/// `value` in decimal with leading zeros to at least `width` digits (frame file names).
+func zeroPadded(_ value: Int, width: Int) -> String {
+    let digits = String(value)
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+}
+
 /// A one-line progress bar with frames/s and ETA, drawn only when stdout is a terminal.
 final class ProgressBar {
     let total: Int
@@ -133,7 +162,7 @@ final class ProgressBar {
         let rate = Double(done) / max(elapsed, 1e-9)
         let eta = Double(total - done) / max(rate, 1e-9)
         let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-        print(String(format: "\r[%@] %d/%d frames  %.2f frames/s  ETA %.0f s ", bar, done, total, rate, eta), terminator: "")
+        print("\r[\(bar)] \(done)/\(total) frames  \(formatted(rate, digits: 2)) frames/s  ETA \(formatted(eta, digits: 0)) s ", terminator: "")
         fflush(nil)
     }
 

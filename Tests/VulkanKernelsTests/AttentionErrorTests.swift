@@ -17,7 +17,7 @@ final class AttentionErrorTests: XCTestCase {
     func testBadShapesAndMasksThrowClearErrors() throws {
         onEveryBackend { context in
             try expectError(context, q: [1, 5, 4, 32], k: [1, 2, 4, 32], mentioning: "multiple of key/value heads")
-            try expectError(context, q: [1, 2, 4, 30], k: [1, 2, 4, 30], mentioning: "headDim")
+            try expectError(context, q: [1, 2, 4, 0], k: [1, 2, 4, 0], mentioning: "headDim")
             try expectError(context, q: [1, 2, 4, 260], k: [1, 2, 4, 260], mentioning: "headDim")
             try expectError(context, q: [1, 2, 4, 32], k: [1, 2, 4, 64], mentioning: "head dim of Q vs K")
             try expectError(context, q: [1, 2, 4, 32], k: [1, 2, 6, 32], v: [1, 2, 5, 32], mentioning: "K vs V")

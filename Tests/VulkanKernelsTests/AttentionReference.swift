@@ -8,8 +8,15 @@ struct AttentionCase {
     var batch = 1, heads = 2, kvHeads = 2, queryLength = 17, keyLength = 37, headDim = 64
     var layout = AttentionLayout.batchHeadSequence
     var mask = AttentionMask()
+    /// Any shape that broadcasts to [batch, heads, Lq, Lk] (NumPy rules).
     var biasShape: [Int]? = nil
     var scale: Float? = nil
+    var softcap: Float? = nil
+    /// V's head dim (nil: the same as Q/K's).
+    var valueHeadDim: Int? = nil
+    /// A seeded boolean mask of this (broadcastable) shape, about `allowedFraction` of it nonzero.
+    var allowedShape: [Int]? = nil
+    var allowedFraction = 0.7
     var seed: UInt64 = 1
     /// Inputs in [-magnitude, magnitude); `integerInputs` draws from {-1, 0, 1} instead (exact dot products).
     var magnitude: Float = 1
@@ -17,6 +24,9 @@ struct AttentionCase {
 
     var qShape: [Int] { layout == .batchHeadSequence ? [batch, heads, queryLength, headDim] : [batch, queryLength, heads, headDim] }
     var kShape: [Int] { layout == .batchHeadSequence ? [batch, kvHeads, keyLength, headDim] : [batch, keyLength, kvHeads, headDim] }
+    var dv: Int { valueHeadDim ?? headDim }
+    var vShape: [Int] { layout == .batchHeadSequence ? [batch, kvHeads, keyLength, dv] : [batch, keyLength, kvHeads, dv] }
+    var outputShape: [Int] { layout == .batchHeadSequence ? [batch, heads, queryLength, dv] : [batch, queryLength, heads, dv] }
 
     func values(_ count: Int, seed: UInt64) -> [Float] {
         let raw = [Float].random(count: count, seed: seed)
@@ -24,28 +34,48 @@ struct AttentionCase {
     }
     var q: [Float] { values(qShape.reduce(1, *), seed: seed) }
     var k: [Float] { values(kShape.reduce(1, *), seed: seed &+ 101) }
-    var v: [Float] { [Float].random(count: kShape.reduce(1, *), seed: seed &+ 202) }
+    var v: [Float] { [Float].random(count: vShape.reduce(1, *), seed: seed &+ 202) }
     var bias: [Float]? { biasShape.map { [Float].random(count: $0.reduce(1, *), seed: seed &+ 303).map { $0 * 3 } } }
+    var allowed: [UInt8]? {
+        allowedShape.map { [Float].random(count: $0.reduce(1, *), seed: seed &+ 404).map { ($0 + 1) / 2 < Float(allowedFraction) ? 1 : 0 } }
+    }
+}
+
+/// Element [b, h, i, j] of a row-major array of `shape` broadcast to [batch, heads, Lq, Lk] (NumPy:
+/// dimensions aligned from the right, size-1 dimensions repeated).
+func broadcastElement<T>(_ values: [T], shape: [Int], _ index: [Int]) -> T {
+    let padded = [Int](repeating: 1, count: 4 - shape.count) + shape
+    var flat = 0
+    for axis in 0..<4 { flat = flat * padded[axis] + (padded[axis] == 1 ? 0 : index[axis]) }
+    return values[flat]
 }
 
 /// The naive materialised attention in float64: every score of a row, then softmax, then the
 /// weighted sum. Written from the definition in AttentionMask's documentation, independently of the
 /// kernels. Returns output (layout of Q) and log-sum-exp ([batch, heads, Lq]).
 func referenceAttention(_ c: AttentionCase, q: [Double], k: [Double], v: [Double], bias: [Double]?) -> (output: [Double], lse: [Double]) {
-    let d = c.headDim, group = c.heads / c.kvHeads
+    let d = c.headDim, dv = c.dv, group = c.heads / c.kvHeads
     let scale = Double(c.scale ?? 1 / Float(d).squareRoot())
     func qIndex(_ b: Int, _ h: Int, _ i: Int) -> Int {
         c.layout == .batchHeadSequence ? ((b * c.heads + h) * c.queryLength + i) * d : ((b * c.queryLength + i) * c.heads + h) * d
     }
-    func kIndex(_ b: Int, _ h: Int, _ j: Int) -> Int {
+    func kIndex(_ b: Int, _ h: Int, _ j: Int, _ d: Int) -> Int {
         c.layout == .batchHeadSequence ? ((b * c.kvHeads + h) * c.keyLength + j) * d : ((b * c.keyLength + j) * c.kvHeads + h) * d
     }
-    var output = [Double](repeating: 0, count: q.count)
+    func oIndex(_ b: Int, _ h: Int, _ i: Int) -> Int {
+        c.layout == .batchHeadSequence ? ((b * c.heads + h) * c.queryLength + i) * dv : ((b * c.queryLength + i) * c.heads + h) * dv
+    }
+    let allowed = c.allowed
+    var output = [Double](repeating: 0, count: c.outputShape.reduce(1, *))
     var lse = [Double](repeating: -.infinity, count: c.batch * c.heads * c.queryLength)
     let m = c.mask
     for b in 0..<c.batch {
         let lq = m.queryLengths?[b] ?? c.queryLength, lk = m.keyLengths?[b] ?? c.keyLength
-        let offset = m.alignment == .bottomRight ? lk - lq : 0
+        let offset: Int = switch m.alignment {
+        case .bottomRight: lk - lq
+        case .topLeft: 0
+        case .offset(let n): n
+        }
         for h in 0..<c.heads {
             for i in 0..<lq {
                 var scores = [Double](repeating: -.infinity, count: c.keyLength)
@@ -59,13 +89,13 @@ func referenceAttention(_ c: AttentionCase, q: [Double], k: [Double], v: [Double
                         let head = layout.headCount == 1 ? 0 : h
                         if layout.blocks[(head * rows + i / layout.blockRows) * cols + j / layout.blockColumns] == 0 { continue }
                     }
+                    if let allowed, let shape = c.allowedShape, broadcastElement(allowed, shape: shape, [b, h, i, j]) == 0 { continue }
                     var dot = 0.0
-                    for e in 0..<d { dot += q[qIndex(b, h, i) + e] * k[kIndex(b, h / group, j) + e] }
+                    for e in 0..<d { dot += q[qIndex(b, h, i) + e] * k[kIndex(b, h / group, j, d) + e] }
                     var score = dot * scale
+                    if let cap = c.softcap.map(Double.init) { score = cap * tanh(score / cap) }
                     if let slopes = m.alibiSlopes { score -= Double(slopes[h]) * Double(abs(diagonal - j)) }
-                    if let bias, let shape = c.biasShape {
-                        score += bias[(((shape[0] == 1 ? 0 : b) * shape[1] + (shape[1] == 1 ? 0 : h)) * c.queryLength + i) * c.keyLength + j]
-                    }
+                    if let bias, let shape = c.biasShape { score += broadcastElement(bias, shape: shape, [b, h, i, j]) }
                     scores[j] = score
                 }
                 let top = scores.max()!
@@ -74,7 +104,7 @@ func referenceAttention(_ c: AttentionCase, q: [Double], k: [Double], v: [Double
                 let total = weights.reduce(0, +)
                 lse[(b * c.heads + h) * c.queryLength + i] = top + log(total)
                 for j in 0..<c.keyLength where weights[j] > 0 {
-                    for e in 0..<d { output[qIndex(b, h, i) + e] += weights[j] / total * v[kIndex(b, h / group, j) + e] }
+                    for e in 0..<dv { output[oIndex(b, h, i) + e] += weights[j] / total * v[kIndex(b, h / group, j, dv) + e] }
                 }
             }
         }
@@ -92,9 +122,11 @@ extension XCTestCase {
         let q = c.q.map { Element($0) }, k = c.k.map { Element($0) }, v = c.v.map { Element($0) }
         var mask = c.mask
         if let bias = c.bias, let shape = c.biasShape { mask.bias = try context.tensor(bias, shape: shape) }
-        let qt = try context.tensor(q, shape: c.qShape), kt = try context.tensor(k, shape: c.kShape), vt = try context.tensor(v, shape: c.kShape)
+        if let allowed = c.allowed, let shape = c.allowedShape { mask.allowed = try context.tensor(allowed, shape: shape) }
+        let qt = try context.tensor(q, shape: c.qShape), kt = try context.tensor(k, shape: c.kShape), vt = try context.tensor(v, shape: c.vShape)
         let lse = try context.empty(Float.self, shape: [c.batch, c.heads, c.queryLength])
-        let out = try context.attention(q: qt, k: kt, v: vt, mask: mask, scale: c.scale, layout: c.layout, logSumExp: lse, split: split)
+        let out = try context.attention(q: qt, k: kt, v: vt, mask: mask, scale: c.scale, softcap: c.softcap, layout: c.layout,
+                                        logSumExp: lse, split: split)
         let got = try out.toArray().map { Float($0) }, gotLse = try lse.toArray()
         let expected = referenceAttention(c, q: q.map { Double(Float($0)) }, k: k.map { Double(Float($0)) },
                                           v: v.map { Double(Float($0)) }, bias: c.bias?.map { Double($0) })

@@ -122,6 +122,9 @@ final class NeRFRenderTests: XCTestCase {
             var camera = Self.camera()
             camera.width = 0
             XCTAssertThrowsError(try renderer.render(field: field, camera: camera))
+            camera = Self.camera()
+            camera.distortion.k1 = .nan
+            XCTAssertThrowsError(try renderer.render(field: field, camera: camera))
         }
     }
 }

@@ -5,20 +5,33 @@ struct ResolvedAttentionMask: @unchecked Sendable {
     let mask: AttentionMask
     let shape: AttentionShape
     let band: (left: Int, right: Int)
-    let bias: UnsafePointer<Float>?
-    let biasStrides: (batch: Int, head: Int)
+    /// The bias widened to fp32 (a copy for Float16), and its broadcast strides (batch, head, query, key).
+    let bias: FloatInput?
+    let biasStrides: [Int]
+    let allowed: UnsafePointer<UInt8>?
+    let allowedStrides: [Int]
 
-    init(_ mask: AttentionMask, _ shape: AttentionShape, bias: UnsafePointer<Float>?) {
-        self.mask = mask; self.shape = shape; self.bias = bias
+    init(_ mask: AttentionMask, _ shape: AttentionShape) {
+        self.mask = mask; self.shape = shape
         band = mask.diagonalBand
-        let b = mask.bias?.shape ?? [1, 1, 1, 1]
-        let plane = shape.queryLength * shape.keyLength
-        biasStrides = (b[0] == 1 ? 0 : b[1] * plane, b[1] == 1 ? 0 : plane)
+        let target = [shape.batch, shape.heads, shape.queryLength, shape.keyLength]
+        if let (storage, dtype) = mask.biasStorage, let biasShape = mask.bias?.shape {
+            bias = widenedInput(storage, count: biasShape.reduce(1, *), dtype: dtype)
+            biasStrides = AttentionMask.broadcastStrides(biasShape, to: target)!
+        } else {
+            bias = nil; biasStrides = [0, 0, 0, 0]
+        }
+        if let tensor = mask.allowed {
+            allowed = UnsafePointer(tensor.storage.hostPointer!.assumingMemoryBound(to: UInt8.self))
+            allowedStrides = AttentionMask.broadcastStrides(tensor.shape, to: target)!
+        } else {
+            allowed = nil; allowedStrides = [0, 0, 0, 0]
+        }
     }
 
     func queryLength(_ batch: Int) -> Int { mask.queryLengths?[batch] ?? shape.queryLength }
     func keyLength(_ batch: Int) -> Int { mask.keyLengths?[batch] ?? shape.keyLength }
-    func diagonalOffset(_ batch: Int) -> Int { mask.alignment == .bottomRight ? keyLength(batch) - queryLength(batch) : 0 }
+    func diagonalOffset(_ batch: Int) -> Int { mask.alignment.offset(queryLength: queryLength(batch), keyLength: keyLength(batch)) }
 
     /// The keys `lower..<upper` that causal, window and key length allow query row `i` to see.
     func keyRange(batch: Int, row i: Int) -> Range<Int> {
@@ -27,10 +40,13 @@ struct ResolvedAttentionMask: @unchecked Sendable {
         return lower < upper ? lower..<upper : 0..<0
     }
 
-    /// The additive term of the scaled score (bias + ALiBi), or -∞ when the block layout masks the pair;
-    /// `j` must already be inside `keyRange`.
+    /// The additive term of the scaled score (bias + ALiBi), or -∞ when the block layout or the boolean
+    /// mask masks the pair; `j` must already be inside `keyRange`.
     func additive(batch: Int, head: Int, row i: Int, key j: Int) -> Float {
         var value: Float = 0
+        if let allowed, allowed[batch * allowedStrides[0] + head * allowedStrides[1] + i * allowedStrides[2] + j * allowedStrides[3]] == 0 {
+            return -.infinity
+        }
         if let layout = mask.blockLayout {
             let rows = (shape.queryLength + layout.blockRows - 1) / layout.blockRows
             let columns = (shape.keyLength + layout.blockColumns - 1) / layout.blockColumns
@@ -38,11 +54,11 @@ struct ResolvedAttentionMask: @unchecked Sendable {
             if layout.blocks[(h * rows + i / layout.blockRows) * columns + j / layout.blockColumns] == 0 { return -.infinity }
         }
         if let slopes = mask.alibiSlopes { value -= slopes[head] * Float(abs(i + diagonalOffset(batch) - j)) }
-        if let bias { value += bias[batch * biasStrides.batch + head * biasStrides.head + i * shape.keyLength + j] }
+        if let bias { value += bias.pointer[batch * biasStrides[0] + head * biasStrides[1] + i * biasStrides[2] + j * biasStrides[3]] }
         return value
     }
 
-    var hasAdditiveTerms: Bool { mask.blockLayout != nil || mask.alibiSlopes != nil || bias != nil }
+    var hasAdditiveTerms: Bool { mask.blockLayout != nil || mask.alibiSlopes != nil || bias != nil || allowed != nil }
 }
 
 extension CommandBatch {
@@ -50,21 +66,21 @@ extension CommandBatch {
     /// head, streams the keys allowed to it in blocks, and keeps a running max, sum and output per
     /// row; memory beyond the inputs is one tile's scores and accumulators per thread.
     func cpuAttention(_ s: AttentionShape, q: Storage, k: Storage, v: Storage, output: Storage, dtype: DType,
-                      mask: AttentionMask, scale: Float, logSumExp: Storage?) {
+                      mask: AttentionMask, scale: Float, softcap: Float?, logSumExp: Storage?) {
         let qCount = s.batch * s.heads * s.queryLength * s.headDim
         let kCount = s.batch * s.kvHeads * s.keyLength * s.headDim
         let qBuffer = widenedInput(q, count: qCount, dtype: dtype)
         let kBuffer = widenedInput(k, count: kCount, dtype: dtype)
-        let vBuffer = widenedInput(v, count: kCount, dtype: dtype)
-        let resolved = ResolvedAttentionMask(mask, s, bias: mask.bias.map { UnsafePointer($0.storage.hostPointer!.assumingMemoryBound(to: Float.self)) })
+        let vBuffer = widenedInput(v, count: s.batch * s.kvHeads * s.keyLength * s.valueDim, dtype: dtype)
+        let resolved = ResolvedAttentionMask(mask, s)
         let out = UncheckedSendable(output.hostPointer!)
         let lse = UncheckedSendable(logSumExp?.hostPointer?.assumingMemoryBound(to: Float.self))
         let pointers = UncheckedSendable((qBuffer.pointer, kBuffer.pointer, vBuffer.pointer))
-        let tileRows = 16, keyBlock = 64, d = s.headDim
+        let tileRows = 16, keyBlock = 64, dk = s.headDim, d = s.valueDim
         let tilesPerHead = (s.queryLength + tileRows - 1) / tileRows
         let tasks = s.batch * s.heads * tilesPerHead
 
-        CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * d * 4) { range in
+        CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
             let (qp, kp, vp) = pointers.value
             var scores = [Float](repeating: 0, count: tileRows * keyBlock)
             let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * d)
@@ -86,7 +102,7 @@ extension CommandBatch {
                 }
                 if tileKeys.lowerBound != Int.max {
                     let kBase = kp + b * s.keyStrides.batch + kvHead * s.keyStrides.head
-                    let vBase = vp + b * s.keyStrides.batch + kvHead * s.keyStrides.head
+                    let vBase = vp + b * s.valueStrides.batch + kvHead * s.valueStrides.head
                     for block in stride(from: tileKeys.lowerBound, to: tileKeys.upperBound, by: keyBlock) {
                         let blockKeys = block..<min(tileKeys.upperBound, block + keyBlock)
                         for (r, i) in rows.enumerated() where i < validRows {
@@ -97,7 +113,8 @@ extension CommandBatch {
                                 var score = -Float.infinity
                                 if allowed.contains(j) {
                                     let kRow = kBase + j * s.keyStrides.sequence
-                                    score = dotProduct(qRow, kRow, count: d) * scale
+                                    score = dotProduct(qRow, kRow, count: dk) * scale
+                                    if let softcap { score = softcap * Foundation.tanh(score / softcap) }
                                     if resolved.hasAdditiveTerms { score += resolved.additive(batch: b, head: head, row: i, key: j) }
                                 }
                                 scores[r * keyBlock + j - block] = score
@@ -115,7 +132,7 @@ extension CommandBatch {
                                 if score == -.infinity { continue }
                                 let p = Foundation.exp(score - newMax)
                                 rowSum[r] += p
-                                addScaled(vBase + j * s.keyStrides.sequence, p, into: accumulator + o, count: d)
+                                addScaled(vBase + j * s.valueStrides.sequence, p, into: accumulator + o, count: d)
                             }
                         }
                     }
@@ -123,7 +140,7 @@ extension CommandBatch {
                 for (r, i) in rows.enumerated() {
                     let sum = i < validRows ? rowSum[r] : 0
                     let inverse: Float = sum > 0 ? 1 / sum : 0
-                    let outIndex = b * s.queryStrides.batch + head * s.queryStrides.head + i * s.queryStrides.sequence
+                    let outIndex = b * s.outputStrides.batch + head * s.outputStrides.head + i * s.outputStrides.sequence
                     if dtype == .float32 {
                         let row = out.value.assumingMemoryBound(to: Float.self) + outIndex
                         for e in 0..<d { row[e] = accumulator[r * d + e] * inverse }
@@ -135,39 +152,42 @@ extension CommandBatch {
                 }
             }
         }
-        withExtendedLifetime((qBuffer, kBuffer, vBuffer)) {}
-    }
-
-    /// The elements as fp32: the storage itself for Float, a widened copy for Float16.
-    private func widenedInput(_ storage: Storage, count: Int, dtype: DType) -> FloatInput {
-        if dtype == .float32 { return FloatInput(pointer: UnsafePointer(storage.hostPointer!.assumingMemoryBound(to: Float.self)), owned: nil) }
-        let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        widenFloat16(storage.hostPointer!.assumingMemoryBound(to: Float16.self), into: copy, count: count)
-        return FloatInput(pointer: UnsafePointer(copy), owned: copy)
+        withExtendedLifetime((qBuffer, kBuffer, vBuffer, resolved.bias)) {}
     }
 }
 
-/// Σ a[e]·b[e] for a count that is a multiple of 4, four lanes at a time.
+/// The elements as fp32: the storage itself for Float, a widened copy for Float16.
+func widenedInput(_ storage: Storage, count: Int, dtype: DType) -> FloatInput {
+    if dtype == .float32 { return FloatInput(pointer: UnsafePointer(storage.hostPointer!.assumingMemoryBound(to: Float.self)), owned: nil) }
+    let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    widenFloat16(storage.hostPointer!.assumingMemoryBound(to: Float16.self), into: copy, count: count)
+    return FloatInput(pointer: UnsafePointer(copy), owned: copy)
+}
+
+/// Σ a[e]·b[e], four lanes at a time, then the count % 4 tail.
 @inline(__always)
 private func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
     var sum = SIMD4<Float>()
     var e = 0
-    while e < count {
+    while e + 4 <= count {
         sum += UnsafeRawPointer(a + e).loadUnaligned(as: SIMD4<Float>.self) * UnsafeRawPointer(b + e).loadUnaligned(as: SIMD4<Float>.self)
         e += 4
     }
-    return sum.sum()
+    var total = sum.sum()
+    while e < count { total += a[e] * b[e]; e += 1 }
+    return total
 }
 
-/// y += p·x for a count that is a multiple of 4.
+/// y += p·x, four lanes at a time, then the count % 4 tail.
 @inline(__always)
 private func addScaled(_ x: UnsafePointer<Float>, _ p: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
     var e = 0
-    while e < count {
+    while e + 4 <= count {
         let updated = UnsafeRawPointer(y + e).loadUnaligned(as: SIMD4<Float>.self) + p * UnsafeRawPointer(x + e).loadUnaligned(as: SIMD4<Float>.self)
         UnsafeMutableRawPointer(y + e).storeBytes(of: updated, as: SIMD4<Float>.self)
         e += 4
     }
+    while e < count { y[e] += p * x[e]; e += 1 }
 }
 
 /// An fp32 view of an input, owning the widened copy when there is one.

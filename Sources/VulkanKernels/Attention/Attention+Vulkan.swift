@@ -17,6 +17,12 @@ struct AttentionKernelPlan {
         tileQueries = rows
     }
 
+    /// A plan with a given tile height (tests of the windowing arithmetic).
+    init(tileQueries: Int, lanes: Int = 8) {
+        self.lanes = lanes
+        self.tileQueries = tileQueries
+    }
+
     /// Tiles of (query head, query row) rows per K/V head.
     func tileCount(_ s: AttentionShape) -> Int { (s.group * s.queryLength + tileQueries - 1) / tileQueries }
 
@@ -36,9 +42,82 @@ struct AttentionKernelPlan {
     }
 }
 
+/// One dispatch of the fused kernel: query tiles × batch·kvHead indices, storing only the tile rows in
+/// `rows` (rows of one index's group · Lq), whose output elements lie in `firstElement ..< endElement`
+/// (bound as one storage buffer range).
+struct AttentionOutputWindow: Equatable {
+    var tiles: Range<Int>
+    var z: Range<Int>
+    var rows: Range<Int>
+    var firstElement: Int
+    var endElement: Int
+}
+
+extension AttentionKernelPlan {
+    /// Dispatch windows whose output ranges fit one storage binding of `limit` bytes (one window when the
+    /// whole output fits): whole batch·kvHead indices together while they fit, else runs of query rows
+    /// of one query head (contiguous in either layout), each as long as fits. Window starts are rounded
+    /// down to `alignment` bytes.
+    func outputWindows(_ s: AttentionShape, elementBytes: Int, alignment: Int, limit: Int) throws -> [AttentionOutputWindow] {
+        let zCount = s.batch * s.kvHeads, groupRows = s.group * s.queryLength
+        let alignElements = alignment / elementBytes
+        let o = s.outputStrides
+        let lastRow = (s.queryLength - 1) * o.sequence + s.valueDim
+        // Index z's heads start at rowStart(z, 0); its last element is that of head group − 1, row Lq − 1,
+        // or of head 0's last row when heads are interleaved (sequence stride > head stride); the
+        // maximum covers both. Starts and ends grow with z (positive strides, a batch holds all its heads).
+        func rowStart(_ z: Int, _ headOffset: Int) -> Int {
+            (z / s.kvHeads) * o.batch + ((z % s.kvHeads) * s.group + headOffset) * o.head
+        }
+        func wholeIndices(_ z: Range<Int>) -> AttentionOutputWindow {
+            let end = (0..<s.group).map { rowStart(z.upperBound - 1, $0) + lastRow }.max()!
+            return AttentionOutputWindow(tiles: 0..<tileCount(s), z: z, rows: 0..<groupRows,
+                                         firstElement: rowStart(z.lowerBound, 0) / alignElements * alignElements, endElement: end)
+        }
+        func rowRun(_ z: Int, _ headOffset: Int, _ queries: Range<Int>) -> AttentionOutputWindow {
+            let first = headOffset * s.queryLength + queries.lowerBound, last = headOffset * s.queryLength + queries.upperBound - 1
+            return AttentionOutputWindow(tiles: (first / tileQueries)..<(last / tileQueries + 1), z: z..<(z + 1),
+                                         rows: first..<(last + 1),
+                                         firstElement: (rowStart(z, headOffset) + queries.lowerBound * o.sequence) / alignElements * alignElements,
+                                         endElement: rowStart(z, headOffset) + (queries.upperBound - 1) * o.sequence + s.valueDim)
+        }
+        func fits(_ w: AttentionOutputWindow) -> Bool { (w.endElement - w.firstElement) * elementBytes <= limit }
+
+        if fits(wholeIndices(0..<zCount)) { return [wholeIndices(0..<zCount)] }
+        var windows: [AttentionOutputWindow] = []
+        var z = 0
+        while z < zCount {
+            var count = 0
+            while z + count < zCount && fits(wholeIndices(z..<(z + count + 1))) { count += 1 }
+            if count > 0 {
+                windows.append(wholeIndices(z..<(z + count))); z += count; continue
+            }
+            for headOffset in 0..<s.group {
+                // Rows of one head: the span grows with the run's length (binary search for the longest).
+                var query = 0
+                while query < s.queryLength {
+                    guard fits(rowRun(z, headOffset, query..<(query + 1))) else {
+                        throw KernelError.exceedsDeviceLimit(op: "attention", what: "output bytes of one row (one storage binding)",
+                                                             value: s.valueDim * elementBytes, limit: limit)
+                    }
+                    var low = 1, high = s.queryLength - query
+                    while low < high {
+                        let middle = (low + high + 1) / 2
+                        if fits(rowRun(z, headOffset, query..<(query + middle))) { low = middle } else { high = middle - 1 }
+                    }
+                    windows.append(rowRun(z, headOffset, query..<(query + low)))
+                    query += low
+                }
+            }
+            z += 1
+        }
+        return windows
+    }
+}
+
 extension CommandBatch {
     func encodeAttention(_ s: AttentionShape, q: Storage, k: Storage, v: Storage, output: Storage, dtype: DType,
-                         mask: AttentionMask, scale: Float, logSumExp: Storage?, split: AttentionSplit) throws {
+                         mask: AttentionMask, scale: Float, softcap: Float?, logSumExp: Storage?, split: AttentionSplit) throws {
         let op = "attention"
         let info = context.device!.info
         if dtype == .float16 && !info.supports16BitStorage {
@@ -53,73 +132,105 @@ extension CommandBatch {
         let splitCount = (s.keyLength + keysPerSplit - 1) / keysPerSplit
         let rows = s.batch * s.heads * s.queryLength
         let elementBytes = dtype.byteSize
-        if output.byteCount > info.maxStorageBufferRange {
-            throw KernelError.exceedsDeviceLimit(op: op, what: "output bytes (one storage binding)", value: output.byteCount,
+        if let logSumExp, logSumExp.byteCount > info.maxStorageBufferRange {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "log-sum-exp bytes (one storage binding)", value: logSumExp.byteCount,
                                                  limit: info.maxStorageBufferRange)
         }
 
-        let texel = dtype == .float32 ? BufferBinding.Kind.texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
-                                      : BufferBinding.Kind.texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
-        let (aux, features) = try auxiliaryWords(mask, s, plan: plan)
-        let bias = try mask.bias?.storage ?? context.zeros(Float.self, shape: [4]).storage
+        // The vec4 fast path when every head dim is a multiple of 4; else one element per texel.
+        let width = s.vectorAligned ? 4 : 1
+        let texel: BufferBinding.Kind = switch (dtype == .float32, width) {
+        case (true, 4): .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
+        case (false, 4): .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
+        case (true, _): .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
+        default: .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
+        }
+        let (aux, maskFeatures) = try auxiliaryWords(mask, s, plan: plan)
+        let features = maskFeatures | (softcap != nil ? 32 : 0)
+        let bias = try mask.biasStorage ?? (context.zeros(Float.self, shape: [4]).storage, .float32)
+        let allowed = try mask.allowed?.storage ?? context.zeros(UInt8.self, shape: [4]).storage
         let lseTarget = try logSumExp ?? context.empty(Float.self, shape: [1]).storage
         let band = mask.diagonalBand
-        let biasShape = mask.bias?.shape ?? [1, 1, 1, 1]
-        let plane = s.queryLength * s.keyLength
+        let paddedValueDim = (s.valueDim + 3) / 4 * 4
 
-        let splitOutput = splitCount > 1 ? try context.empty(Float.self, shape: [splitCount * rows * s.headDim]) : nil
+        let splitOutput = splitCount > 1 ? try context.empty(Float.self, shape: [splitCount * rows * paddedValueDim]) : nil
         let splitLse = splitCount > 1 ? try context.empty(Float.self, shape: [splitCount * rows]) : nil
-        if let splitOutput, splitOutput.byteCount > info.maxStorageBufferRange {
-            throw KernelError.exceedsDeviceLimit(op: op, what: "split partial-output bytes", value: splitOutput.byteCount,
+        if let splitOutput, splitOutput.byteCount > info.maxStorageBufferRange || rows * s.valueDim * elementBytes > info.maxStorageBufferRange {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "split partial-output or output bytes (one storage binding)",
+                                                 value: max(splitOutput.byteCount, rows * s.valueDim * elementBytes),
                                                  limit: info.maxStorageBufferRange)
         }
-        // Output strides in vec4s: the caller's layout, or the dense [split][z][Lq][d] partials.
+        // Output strides in elements: the caller's layout, or the dense [split][z][Lq][dv padded to 4] partials.
         let outputStrides: [Int] = splitCount > 1
-            ? [s.heads * s.queryLength * s.headDim / 4, s.queryLength * s.headDim / 4, s.headDim / 4, rows * s.headDim / 4]
-            : [s.queryStrides.batch / 4, s.queryStrides.head / 4, s.queryStrides.sequence / 4, 0]
+            ? [s.heads * s.queryLength * paddedValueDim, s.queryLength * paddedValueDim, paddedValueDim, rows * paddedValueDim]
+            : [s.outputStrides.batch, s.outputStrides.head, s.outputStrides.sequence, 0]
         var push: [UInt32] = [s.queryLength, s.keyLength, s.heads, s.group].map { UInt32($0) }
-        push += [s.queryStrides.batch, s.queryStrides.head, s.queryStrides.sequence].map { UInt32($0 / 4) }
-        push += [s.keyStrides.batch, s.keyStrides.head, s.keyStrides.sequence].map { UInt32($0 / 4) }
-        push += [s.keyStrides.batch, s.keyStrides.head, s.keyStrides.sequence].map { UInt32($0 / 4) }
+        push += [s.queryStrides.batch, s.queryStrides.head, s.queryStrides.sequence].map { UInt32($0 / width) }
+        push += [s.keyStrides.batch, s.keyStrides.head, s.keyStrides.sequence].map { UInt32($0 / width) }
+        push += [s.valueStrides.batch, s.valueStrides.head, s.valueStrides.sequence].map { UInt32($0 / width) }
         push += outputStrides.map { UInt32($0) }
+        let shift: Int = if case .offset(let n) = mask.alignment { n } else { 0 }
         push += [(scale * 1.442_695_04).bitPattern, UInt32(bitPattern: Int32(band.left)), UInt32(bitPattern: Int32(band.right)),
-                 mask.alignment == .topLeft ? 1 : 0]
-        push += [biasShape[0] == 1 ? 0 : biasShape[1] * plane, biasShape[1] == 1 ? 0 : plane, s.keyLength].map { UInt32($0) }
-        push += [mask.blockLayout?.blockRows ?? 1, mask.blockLayout?.blockColumns ?? 1, keysPerSplit].map { UInt32($0) }
+                 mask.alignment == .bottomRight ? 1 : 0, UInt32(bitPattern: Int32(clamping: shift)), UInt32(keysPerSplit),
+                 ((softcap ?? 1) * 1.442_695_04).bitPattern]
 
         let fusedOutputIsF16 = dtype == .float16 && splitCount == 1
         let spec = KernelSpec(shader: fusedOutputIsF16 ? .attention_attention_fused_f16 : .attention_attention_fused,
                               bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer,
-                                         .storageBuffer, .storageBuffer, .uniformTexelBuffer],
-                              pushConstantBytes: push.count * 4,
+                                         .storageBuffer, .storageBuffer, .uniformTexelBuffer, .uniformTexelBuffer],
+                              pushConstantBytes: (push.count + 5) * 4,
                               specialization: [UInt32(s.headDim), UInt32(plan.tileQueries), UInt32(plan.lanes), features,
-                                               logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0],
+                                               logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0, UInt32(s.valueDim), UInt32(width)],
                               requiredSubgroupSize: plan.lanes)
-        let fusedOutput = splitOutput?.storage ?? output
         let fusedLse = splitLse?.storage ?? lseTarget
-        try dispatch(spec, [BufferBinding(q, texel), BufferBinding(k, texel), BufferBinding(v, texel),
-                            BufferBinding(fusedOutput, .storageWrite, byteCount: splitOutput == nil ? s.batch * s.heads * s.queryLength * s.headDim * elementBytes : nil),
-                            BufferBinding(fusedLse, .storageWrite), BufferBinding(aux.storage, .storageRead),
-                            BufferBinding(bias, .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4))],
-                     push: push, groups: (plan.tileCount(s), splitCount, s.batch * s.kvHeads))
+        let biasView: BufferBinding.Kind = bias.dtype == .float32 ? .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
+                                                                   : .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
+        // Output bindings start at a multiple of the offset alignment and of a vec4 (the fast path's stores).
+        let alignment = max(info.minStorageBufferOffsetAlignment, 4 * elementBytes)
+        let target = splitOutput?.storage ?? output
+        let targetElementBytes = splitOutput == nil ? elementBytes : 4
+        let windows = try splitOutput == nil
+            ? plan.outputWindows(s, elementBytes: elementBytes, alignment: alignment, limit: info.maxStorageBufferRange)
+            : [AttentionOutputWindow(tiles: 0..<plan.tileCount(s), z: 0..<(s.batch * s.kvHeads), rows: 0..<(s.group * s.queryLength), firstElement: 0,
+                                     endElement: splitCount * rows * paddedValueDim)]
+        for window in windows {
+            let windowPush = push + [window.tiles.lowerBound, window.z.lowerBound, window.firstElement,
+                                     window.rows.lowerBound, window.rows.upperBound].map { UInt32($0) }
+            try dispatch(spec, [BufferBinding(q, texel), BufferBinding(k, texel), BufferBinding(v, texel),
+                                BufferBinding(target, .storageWrite, byteOffset: window.firstElement * targetElementBytes,
+                                              byteCount: (window.endElement - window.firstElement) * targetElementBytes),
+                                BufferBinding(fusedLse, .storageWrite), BufferBinding(aux.storage, .storageRead),
+                                BufferBinding(bias.storage, biasView), BufferBinding(allowed, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))],
+                         push: windowPush, groups: (window.tiles.count, splitCount, window.z.count))
+        }
 
         guard let splitOutput, let splitLse else { return }
-        let mergePush: [UInt32] = [s.queryLength, s.heads, s.headDim / 4, splitCount,
-                                   s.queryStrides.batch / 4, s.queryStrides.head / 4, s.queryStrides.sequence / 4,
-                                   logSumExp == nil ? 0 : 1, rows].map { UInt32($0) }
+        let mergePush: [UInt32] = [s.queryLength, s.heads, paddedValueDim / 4, splitCount,
+                                   s.outputStrides.batch, s.outputStrides.head, s.outputStrides.sequence,
+                                   logSumExp == nil ? 0 : 1, rows, s.valueDim].map { UInt32($0) }
         let merge = KernelSpec(shader: dtype == .float16 ? .attention_attention_merge_splits_f16 : .attention_attention_merge_splits,
-                               bindings: [.storageBuffer, .storageBuffer, .storageBuffer, .storageBuffer], pushConstantBytes: 36)
+                               bindings: [.storageBuffer, .storageBuffer, .storageBuffer, .storageBuffer], pushConstantBytes: 40)
         try dispatch(merge, [BufferBinding(splitOutput.storage, .storageRead), BufferBinding(splitLse.storage, .storageRead),
-                             BufferBinding(output, .storageWrite, byteCount: rows * s.headDim * elementBytes),
+                             BufferBinding(output, .storageWrite, byteCount: rows * s.valueDim * elementBytes),
                              BufferBinding(lseTarget, .storageWrite)],
-                     push: mergePush, groups: ((rows * s.headDim / 4 + 63) / 64, 1, 1))
+                     push: mergePush, groups: ((rows * paddedValueDim / 4 + 63) / 64, 1, 1))
     }
 
-    /// The aux binding's words (header of offsets, then lengths, ALiBi slopes and the packed block
-    /// layout) and the FEATURES specialization bits they imply.
+    /// The aux binding's words (header of offsets, strides and block size, then lengths, ALiBi slopes
+    /// and the packed block layout) and the FEATURES specialization bits they imply.
     private func auxiliaryWords(_ mask: AttentionMask, _ s: AttentionShape, plan: AttentionKernelPlan) throws -> (Tensor<UInt32>, UInt32) {
-        var words = [UInt32](repeating: 0, count: 5)
+        var words = [UInt32](repeating: 0, count: 15)
         var features: UInt32 = 0
+        let target = [s.batch, s.heads, s.queryLength, s.keyLength]
+        if let shape = mask.bias?.shape, let strides = AttentionMask.broadcastStrides(shape, to: target) {
+            for axis in 0..<4 { words[5 + axis] = UInt32(strides[axis]) }
+        }
+        if let shape = mask.allowed?.shape, let strides = AttentionMask.broadcastStrides(shape, to: target) {
+            for axis in 0..<4 { words[9 + axis] = UInt32(strides[axis]) }
+            features |= 64
+        }
+        words[13] = UInt32(mask.blockLayout?.blockRows ?? 1)
+        words[14] = UInt32(mask.blockLayout?.blockColumns ?? 1)
         if let lengths = mask.queryLengths {
             words[0] = UInt32(words.count); words += lengths.map { UInt32($0) }; features |= 1
         }

@@ -17,18 +17,23 @@ public enum AttentionSplit: Sendable, Equatable {
     case count(Int)
 }
 
-/// Head dims the kernels are built for (every multiple of 4 up to 256 works; these are the common ones).
+/// Head dims the kernels are built for (every head dim 1...256 works, for Q/K and V separately; multiples
+/// of 4 take the fast path; these are the common ones).
 public let attentionCommonHeadDims = [32, 64, 80, 96, 128, 256]
 
 /// The sizes and element strides of one attention call, checked against each other.
 struct AttentionShape {
     var batch: Int, heads: Int, kvHeads: Int
-    var queryLength: Int, keyLength: Int, headDim: Int
-    var layout: AttentionLayout
-    /// Element strides (batch, head, sequence) of the Q / output tensors and of the K / V tensors.
+    /// `headDim` is Q's and K's head dim; `valueDim` is V's and the output's.
+    var queryLength: Int, keyLength: Int, headDim: Int, valueDim: Int
+    /// Element strides (batch, head, sequence) of Q, K, V and the output.
     var queryStrides: (batch: Int, head: Int, sequence: Int)
     var keyStrides: (batch: Int, head: Int, sequence: Int)
+    var valueStrides: (batch: Int, head: Int, sequence: Int)
+    var outputStrides: (batch: Int, head: Int, sequence: Int)
     var group: Int { heads / kvHeads }
+    /// Whether every head dim is a multiple of 4 (the kernels' vec4 fast path).
+    var vectorAligned: Bool { headDim % 4 == 0 && valueDim % 4 == 0 }
 
     static func dims(_ shape: [Int], _ layout: AttentionLayout) -> (batch: Int, heads: Int, sequence: Int, headDim: Int) {
         layout == .batchHeadSequence ? (shape[0], shape[1], shape[2], shape[3]) : (shape[0], shape[2], shape[1], shape[3])
@@ -41,71 +46,98 @@ struct AttentionShape {
                                             : (dims.sequence * dims.heads * d, d, dims.heads * d)
     }
 
-    init(op: String, q: [Int], k: [Int], v: [Int], output: [Int], layout: AttentionLayout) throws {
-        let expected = layout == .batchHeadSequence ? "[batch, heads, sequence, headDim]" : "[batch, sequence, heads, headDim]"
-        for (name, shape) in [("Q", q), ("K", k), ("V", v), ("output", output)] where shape.count != 4 {
-            throw KernelError.invalidShape(op: op, operand: name, shape: shape, expected: expected)
+    /// `layout` orders Q and the output, `keyLayout` (default: the same) K and V.
+    init(op: String, q: [Int], k: [Int], v: [Int], output: [Int], layout: AttentionLayout,
+         keyLayout: AttentionLayout? = nil) throws {
+        let keyLayout = keyLayout ?? layout
+        func expected(_ l: AttentionLayout) -> String {
+            l == .batchHeadSequence ? "[batch, heads, sequence, headDim]" : "[batch, sequence, heads, headDim]"
         }
-        guard k == v else { throw KernelError.shapeMismatch(op: op + " (K vs V)", lhs: k, rhs: v) }
-        guard output == q else { throw KernelError.shapeMismatch(op: op + " (output vs Q)", lhs: output, rhs: q) }
-        let qd = Self.dims(q, layout), kd = Self.dims(k, layout)
+        for (name, shape, l) in [("Q", q, layout), ("K", k, keyLayout), ("V", v, keyLayout), ("output", output, layout)] where shape.count != 4 {
+            throw KernelError.invalidShape(op: op, operand: name, shape: shape, expected: expected(l))
+        }
+        let qd = Self.dims(q, layout), kd = Self.dims(k, keyLayout), vd = Self.dims(v, keyLayout), od = Self.dims(output, layout)
+        guard kd.batch == vd.batch, kd.heads == vd.heads, kd.sequence == vd.sequence else {
+            throw KernelError.shapeMismatch(op: op + " (K vs V: batch, heads and sequence must match)", lhs: k, rhs: v)
+        }
+        guard od.batch == qd.batch, od.heads == qd.heads, od.sequence == qd.sequence, od.headDim == vd.headDim else {
+            throw KernelError.shapeMismatch(op: op + " (output must be Q's shape with V's head dim)", lhs: output, rhs: q)
+        }
         guard qd.batch == kd.batch else { throw KernelError.shapeMismatch(op: op + " (batch of Q vs K)", lhs: q, rhs: k) }
         guard qd.headDim == kd.headDim else { throw KernelError.shapeMismatch(op: op + " (head dim of Q vs K)", lhs: q, rhs: k) }
         guard kd.heads > 0, qd.heads % kd.heads == 0 else {
             throw KernelError.shapeMismatch(op: op + " (query heads must be a multiple of key/value heads)", lhs: q, rhs: k)
         }
-        guard qd.headDim % 4 == 0, (4...256).contains(qd.headDim) else {
-            throw KernelError.invalidParameter(op: op, name: "headDim",
-                                               value: "\(qd.headDim) (supported: multiples of 4 up to 256, e.g. \(attentionCommonHeadDims))")
+        for (name, d) in [("headDim", qd.headDim), ("value headDim", vd.headDim)] where !(1...256).contains(d) {
+            throw KernelError.invalidParameter(op: op, name: name, value: "\(d) (supported: 1...256; multiples of 4 are fastest, e.g. \(attentionCommonHeadDims))")
         }
         for (name, shape) in [("Q", q), ("K", k)] where shape.contains(0) { throw KernelError.emptyTensor(op: op, operand: name) }
         batch = qd.batch; heads = qd.heads; kvHeads = kd.heads
-        queryLength = qd.sequence; keyLength = kd.sequence; headDim = qd.headDim
-        self.layout = layout
+        queryLength = qd.sequence; keyLength = kd.sequence; headDim = qd.headDim; valueDim = vd.headDim
         queryStrides = Self.strides(qd, layout)
-        keyStrides = Self.strides(kd, layout)
+        keyStrides = Self.strides(kd, keyLayout)
+        valueStrides = Self.strides(vd, keyLayout)
+        outputStrides = Self.strides(od, layout)
     }
 
-    /// Useful flops: 4·d per attended (query, key) pair (QKᵀ and PV), counting only unmasked pairs of
-    /// causal / windowed masks over the full lengths.
+    /// Useful flops: 2·(dk + dv) per attended (query, key) pair (QKᵀ and PV), counting only unmasked
+    /// pairs of causal / windowed masks over the full lengths.
     func flops(mask: AttentionMask) -> Double {
         var pairs = 0.0
         let band = mask.diagonalBand
-        let offset = mask.alignment == .bottomRight ? keyLength - queryLength : 0
+        let offset = mask.alignment.offset(queryLength: queryLength, keyLength: keyLength)
         for i in 0..<queryLength {
             let lower = max(0, i + offset - band.left), upper = min(keyLength - 1, i + offset + band.right)
             pairs += Double(max(0, upper - lower + 1))
         }
-        return 4 * Double(headDim) * pairs * Double(batch * heads)
+        return 2 * Double(headDim + valueDim) * pairs * Double(batch * heads)
     }
 }
 
 extension CommandBatch {
-    /// Scaled dot-product attention, fused: `output = softmax(scale·Q·Kᵀ + mask)·V` per batch and head,
-    /// without ever storing the `Lq × Lk` score matrix (FlashAttention: Dao et al. 2022, online softmax
-    /// of Milakov & Gimelshein 2018). Memory use is linear in the sequence lengths.
+    /// Scaled dot-product attention, fused: `output = softmax(softcap(scale·Q·Kᵀ) + mask)·V` per batch
+    /// and head, without ever storing the `Lq × Lk` score matrix (FlashAttention: Dao et al. 2022,
+    /// online softmax of Milakov & Gimelshein 2018). Memory use is linear in the sequence lengths.
     ///
-    /// - Q and output: `[batch, heads, Lq, d]`; K and V: `[batch, kvHeads, Lk, d]` (or the
-    ///   `.batchSequenceHead` order). `heads` must be a multiple of `kvHeads`: query head `h` reads
-    ///   key/value head `h / (heads / kvHeads)` (grouped-query and multi-query attention).
-    /// - `d` any multiple of 4 up to 256 (32, 64, 80, 96, 128, 256 are the common ones); any lengths ≥ 1.
-    /// - `scale` defaults to `1/√d`. Storage `Float` or `Float16`; products, softmax statistics and
-    ///   sums are fp32.
+    /// - Q: `[batch, heads, Lq, dk]`; K: `[batch, kvHeads, Lk, dk]`; V: `[batch, kvHeads, Lk, dv]`;
+    ///   output: `[batch, heads, Lq, dv]` (or the `.batchSequenceHead` order). `heads` must be a
+    ///   multiple of `kvHeads`: query head `h` reads key/value head `h / (heads / kvHeads)`
+    ///   (grouped-query and multi-query attention).
+    /// - `dk` and `dv` any of 1...256. Multiples of 4 (32, 64, 80, 96, 128, 256 are the common ones)
+    ///   take the vector fast path; other head dims read one element per fetch on Vulkan (about 4× the
+    ///   fetches; no copies). Any lengths ≥ 1.
+    /// - `scale` defaults to `1/√dk`. `softcap` (> 0, Gemma 2's logit soft-capping) replaces the scaled
+    ///   score `s` by `softcap·tanh(s/softcap)` before the mask's additive terms (as ONNX Attention).
+    ///   Storage `Float` or `Float16`; products, softmax statistics and sums are fp32.
     /// - A query row whose keys are all masked outputs zeros (and log-sum-exp `-∞`), never NaN.
     /// - `logSumExp`, when given (`[batch, heads, Lq]`, fp32), receives `log Σ_j exp(score_ij)` per row.
     /// - `split` divides keys among workgroups on Vulkan (flash decoding); the CPU backend ignores it.
     /// - Throws ``KernelError`` for mismatched shapes, an unsupported head dim, a mask of the wrong shape
-    ///   or out-of-range lengths, before anything runs.
+    ///   or out-of-range lengths, a softcap that is not finite and positive, before anything runs.
     public func attention<Element: FloatingPointElement>(q: Tensor<Element>, k: Tensor<Element>, v: Tensor<Element>,
                                                          into output: Tensor<Element>, mask: AttentionMask = .none,
-                                                         scale: Float? = nil, layout: AttentionLayout = .batchHeadSequence,
+                                                         scale: Float? = nil, softcap: Float? = nil,
+                                                         layout: AttentionLayout = .batchHeadSequence,
                                                          logSumExp: Tensor<Float>? = nil, split: AttentionSplit = .automatic) throws {
+        try attention(q: q, k: k, v: v, into: output, mask: mask, scale: scale, softcap: softcap, layout: layout, keyLayout: layout,
+                      logSumExp: logSumExp, split: split)
+    }
+
+    /// ``attention(q:k:v:into:mask:scale:softcap:layout:logSumExp:split:)`` with K and V in their own
+    /// layout (ONNX's 3D Q with a `[batch, heads, sequence, headDim]` KV cache).
+    func attention<Element: FloatingPointElement>(q: Tensor<Element>, k: Tensor<Element>, v: Tensor<Element>,
+                                                  into output: Tensor<Element>, mask: AttentionMask, scale: Float?, softcap: Float?,
+                                                  layout: AttentionLayout, keyLayout: AttentionLayout,
+                                                  logSumExp: Tensor<Float>?, split: AttentionSplit) throws {
         let op = "attention"
         try ensureRecording(op)
         try checkOwnership(op, ("Q", q.context), ("K", k.context), ("V", v.context), ("output", output.context))
-        let shape = try AttentionShape(op: op, q: q.shape, k: k.shape, v: v.shape, output: output.shape, layout: layout)
+        let shape = try AttentionShape(op: op, q: q.shape, k: k.shape, v: v.shape, output: output.shape, layout: layout, keyLayout: keyLayout)
         let scale = scale ?? 1 / Float(shape.headDim).squareRoot()
         try checkFinite(op, ("scale", scale))
+        if let softcap, !(softcap.isFinite && softcap > 0) {
+            throw KernelError.invalidParameter(op: op, name: "softcap", value: "\(softcap) (must be finite and > 0; nil turns it off)")
+        }
         try validate(mask, shape, op: op)
         if let logSumExp {
             try checkOwnership(op, ("logSumExp", logSumExp.context))
@@ -119,10 +151,10 @@ extension CommandBatch {
         }
         if context.isVulkan {
             try encodeAttention(shape, q: q.storage, k: k.storage, v: v.storage, output: output.storage, dtype: Element.dtype,
-                                mask: mask, scale: scale, logSumExp: logSumExp?.storage, split: split)
+                                mask: mask, scale: scale, softcap: softcap, logSumExp: logSumExp?.storage, split: split)
         } else {
             cpuAttention(shape, q: q.storage, k: k.storage, v: v.storage, output: output.storage, dtype: Element.dtype,
-                         mask: mask, scale: scale, logSumExp: logSumExp?.storage)
+                         mask: mask, scale: scale, softcap: softcap, logSumExp: logSumExp?.storage)
         }
     }
 
@@ -145,12 +177,13 @@ extension CommandBatch {
             }
             if let bad = slopes.first(where: { !$0.isFinite }) { throw KernelError.invalidParameter(op: op, name: "mask.alibiSlopes", value: "\(bad)") }
         }
-        if let bias = mask.bias {
-            try checkOwnership(op, ("mask.bias", bias.context))
-            let b = bias.shape
-            guard b.count == 4, b[0] == 1 || b[0] == s.batch, b[1] == 1 || b[1] == s.heads, b[2] == s.queryLength, b[3] == s.keyLength else {
-                throw KernelError.invalidShape(op: op, operand: "mask.bias", shape: b,
-                                               expected: "[\(s.batch) or 1, \(s.heads) or 1, \(s.queryLength), \(s.keyLength)]")
+        let target = [s.batch, s.heads, s.queryLength, s.keyLength]
+        for (name, shape, owner) in [("mask.bias", mask.bias?.shape, mask.bias?.context), ("mask.allowed", mask.allowed?.shape, mask.allowed?.context)] {
+            guard let shape, let owner else { continue }
+            try checkOwnership(op, (name, owner))
+            guard AttentionMask.broadcastStrides(shape, to: target) != nil else {
+                throw KernelError.invalidShape(op: op, operand: name, shape: shape,
+                                               expected: "rank 1...4, broadcastable (NumPy rules) to [batch, heads, Lq, Lk] = \(target)")
             }
         }
         if let layout = mask.blockLayout {
@@ -168,15 +201,17 @@ extension CommandBatch {
 }
 
 extension ComputeContext {
-    /// Fused attention into a new tensor shaped like `q`, in a batch of its own (see
-    /// ``CommandBatch/attention(q:k:v:into:mask:scale:layout:logSumExp:split:)``).
+    /// Fused attention into a new tensor shaped like `q` with V's head dim, in a batch of its own (see
+    /// ``CommandBatch/attention(q:k:v:into:mask:scale:softcap:layout:logSumExp:split:)``).
     public func attention<Element: FloatingPointElement>(q: Tensor<Element>, k: Tensor<Element>, v: Tensor<Element>,
-                                                         mask: AttentionMask = .none, scale: Float? = nil,
+                                                         mask: AttentionMask = .none, scale: Float? = nil, softcap: Float? = nil,
                                                          layout: AttentionLayout = .batchHeadSequence,
                                                          logSumExp: Tensor<Float>? = nil,
                                                          split: AttentionSplit = .automatic) throws -> Tensor<Element> {
-        let output: Tensor<Element> = try empty(shape: q.shape)
-        try batch { try $0.attention(q: q, k: k, v: v, into: output, mask: mask, scale: scale, layout: layout,
+        var shape = q.shape
+        if shape.count == 4, v.rank == 4 { shape[3] = v.shape[3] }
+        let output: Tensor<Element> = try empty(shape: shape)
+        try batch { try $0.attention(q: q, k: k, v: v, into: output, mask: mask, scale: scale, softcap: softcap, layout: layout,
                                      logSumExp: logSumExp, split: split) }
         return output
     }

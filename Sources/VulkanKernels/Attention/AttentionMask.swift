@@ -1,11 +1,21 @@
-/// Which keys each query row of ``CommandBatch/attention(q:k:v:into:mask:scale:layout:logSumExp:split:)``
+/// A `Float` or `Float16` tensor: attention's additive bias may be either (ONNX masks have Q's type).
+public protocol FloatingPointTensor: AnyObject, Sendable {
+    var shape: [Int] { get }
+    var dtype: DType { get }
+    var context: ComputeContext { get }
+}
+
+extension Tensor: FloatingPointTensor where Element: FloatingPointElement {}
+
+/// Which keys each query row of ``CommandBatch/attention(q:k:v:into:mask:scale:softcap:layout:logSumExp:split:)``
 /// may attend to, and what is added to its scores. The parts combine: a key is attended to only when
 /// every part allows it, and the additive parts (bias, ALiBi) are summed.
 ///
 /// Positions are measured against a *diagonal*: query row `i` of a sequence with `Lq` queries and
 /// `Lk` keys sits at key position `i + offset`, where `offset = Lk − Lq` for ``DiagonalAlignment/bottomRight``
-/// (FlashAttention ≥ 2.1, KV-cache decoding: the last query sees every key) and `offset = 0` for
-/// ``DiagonalAlignment/topLeft`` (ONNX / PyTorch `is_causal` on square inputs). `Lq` and `Lk` are the
+/// (FlashAttention ≥ 2.1, KV-cache decoding: the last query sees every key), `offset = 0` for
+/// ``DiagonalAlignment/topLeft`` (PyTorch `is_causal`, ONNX without a cache) and `offset = n` for
+/// ``DiagonalAlignment/offset(_:)`` (ONNX with `past_key`: `n` = past length). `Lq` and `Lk` are the
 /// per-sequence lengths when ``queryLengths`` / ``keyLengths`` are given.
 public struct AttentionMask: Sendable {
     /// Where the diagonal that causal masks, sliding windows and ALiBi measure against lies.
@@ -14,6 +24,18 @@ public struct AttentionMask: Sendable {
         case bottomRight
         /// Query `i` aligns with key `i` (the first query with the first key).
         case topLeft
+        /// Query `i` aligns with key `i + n` in every sequence (`n` keys precede the queries, whatever
+        /// the lengths); `.offset(0)` is `.topLeft`.
+        case offset(Int)
+
+        /// The diagonal offset for a sequence of `queryLength` queries and `keyLength` keys.
+        func offset(queryLength: Int, keyLength: Int) -> Int {
+            switch self {
+            case .bottomRight: keyLength - queryLength
+            case .topLeft: 0
+            case .offset(let n): n
+            }
+        }
     }
 
     /// Query `i` sees keys `j` with `i + offset − left ≤ j ≤ i + offset + right` (local attention).
@@ -47,16 +69,42 @@ public struct AttentionMask: Sendable {
     public var keyLengths: [Int]?
     /// ALiBi (Press et al. 2022): `−slope[h] · |i + offset − j|` added to the scaled score of query head `h`.
     public var alibiSlopes: [Float]?
-    /// Added to the scaled scores: `[batch or 1, heads or 1, Lq, Lk]`, broadcast over dimensions of size 1.
-    public var bias: Tensor<Float>?
+    /// Added to the (soft-capped) scaled scores: a `Float` or `Float16` tensor of rank 1...4 that
+    /// broadcasts to `[batch, heads, Lq, Lk]` by NumPy's rules (dimensions aligned from the right, each
+    /// equal or 1; so a 3D `[X, Lq, Lk]` has X on the *heads* axis). `-∞` entries mask the pair; a row
+    /// left with no key outputs zeros. `+∞` or NaN entries give undefined results.
+    public var bias: (any FloatingPointTensor)?
+    /// A boolean mask, nonzero = the query may attend the key, broadcast like ``bias``.
+    public var allowed: Tensor<UInt8>?
     public var blockLayout: BlockLayout?
 
     public init(isCausal: Bool = false, alignment: DiagonalAlignment = .bottomRight, window: SlidingWindow? = nil,
                 queryLengths: [Int]? = nil, keyLengths: [Int]? = nil, alibiSlopes: [Float]? = nil,
-                bias: Tensor<Float>? = nil, blockLayout: BlockLayout? = nil) {
+                bias: (any FloatingPointTensor)? = nil, allowed: Tensor<UInt8>? = nil, blockLayout: BlockLayout? = nil) {
         self.isCausal = isCausal; self.alignment = alignment; self.window = window
         self.queryLengths = queryLengths; self.keyLengths = keyLengths; self.alibiSlopes = alibiSlopes
-        self.bias = bias; self.blockLayout = blockLayout
+        self.bias = bias; self.allowed = allowed; self.blockLayout = blockLayout
+    }
+
+    /// The element strides (batch, head, query, key) that read a row-major tensor of `shape` broadcast
+    /// to `target` (rank 4) by NumPy's rules, 0 along broadcast dimensions; nil when it does not broadcast.
+    static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int]? {
+        guard (1...4).contains(shape.count) else { return nil }
+        let padded = [Int](repeating: 1, count: 4 - shape.count) + shape
+        var strides = [Int](repeating: 0, count: 4), running = 1
+        for axis in (0..<4).reversed() {
+            guard padded[axis] == target[axis] || padded[axis] == 1 else { return nil }
+            strides[axis] = padded[axis] == 1 ? 0 : running
+            running *= padded[axis]
+        }
+        return strides
+    }
+
+    /// The bias's storage and element type.
+    var biasStorage: (storage: Storage, dtype: DType)? {
+        if let t = bias as? Tensor<Float> { return (t.storage, .float32) }
+        if let t = bias as? Tensor<Float16> { return (t.storage, .float16) }
+        return nil
     }
 
     /// Every query sees every key.
@@ -93,7 +141,7 @@ public struct AttentionMask: Sendable {
 
     /// True when some query may not see some key (anything but `.none`).
     var restrictsKeys: Bool {
-        isCausal || window != nil || queryLengths != nil || keyLengths != nil || blockLayout != nil
+        isCausal || window != nil || queryLengths != nil || keyLengths != nil || blockLayout != nil || allowed != nil
     }
 }
 

@@ -1,8 +1,9 @@
 /// An array read from a NumPy `.npy` file: shape, element type and the raw little-endian bytes.
 ///
 /// Reads format versions 1.0–3.0 with `fortran_order: False` and element types `<f4`, `<f2`, `<i4`,
-/// `<u4` and `|u1`; anything else (float64, big-endian, Fortran order, object arrays) is a clear
-/// ``DataFileError/unsupported(file:what:)``.
+/// `<u4` and `|u1`, plus `<i8` (narrowed to int32; a value outside Int32's range is an error) and
+/// `|b1` (booleans as uint8 0 / 1); anything else (float64, big-endian, Fortran order, object arrays)
+/// is a clear ``DataFileError/unsupported(file:what:)``.
 public struct NPYArray: Sendable, Equatable {
     public var shape: [Int]
     public var dtype: DType
@@ -44,18 +45,37 @@ public enum NPY {
     /// Reads `.npy` bytes (`name` appears in error messages).
     public static func read(bytes: [UInt8], name: String) throws -> NPYArray {
         let raw = try readRaw(bytes: bytes, name: name)
+        if raw.descr == "<i8" { return try narrowedInt64(raw, name: name) }
+        if raw.descr == "|b1" {
+            return NPYArray(shape: raw.shape, dtype: .uint8, bytes: raw.bytes.map { $0 == 0 ? 0 : 1 })
+        }
         let dtype: DType = switch raw.descr {
         case "<f4": .float32
         case "<f2": .float16
         case "<i4": .int32
         case "<u4": .uint32
         case "|u1", "<u1": .uint8
-        default: throw DataFileError.unsupported(file: name, what: "element type '\(raw.descr)' (fp32, fp16, int32, uint32 and uint8 are read)")
+        default: throw DataFileError.unsupported(file: name, what: "element type '\(raw.descr)' (fp32, fp16, int32, int64, uint32, uint8 and bool are read)")
         }
         guard raw.bytes.count == raw.count * dtype.byteSize else {
             throw DataFileError.truncated(file: name, needed: raw.count * dtype.byteSize, available: raw.bytes.count)
         }
         return NPYArray(shape: raw.shape, dtype: dtype, bytes: raw.bytes)
+    }
+
+    /// An int64 array as int32, refusing values outside Int32's range (sequence lengths, indices).
+    private static func narrowedInt64(_ raw: RawArray, name: String) throws -> NPYArray {
+        var narrowed = [Int32]()
+        narrowed.reserveCapacity(raw.count)
+        for index in 0..<raw.count {
+            var value: Int64 = 0
+            for byte in 0..<8 { value |= Int64(raw.bytes[index * 8 + byte]) << (8 * Int64(byte)) }
+            guard let small = Int32(exactly: value) else {
+                throw DataFileError.unsupported(file: name, what: "int64 value \(value) at element \(index) (outside Int32's range)")
+            }
+            narrowed.append(small)
+        }
+        return NPYArray(shape: raw.shape, dtype: .int32, bytes: narrowed.withUnsafeBytes { Array($0) })
     }
 
     /// An array of any fixed-size little-endian element type (`descr` as NumPy writes it, e.g. `<i8`).

@@ -125,8 +125,8 @@ public struct ScipySparseFile: Sendable {
         guard shape.count == 2, shape.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }) else {
             throw DataFileError.malformed(file: name, reason: "shape \(shape)")
         }
-        let pointers = try Self.integers(try archive.array("indptr"), name: name, what: "indptr").map(Int32.init)
-        let indices = try Self.integers(try archive.array("indices"), name: name, what: "indices").map(Int32.init)
+        let pointers = try Self.int32s(try archive.array("indptr"), name: name, what: "indptr")
+        let indices = try Self.int32s(try archive.array("indices"), name: name, what: "indices")
         let dataArray = try archive.array("data")
         let data = try Self.floats(dataArray, name: name)
         switch format {
@@ -202,6 +202,14 @@ public struct ScipySparseFile: Sendable {
         }
     }
 
+    /// int32 or int64 values that must fit Int32 (CSR offsets and indices), else a `malformed` error, not a trap.
+    private static func int32s(_ array: NPY.RawArray, name: String, what: String) throws -> [Int32] {
+        try integers(array, name: name, what: what).map { value in
+            guard let fitted = Int32(exactly: value) else { throw DataFileError.malformed(file: name, reason: "\(what): \(value) out of range") }
+            return fitted
+        }
+    }
+
     private static func floats(_ array: NPY.RawArray, name: String) throws -> [Float] {
         try array.bytes.withUnsafeBytes { raw -> [Float] in
             switch array.descr {
@@ -220,8 +228,10 @@ extension SparseMatrixData {
         guard rows + 1 == rowOffsets.count else { return self }
         var copy = self
         for row in 0..<rows {
-            let range = Int(rowOffsets[row])..<Int(rowOffsets[row + 1])
-            guard range.lowerBound >= 0, range.upperBound <= columnIndices.count, range.count > 1 else { continue }
+            // Offsets are not validated yet (validated() runs after this): a decreasing pair is left for it to report.
+            let (start, end) = (Int(rowOffsets[row]), Int(rowOffsets[row + 1]))
+            guard start >= 0, start <= end, end <= columnIndices.count, end - start > 1 else { continue }
+            let range = start..<end
             let order = range.sorted { columnIndices[$0] < columnIndices[$1] }
             for (destination, source) in zip(range, order) {
                 copy.columnIndices[destination] = columnIndices[source]
@@ -233,8 +243,9 @@ extension SparseMatrixData {
 }
 
 extension SparseMatrixData {
-    /// The arrays of a sparse-family matrix (values widened to fp32).
-    init<Element: FloatingPointElement>(_ matrix: CSRMatrix<Element>) {
+    /// The arrays of a sparse-family matrix (values widened to fp32), e.g. to write a pruned weight with
+    /// ``SparseMatrixFile/writeMatrixMarket(_:to:)``.
+    public init<Element: FloatingPointElement>(_ matrix: CSRMatrix<Element>) {
         self.init(rows: matrix.rows, columns: matrix.columns, rowOffsets: matrix.rowPointers, columnIndices: matrix.columnIndices,
                   values: matrix.values.map { Float($0) })
     }

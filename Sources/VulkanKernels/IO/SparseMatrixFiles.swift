@@ -27,6 +27,10 @@ public struct SparseMatrixData: Sendable, Equatable {
         for row in 0..<rows {
             let (start, end) = (Int(rowOffsets[row]), Int(rowOffsets[row + 1]))
             guard start <= end else { throw DataFileError.malformed(file: name, reason: "row \(row): offsets decrease (\(start) > \(end))") }
+            // Offsets may rise past nnz before coming back down to it: check before reading the row.
+            guard start >= 0, end <= columnIndices.count else {
+                throw DataFileError.malformed(file: name, reason: "row \(row): offsets \(start)..<\(end) outside the \(columnIndices.count) column indices")
+            }
             for index in start..<end {
                 let column = columnIndices[index]
                 guard column >= 0, Int(column) < columns else {

@@ -76,10 +76,13 @@ public struct RigidTransform: Sendable, Equatable {
     }
 }
 
-/// A pinhole camera: intrinsics in pixels plus a camera-to-world pose.
+/// A perspective camera: intrinsics in pixels, optional OpenCV lens distortion, and a camera-to-world pose.
 ///
-/// Pixel (0, 0) is the top-left pixel; its centre is at image coordinates (0.5, 0.5). A ray through
-/// image point (u, v) has camera-space direction ((u − cx)/fx, −(v − cy)/fy, −1), normalised.
+/// Pixel (0, 0) is the top-left pixel; its centre is at image coordinates (0.5, 0.5). Image point (u, v)
+/// has normalised coordinates x_d = (u − cx)/fx, y_d = (v − cy)/fy (y down the image); the ray through it
+/// goes through the undistorted point (x, y) = `distortion.undistort(x_d, y_d)`, i.e. has camera-space
+/// direction (x, −y, −1), normalised (OpenGL axes: +y up, looking down −z). Without distortion
+/// (x, y) = (x_d, y_d). ``project(_:)`` is the exact inverse.
 public struct Camera: Sendable, Equatable {
     public var width: Int
     public var height: Int
@@ -88,9 +91,11 @@ public struct Camera: Sendable, Equatable {
     public var principalX: Float
     public var principalY: Float
     public var cameraToWorld: RigidTransform
+    /// Lens distortion applied by ``ray(u:v:)`` and ``project(_:)`` (zero: a pinhole camera).
+    public var distortion: CameraDistortion
 
     public init(width: Int, height: Int, focalX: Float, focalY: Float, principalX: Float? = nil, principalY: Float? = nil,
-                cameraToWorld: RigidTransform) {
+                cameraToWorld: RigidTransform, distortion: CameraDistortion = CameraDistortion()) {
         self.width = width
         self.height = height
         self.focalX = focalX
@@ -98,6 +103,7 @@ public struct Camera: Sendable, Equatable {
         self.principalX = principalX ?? Float(width) / 2
         self.principalY = principalY ?? Float(height) / 2
         self.cameraToWorld = cameraToWorld
+        self.distortion = distortion
     }
 
     /// A camera with square pixels and horizontal field of view `fieldOfViewX` (radians), as NeRF-synthetic's `camera_angle_x`.
@@ -106,15 +112,60 @@ public struct Camera: Sendable, Equatable {
         self.init(width: width, height: height, focalX: focal, focalY: focal, cameraToWorld: cameraToWorld)
     }
 
+    /// The same camera rendering `width`×`height` pixels: focal lengths and principal point scale with the
+    /// image (per axis), distortion (in normalised coordinates) and pose stay.
+    public func resized(width: Int, height: Int) -> Camera {
+        let sx = Float(width) / Float(self.width), sy = Float(height) / Float(self.height)
+        return Camera(width: width, height: height, focalX: focalX * sx, focalY: focalY * sy, principalX: principalX * sx,
+                      principalY: principalY * sy, cameraToWorld: cameraToWorld, distortion: distortion)
+    }
+
     /// The ray through image point (u, v) (pixel centre of pixel (i, j) is (i + 0.5, j + 0.5)).
     public func ray(u: Float, v: Float) -> Ray {
-        let local = SIMD3<Float>((u - principalX) / focalX, -(v - principalY) / focalY, -1)
+        var normalised = SIMD2<Float>((u - principalX) / focalX, (v - principalY) / focalY)
+        if !distortion.isZero { normalised = distortion.undistort(normalised) }
+        let local = SIMD3<Float>(normalised.x, -normalised.y, -1)
         return Ray(origin: cameraToWorld.translation, direction: normalized(cameraToWorld.apply(direction: local)))
     }
 
     /// The ray through the centre of pixel (x, y).
     public func ray(pixelX x: Int, pixelY y: Int) -> Ray {
         ray(u: Float(x) + 0.5, v: Float(y) + 0.5)
+    }
+
+    /// The image point (u, v) where world point `point` appears, or nil when it is not in front of the camera
+    /// (camera-space z ≥ 0). The exact inverse of ``ray(u:v:)``: `project(ray(u: u, v: v).at(t)) ≈ (u, v)` for
+    /// every t > 0, up to float rounding and the undistortion's convergence. Points outside the image
+    /// project outside [0, width) × [0, height); the caller decides what that means.
+    public func project(_ point: SIMD3<Float>) -> SIMD2<Float>? {
+        project(cameraSpace: cameraToWorld.inverseApply(point: point))
+    }
+
+    /// ``project(_:)`` of a point already in camera space (x right, y up, looking down −z).
+    public func project(cameraSpace local: SIMD3<Float>) -> SIMD2<Float>? {
+        guard local.z < 0 else { return nil }
+        var normalised = SIMD2<Float>(local.x / -local.z, local.y / local.z)
+        if !distortion.isZero { normalised = distortion.distort(normalised) }
+        return SIMD2(focalX * normalised.x + principalX, focalY * normalised.y + principalY)
+    }
+}
+
+extension RigidTransform {
+    /// The world-to-camera map: p ↦ R⁻¹(p − t), with the general 3×3 inverse (cofactors over the
+    /// determinant), so that it inverts ``apply(direction:)`` exactly even when a file's rotation is not
+    /// quite orthonormal.
+    public func inverseApply(point p: SIMD3<Float>) -> SIMD3<Float> {
+        let inverse = inverseRotationRows
+        let d = p - translation
+        return SIMD3(dot(inverse.0, d), dot(inverse.1, d), dot(inverse.2, d))
+    }
+
+    /// Rows of R⁻¹ (R's columns are `rotation`): row i of the inverse is (column j × column k)/det for
+    /// (i, j, k) cyclic.
+    public var inverseRotationRows: (SIMD3<Float>, SIMD3<Float>, SIMD3<Float>) {
+        let (a, b, c) = rotation
+        let determinant = dot(a, cross(b, c))
+        return (cross(b, c) / determinant, cross(c, a) / determinant, cross(a, b) / determinant)
     }
 }
 

@@ -7,16 +7,6 @@ public struct CameraFileError: Error, CustomStringConvertible, Equatable {
     public var description: String { "camera file: \(reason)" }
 }
 
-/// OpenCV radial-tangential (and fisheye k3/k4) distortion coefficients as `transforms.json` stores them.
-/// Parsed and kept; the pinhole ``Camera`` itself does not apply them.
-public struct CameraDistortion: Sendable, Equatable {
-    public var k1: Float = 0, k2: Float = 0, k3: Float = 0, k4: Float = 0, p1: Float = 0, p2: Float = 0
-    public init(k1: Float = 0, k2: Float = 0, k3: Float = 0, k4: Float = 0, p1: Float = 0, p2: Float = 0) {
-        self.k1 = k1; self.k2 = k2; self.k3 = k3; self.k4 = k4; self.p1 = p1; self.p2 = p2
-    }
-    public var isZero: Bool { self == CameraDistortion() }
-}
-
 /// How a `transforms.json` pose becomes a world-space ``Camera``.
 public enum TransformsConvention: Sendable, Equatable {
     /// The matrix as stored: an OpenGL camera-to-world in the dataset's world (nerfstudio, NeRF-synthetic).
@@ -30,9 +20,10 @@ public enum TransformsConvention: Sendable, Equatable {
 
 /// One frame of a `transforms.json`.
 public struct CameraFrame: Sendable, Equatable {
+    /// The frame's camera, distortion included.
     public var camera: Camera
     public var filePath: String?
-    public var distortion: CameraDistortion
+    public var distortion: CameraDistortion { camera.distortion }
 }
 
 /// An instant-ngp / nerfstudio / NeRF-synthetic `transforms.json`.
@@ -85,7 +76,10 @@ public struct TransformsFile: Sendable {
         if width == nil || height == nil {
             if let imageSize { width = imageSize.width; height = imageSize.height }
             else if let filePath, let folder, let size = pngSize(folder: folder, filePath: filePath) { width = size.0; height = size.1 }
-            else { throw CameraFileError("no `w`/`h` and the image size could not be read from \(filePath ?? "the frame")") }
+            else {
+                throw CameraFileError("no `w`/`h` and the image size could not be read from \(filePath ?? "the frame") "
+                                      + "(give the size: imageSize:, or vkk render --resolution)")
+            }
         }
         guard let w = width, let h = height, w > 0, h > 0, w <= 1 << 16, h <= 1 << 16 else {
             throw CameraFileError("image size \(width ?? 0)×\(height ?? 0) is not positive")
@@ -101,11 +95,18 @@ public struct TransformsFile: Sendable {
         let matrix = try matrixRows(rows)
         var pose = RigidTransform(rows: matrix)
         if case .instantNGP = convention { pose = ngpPose(pose, scale: scale, offset: offset) }
+        // Lens models other than (radial-tangential) OpenCV would need their own ray generation.
+        if let model = (frame["camera_model"] ?? root["camera_model"]) as? String, !["OPENCV", "PINHOLE", "SIMPLE_PINHOLE"].contains(model) {
+            throw CameraFileError("camera_model \(model) is not supported (OPENCV and pinhole only)")
+        }
+        if let fisheye = (frame["is_fisheye"] ?? root["is_fisheye"]) as? Bool, fisheye {
+            throw CameraFileError("is_fisheye cameras are not supported (OpenCV radial-tangential only)")
+        }
         let distortion = CameraDistortion(k1: try value("k1") ?? 0, k2: try value("k2") ?? 0, k3: try value("k3") ?? 0,
                                           k4: try value("k4") ?? 0, p1: try value("p1") ?? 0, p2: try value("p2") ?? 0)
         return CameraFrame(camera: Camera(width: w, height: h, focalX: focalX, focalY: focalY, principalX: cx, principalY: cy,
-                                          cameraToWorld: pose),
-                           filePath: filePath, distortion: distortion)
+                                          cameraToWorld: pose, distortion: distortion),
+                           filePath: filePath)
     }
 
     /// instant-ngp's world change: p ↦ cycle(p · scale + offset), cycle(x, y, z) = (y, z, x), applied to
@@ -182,9 +183,11 @@ public struct CameraPathFile: Sendable {
     }
 }
 
-/// The cameras of a `transforms.json` (see ``TransformsFile``).
-public func loadTransformsCameras(_ path: String, convention: TransformsConvention = .asStored) throws -> [Camera] {
-    try TransformsFile.read(contentsOf: path, convention: convention).cameras
+/// The cameras of a `transforms.json` (see ``TransformsFile``); `imageSize` is used only when the file
+/// gives no size (NeRF-synthetic) and decides the focal length from `camera_angle_x`.
+public func loadTransformsCameras(_ path: String, convention: TransformsConvention = .asStored,
+                                  imageSize: (width: Int, height: Int)? = nil) throws -> [Camera] {
+    try TransformsFile.read(contentsOf: path, convention: convention, imageSize: imageSize).cameras
 }
 
 /// The cameras of a nerfstudio `camera_path.json` (see ``CameraPathFile``).

@@ -28,15 +28,12 @@ public enum FieldCatalog {
         guard path.lowercased().hasSuffix(".json") else { return nil }
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let cameras: [Camera]
+        let requested = width.flatMap { w in height.map { (width: w, height: $0) } }
         if text.contains("\"camera_path\"") { cameras = try loadCameraPath(path) }
-        else if text.contains("\"frames\"") { cameras = try loadTransformsCameras(path) }
+        else if text.contains("\"frames\"") { cameras = try loadTransformsCameras(path, imageSize: requested) }
         else { return nil }
-        guard let width, let height else { return cameras }
-        return cameras.map { camera in
-            let sx = Float(width) / Float(camera.width), sy = Float(height) / Float(camera.height)
-            return Camera(width: width, height: height, focalX: camera.focalX * sx, focalY: camera.focalY * sy,
-                          principalX: camera.principalX * sx, principalY: camera.principalY * sy, cameraToWorld: camera.cameraToWorld)
-        }
+        guard let requested else { return cameras }
+        return cameras.map { $0.resized(width: requested.width, height: requested.height) }
     }
     private static let registry = Mutex(Registry())
 

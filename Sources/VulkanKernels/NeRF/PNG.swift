@@ -44,23 +44,43 @@ public enum PNG {
     /// Reads a PNG as 16-bit-per-channel values when it is 16-bit gray, else 8-bit values (in UInt16s),
     /// keeping its channel count (1, 2, 3 or 4).
     public static func read(_ path: String) throws -> (width: Int, height: Int, channels: Int, bitDepth: Int, values: [UInt16]) {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        guard png_image_begin_read_from_file(&image, path) != 0 else { throw PNGError(path: path, message: message(of: image)) }
+        var image = try begin(path)
         defer { png_image_free(&image) }
-        let channels = Int(image.format & colourFlag != 0 ? 3 : 1) + Int(image.format & alphaFlag)
-        let sixteen = image.format & linearFlag != 0
-        let count = Int(image.width) * Int(image.height) * channels
-        if sixteen {
-            var values = [UInt16](repeating: 0, count: count)
+        let channels = channels(of: image)
+        if image.format & linearFlag != 0 {
+            var values = [UInt16](repeating: 0, count: Int(image.width) * Int(image.height) * channels)
             let ok = values.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
             guard ok != 0 else { throw PNGError(path: path, message: message(of: image)) }
             return (Int(image.width), Int(image.height), channels, 16, values)
         }
-        var bytes = [UInt8](repeating: 0, count: count)
+        return (Int(image.width), Int(image.height), channels, 8, try finish8(&image, path: path).map(UInt16.init))
+    }
+
+    /// Reads a PNG as 8-bit values (16-bit files are reduced by libpng), keeping its channel count
+    /// (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA); row-major, top row first, channels interleaved.
+    public static func read8(_ path: String) throws -> (width: Int, height: Int, channels: Int, values: [UInt8]) {
+        var image = try begin(path)
+        defer { png_image_free(&image) }
+        image.format &= ~linearFlag
+        return (Int(image.width), Int(image.height), channels(of: image), try finish8(&image, path: path))
+    }
+
+    private static func begin(_ path: String) throws -> png_image {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        guard png_image_begin_read_from_file(&image, path) != 0 else { throw PNGError(path: path, message: message(of: image)) }
+        return image
+    }
+
+    private static func channels(of image: png_image) -> Int {
+        Int(image.format & colourFlag != 0 ? 3 : 1) + Int(image.format & alphaFlag)
+    }
+
+    private static func finish8(_ image: inout png_image, path: String) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: Int(image.width) * Int(image.height) * channels(of: image))
         let ok = bytes.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
         guard ok != 0 else { throw PNGError(path: path, message: message(of: image)) }
-        return (Int(image.width), Int(image.height), channels, 8, bytes.map(UInt16.init))
+        return bytes
     }
 
     private static func message(of image: png_image) -> String {

@@ -58,13 +58,38 @@ public enum ReferenceRenderer {
                              rayCount: indices.count * spp, sampleCount: indices.count * spp * samplesPerRay, rounds: 1, seconds: 0)
     }
 
+    /// ``CameraDistortion/undistort(_:)`` in float64, run to convergence (≤ 50 Newton steps, |step| < 1e-15).
+    static func undistort(_ xd: Double, _ yd: Double, _ lens: CameraDistortion) -> (Double, Double) {
+        let (k1, k2, k3, k4) = (Double(lens.k1), Double(lens.k2), Double(lens.k3), Double(lens.k4))
+        let (p1, p2) = (Double(lens.p1), Double(lens.p2))
+        var x = xd, y = yd
+        for _ in 0..<50 {
+            let r2 = x * x + y * y
+            let radial = 1 + r2 * (k1 + r2 * (k2 + r2 * (k3 + r2 * k4)))
+            let slope = k1 + r2 * (2 * k2 + r2 * (3 * k3 + r2 * 4 * k4))
+            let fx = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x) - xd
+            let fy = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y - yd
+            let jxx = radial + 2 * x * x * slope + 2 * p1 * y + 6 * p2 * x
+            let jxy = 2 * x * y * slope + 2 * p1 * x + 2 * p2 * y
+            let jyy = radial + 2 * y * y * slope + 6 * p1 * y + 2 * p2 * x
+            let determinant = jxx * jyy - jxy * jxy
+            guard abs(determinant) > 1e-300 else { break }
+            let sx = (fx * jyy - fy * jxy) / determinant, sy = (fy * jxx - fx * jxy) / determinant
+            x -= sx; y -= sy
+            if abs(sx) + abs(sy) < 1e-15 { break }
+        }
+        return (x, y)
+    }
+
     /// One ray in float64: (colour with background, opacity, expected depth).
     static func integrate(camera: Camera, u: Double, v: Double, bounds: AABB, steps: Int, background: SIMD3<Double>,
                           density: (Double, Double, Double) -> Double,
                           radiance: (Double, Double, Double, Double, Double, Double) -> (Double, Double, Double, Double))
         -> (SIMD3<Double>, Double, Double) {
         let pose = camera.cameraToWorld
-        let ax = (u - Double(camera.principalX)) / Double(camera.focalX), ay = -(v - Double(camera.principalY)) / Double(camera.focalY)
+        var ax = (u - Double(camera.principalX)) / Double(camera.focalX), ay = (v - Double(camera.principalY)) / Double(camera.focalY)
+        if !camera.distortion.isZero { (ax, ay) = undistort(ax, ay, camera.distortion) }
+        ay = -ay
         var dx = Double(pose.rotation.0.x) * ax + Double(pose.rotation.1.x) * ay - Double(pose.rotation.2.x)
         var dy = Double(pose.rotation.0.y) * ax + Double(pose.rotation.1.y) * ay - Double(pose.rotation.2.y)
         var dz = Double(pose.rotation.0.z) * ax + Double(pose.rotation.1.z) * ay - Double(pose.rotation.2.z)

@@ -26,20 +26,10 @@ extension Renderer {
         let occupancy = try deviceWords(of: parameters.grid, field: field)
 
         let bounds = field.bounds
-        let rotation = camera.cameraToWorld.rotation, translation = camera.cameraToWorld.translation
-        let cameraPush: [Float] = [rotation.0.x, rotation.0.y, rotation.0.z, rotation.1.x, rotation.1.y, rotation.1.z,
-                                   rotation.2.x, rotation.2.y, rotation.2.z, translation.x, translation.y, translation.z,
-                                   camera.focalX, camera.focalY, camera.principalX, camera.principalY,
-                                   bounds.lower.x, bounds.lower.y, bounds.lower.z, bounds.upper.x, bounds.upper.y, bounds.upper.z]
         try context.batch { batch in
-            try batch.fill(liveCount.storage, word: 0)
-            let spec = KernelSpec(shader: EmbeddedShader.nerf_generate_rays, bindings: Array(repeating: .storageBuffer, count: 6),
-                                  pushConstantBytes: 104, specialization: [64])
-            try batch.dispatch(spec, [BufferBinding(origins.storage, .storageWrite), BufferBinding(directions.storage, .storageWrite),
-                                      BufferBinding(accumulation.storage, .storageWrite), BufferBinding(bookkeeping.storage, .storageWrite),
-                                      BufferBinding(liveRays.storage, .storageWrite), BufferBinding(liveCount.storage, .storageReadWrite)],
-                               push: [UInt32(camera.width), UInt32(camera.height), UInt32(spp), UInt32(rays)] + cameraPush.map(\.bitPattern),
-                               groups: ((rays + 63) / 64, 1, 1))
+            try Self.encodeGenerateRays(into: batch, camera: camera, samplesPerPixel: spp, bounds: bounds, origins: origins,
+                                        directions: directions, accumulation: accumulation, bookkeeping: bookkeeping,
+                                        liveRays: liveRays, liveCount: liveCount)
         }
         var live = Int(try liveCount.toArray()[0])
         let grid = parameters.grid
@@ -85,5 +75,42 @@ extension Renderer {
                                  depthSum: { Float(bitPattern: book[4 * $0 + 3]) }, samples: { book[4 * $0 + 2] })
         image.rounds = rounds
         return image
+    }
+
+    /// Records generate_rays: every ray of the frame (origins/directions vec4 with t near/far), zeroed
+    /// accumulation and bookkeeping, and the compact list of rays that hit `bounds` with its count.
+    static func encodeGenerateRays(into batch: CommandBatch, camera: Camera, samplesPerPixel spp: Int, bounds: AABB,
+                                   origins: Tensor<Float>, directions: Tensor<Float>, accumulation: Tensor<Float>,
+                                   bookkeeping: Tensor<UInt32>, liveRays: Tensor<UInt32>, liveCount: Tensor<UInt32>) throws {
+        let rays = camera.width * camera.height * spp
+        let rotation = camera.cameraToWorld.rotation, translation = camera.cameraToWorld.translation
+        let cameraPush: [Float] = [rotation.0.x, rotation.0.y, rotation.0.z, rotation.1.x, rotation.1.y, rotation.1.z,
+                                   rotation.2.x, rotation.2.y, rotation.2.z, translation.x, translation.y, translation.z,
+                                   camera.focalX, camera.focalY, camera.principalX, camera.principalY,
+                                   bounds.lower.x, bounds.lower.y, bounds.lower.z, bounds.upper.x, bounds.upper.y, bounds.upper.z]
+            + camera.distortion.coefficients
+        try batch.fill(liveCount.storage, word: 0)
+        let spec = KernelSpec(shader: EmbeddedShader.nerf_generate_rays, bindings: Array(repeating: .storageBuffer, count: 6),
+                              pushConstantBytes: 128, specialization: [64])
+        try batch.dispatch(spec, [BufferBinding(origins.storage, .storageWrite), BufferBinding(directions.storage, .storageWrite),
+                                  BufferBinding(accumulation.storage, .storageWrite), BufferBinding(bookkeeping.storage, .storageWrite),
+                                  BufferBinding(liveRays.storage, .storageWrite), BufferBinding(liveCount.storage, .storageReadWrite)],
+                           push: [UInt32(camera.width), UInt32(camera.height), UInt32(spp), UInt32(rays)] + cameraPush.map(\.bitPattern),
+                           groups: ((rays + 63) / 64, 1, 1))
+    }
+
+    /// The rays generate_rays produces for `camera` (one per pixel, row-major, pixel centres), as the
+    /// renderer would march them: origin and unit direction per ray (tests compare them with ``Camera/ray(u:v:)``).
+    func generateRaysOnVulkan(camera: Camera, bounds: AABB) throws -> (origins: [Float], directions: [Float]) {
+        let rays = camera.width * camera.height
+        let origins = try context.empty(Float.self, shape: [rays, 4]), directions = try context.empty(Float.self, shape: [rays, 4])
+        let accumulation = try context.empty(Float.self, shape: [rays, 4]), bookkeeping = try context.empty(UInt32.self, shape: [rays, 4])
+        let liveRays = try context.empty(UInt32.self, shape: [rays]), liveCount = try context.empty(UInt32.self, shape: [1])
+        try context.batch { batch in
+            try Self.encodeGenerateRays(into: batch, camera: camera, samplesPerPixel: 1, bounds: bounds, origins: origins,
+                                        directions: directions, accumulation: accumulation, bookkeeping: bookkeeping,
+                                        liveRays: liveRays, liveCount: liveCount)
+        }
+        return (try origins.toArray(), try directions.toArray())
     }
 }

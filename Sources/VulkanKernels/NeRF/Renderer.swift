@@ -61,8 +61,9 @@ public final class Renderer: @unchecked Sendable {
     public func render(field: RadianceField, camera: Camera, options: RenderOptions = RenderOptions()) throws -> RenderedImage {
         try options.validate()
         guard camera.width > 0, camera.height > 0, camera.width * camera.height <= 1 << 24,
-              camera.focalX.isFinite, camera.focalY.isFinite, camera.focalX != 0, camera.focalY != 0 else {
-            throw KernelError.invalidParameter(op: "render", name: "camera", value: "\(camera.width)×\(camera.height), focal \(camera.focalX), \(camera.focalY)")
+              camera.focalX.isFinite, camera.focalY.isFinite, camera.focalX != 0, camera.focalY != 0,
+              camera.distortion.coefficients.allSatisfy(\.isFinite) else {
+            throw KernelError.invalidParameter(op: "render", name: "camera", value: "\(camera.width)×\(camera.height), focal \(camera.focalX), \(camera.focalY), \(camera.distortion)")
         }
         let grid = options.skipEmptySpace ? try occupancyGrid(for: field, settings: options.occupancy) : OccupancyGrid.full(bounds: field.bounds)
         let (minimum, maximum, ratio) = options.resolvedStep(for: field.bounds).parameters
