@@ -144,9 +144,16 @@ final class SparseSpMMTests: XCTestCase {
                 for kernel in [SpMMKernel.nmTiles, .rowEntries] {
                     try check(.nm(pruned), dense: aDense, n: 36, form: .spmm, alpha: -1, beta: 0.5, Float.self, on: context, kernel: kernel)
                 }
+                // The linear form reads rows of X: any token count, lanes past it clamped.
+                for tokens in [37, 1] {
+                    try check(.nm(pruned), dense: aDense, n: tokens, form: .linear, alpha: 1, beta: tokens == 1 ? 0 : -0.5, Float.self,
+                              on: context, kernel: .nmTiles)
+                }
                 let half = try SparsePruning.nm(dense.map { Float16($0) }, rows: rows, columns: columns, n: n, m: m)
-                try check(.nm(half), dense: half.toDense().map { Float($0) }, n: 68, form: .spmm, alpha: 1, beta: 0.25, Float16.self,
-                          on: context, kernel: .nmTiles)
+                for form in Form.allCases {
+                    try check(.nm(half), dense: half.toDense().map { Float($0) }, n: 68, form: form, alpha: 1, beta: 0.25, Float16.self,
+                              on: context, kernel: .nmTiles)
+                }
             }
             let zeros = try NMSparseMatrix<Float>(dense: [Float](repeating: 0, count: 24 * 16), rows: 24, columns: 16, n: 2, m: 4)
             try check(.nm(zeros), dense: zeros.toDense(), n: 12, form: .spmm, alpha: 1, beta: 0.5, Float.self, on: context, kernel: .nmTiles)
@@ -178,14 +185,14 @@ final class SparseSpMMTests: XCTestCase {
                     guard case KernelError.invalidParameter(_, "kernel", _) = error else { return XCTFail("\(error)") }
                 }
             }
-            // The linear form: B (X) is stored N × K, which the tiled kernel does not read; this 2:4 matrix
-            // (20 values a row) would run in the spmm form.
-            let wide = SparseReference.sparseDense(rows: 8, columns: 40, density: 0.5, seed: 10)
-            let nmWide = SparseMatrix<Float>.nm(try SparsePruning.nm(wide, rows: 8, columns: 40, n: 2, m: 4))
-            let x = try context.zeros(Float.self, shape: [8, 40]), y = try context.zeros(Float.self, shape: [8, 8])
-            XCTAssertThrowsError(try context.batch { try $0.linear(x, weight: nmWide, into: y, kernel: .nmTiles) })
-            let bWide = try context.zeros(Float.self, shape: [40, 8])
-            XCTAssertNoThrow(try context.batch { try $0.spmm(nmWide, bWide, into: c, kernel: .nmTiles) })
+            // 2:3 spans 6 columns per step: the spmm form reads it, the linear form (rows of X as vec4 texels
+            // from each step's first column) does not.
+            let narrow = SparseReference.sparseDense(rows: 8, columns: 12, density: 0.5, seed: 10)
+            let twoOfThree = SparseMatrix<Float>.nm(try SparsePruning.nm(narrow, rows: 8, columns: 12, n: 2, m: 3))
+            let x = try context.zeros(Float.self, shape: [8, 12]), y = try context.zeros(Float.self, shape: [8, 8])
+            XCTAssertThrowsError(try context.batch { try $0.linear(x, weight: twoOfThree, into: y, kernel: .nmTiles) })
+            let bNarrow = try context.zeros(Float.self, shape: [12, 8])
+            XCTAssertNoThrow(try context.batch { try $0.spmm(twoOfThree, bNarrow, into: c, kernel: .nmTiles) })
         }
     }
 

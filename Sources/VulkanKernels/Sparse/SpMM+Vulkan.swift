@@ -17,8 +17,9 @@ public enum SpMMKernel: String, Sendable, CaseIterable {
     /// each lane then fetches B for its columns. Any shape, both forms.
     case rowEntries
     /// `spmm_nm.comp`, N:M only: a 16-row × 4·subgroup-column register tile per subgroup, each B fetch reused
-    /// by all 16 rows. Needs the `spmm` form, N (columns of B) a multiple of 4, N:M with N in {1, 2, 4},
-    /// 4/N·M ≤ 16 and every row's stored values a multiple of 4 (2:4 with K a multiple of 8).
+    /// by all 16 rows. Needs N:M with N in {1, 2, 4}, 4/N·M ≤ 16, every row's stored values a multiple of 4
+    /// (2:4: K a multiple of 8), and N (columns of B) a multiple of 4 — or, in the `linear` form, K a
+    /// multiple of 4 and 4/N·M a multiple of 4 (any token count).
     case nmTiles
     /// `spmm_bsr.comp`, BSR only: the dense subgroup GEMM's register tile applied block by block.
     case blockTiles
@@ -31,11 +32,16 @@ extension SpMMKernel {
 
     /// Whether `spmm_nm.comp` can run this product (see ``nmTiles``).
     static func nmTilesApply<Element>(_ matrix: NMSparseMatrix<Element>, _ s: SpMMShape) -> Bool {
-        !s.linear && s.n % 4 == 0 && [1, 2, 4].contains(matrix.n) && 4 / matrix.n * matrix.m <= 16
-            && (matrix.groupsPerRow * matrix.n) % 4 == 0
+        guard [1, 2, 4].contains(matrix.n), 4 / matrix.n * matrix.m <= 16, (matrix.groupsPerRow * matrix.n) % 4 == 0 else { return false }
+        // B as vec4 texels: rows of B (N wide), or for the linear form rows of X (K wide) read a step at a time.
+        return s.linear ? s.k % 4 == 0 && (4 / matrix.n * matrix.m) % 4 == 0 : s.n % 4 == 0
     }
 
-    /// The kernel `.automatic` stands for, or the forced one after checking it applies.
+    /// The kernel `.automatic` stands for, or the forced one after checking it applies. The choice is the
+    /// same on CPU drivers and GPUs: each format's tiled kernel does less work per output than the entry
+    /// kernel on both (B fetches shared by 16 rows, shuffles instead of shared memory); a GPU-specific
+    /// variant (B staged in shared memory, indexed by position) is not written, and nothing here was
+    /// measured on a GPU.
     static func resolve<Element>(_ kernel: SpMMKernel, _ a: SparseMatrix<Element>, _ s: SpMMShape, op: String) throws -> SpMMKernel {
         func refuse(_ reason: String) -> KernelError {
             KernelError.invalidParameter(op: op, name: "kernel", value: "\(kernel.rawValue) \(reason)")
@@ -47,8 +53,8 @@ extension SpMMKernel {
         case (.blockTiles, .bsr), (.rowEntries, .csr), (.rowEntries, .nm): return kernel
         case (.nmTiles, .nm(let matrix)):
             guard nmTilesApply(matrix, s) else {
-                throw refuse("needs the spmm form, N % 4 == 0, an N:M pattern with N in {1, 2, 4} and 4/N·M <= 16, "
-                             + "and rows of a multiple of 4 stored values; got \(matrix.n):\(matrix.m), \(matrix.groupsPerRow * matrix.n) "
+                throw refuse("needs an N:M pattern with N in {1, 2, 4} and 4/N·M <= 16, rows of a multiple of 4 stored values, "
+                             + "and N % 4 == 0 (linear form: K % 4 == 0 and 4/N·M % 4 == 0); got \(matrix.n):\(matrix.m), \(matrix.groupsPerRow * matrix.n) "
                              + "stored values per row, N = \(s.n)\(s.linear ? ", linear form" : "")")
             }
             return kernel
@@ -79,12 +85,12 @@ extension CommandBatch {
             let spec = KernelSpec(shader: f16 ? .sparse_spmm_nm_f16 : .sparse_spmm_nm,
                                   bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
                                   pushConstantBytes: 24,
-                                  specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m)],
+                                  specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m), s.linear ? 1 : 0],
                                   requiredSubgroupSize: lanes)
             // Positions are bytes; the R32UI view hands a lane the 4 positions of one values texel at once.
             try dispatch(spec, [BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
                                 BufferBinding(a.buffers["positions"]!, SparseViews.uint32),
-                                BufferBinding(b, bView), output],
+                                BufferBinding(b, SparseViews.float(f16, vec4: true)), output],
                          push: [UInt32(s.m), UInt32(s.n), UInt32(s.k), UInt32(matrix.groupsPerRow), alpha.bitPattern, beta.bitPattern],
                          groups: ((s.n + 4 * lanes - 1) / (4 * lanes), (s.m + rows - 1) / rows, 1))
         case (_, .csr), (_, .nm):
