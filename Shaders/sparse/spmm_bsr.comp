@@ -18,8 +18,9 @@
 // Specialization constants
 //   0  SUBGROUP_SIZE  8   local_size_x; the host requests it. Mismatched subgroups skip the shuffles.
 //   1  BLOCK          16  block size: 4, 8, 16 or 32
-//   2  VEC4_LOADS     1   B rows read 4 values per fetch (needs N % 4 == 0 and !LINEAR)
-//   3  LINEAR         0   B stored N x K, C stored N x M
+//   2  VEC4_LOADS     1   B rows read 4 values per fetch (needs N % 4 == 0 and LINEAR != 1)
+//   3  LINEAR         0   1: B stored N x K, C stored N x M; 2: X already transposed to K x N by
+//                         transpose_tokens.comp (B read as for 0), C stored N x M
 //   4  TILE_ROWS      16  rows of C per workgroup: a divisor of BLOCK, at most 32 (the host uses min(BLOCK, 16))
 //
 // Tile: a workgroup (one subgroup of S lanes) computes TILE_ROWS rows x 4S columns of C; lane l owns
@@ -65,7 +66,7 @@ vec4 bBlock[4];
 
 vec4 loadB(uint k, uint n) {
     if (n >= p.N) return vec4(0.0);
-    if (LINEAR != 0u) {
+    if (LINEAR == 1u) {
         vec4 r = vec4(0.0);
         for (uint i = 0u; i < 4u; ++i) if (n + i < p.N) r[i] = texelFetch(matrixB, int((n + i) * p.K + k)).x;
         return r;
@@ -97,7 +98,7 @@ void main() {
     const uint blockRow = r0 / BLOCK, rowInBlock = r0 % BLOCK;
     const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
     // Uniform: B read as vec4 rows (N % 4 == 0), so every tile, right-edge ones included, takes the fast path.
-    const bool interior = VEC4_LOADS != 0u && LINEAR == 0u;
+    const bool interior = VEC4_LOADS != 0u && LINEAR != 1u;
 #define CLEAR_ROW(r) acc[r] = vec4(0.0);
     UNROLL32(CLEAR_ROW)
 

@@ -18,8 +18,10 @@
 //   0  SUBGROUP_SIZE  8  local_size_x; the host requests this subgroup size. If the running subgroup does
 //                        not match, every invocation reads the entries itself (correct, slower).
 //   1  VEC4_PER_LANE  8  vec4 column pieces per lane (1..8): a workgroup covers 4 * SUBGROUP_SIZE * VEC4_PER_LANE columns
-//   2  VEC4_LOADS     1  B rows are read 4 values per fetch (needs N % 4 == 0 and !LINEAR)
-//   3  LINEAR         0  1: B is stored N x K and C is stored N x M (scalar loads and stores)
+//   2  VEC4_LOADS     1  B rows are read 4 values per fetch (needs N % 4 == 0 and LINEAR != 1)
+//   3  LINEAR         0  1: B is stored N x K and C is stored N x M (scalar loads and stores); 2: the linear
+//                        form with X already transposed to K x N by transpose_tokens.comp (B read as for 0,
+//                        C stored N x M)
 //
 // Work split: workgroup (x, y) computes columns [x * W, (x + 1) * W) of rowsPerGroup consecutive slots
 // y * rowsPerGroup ...; a CSR slot names the row rowOrder[slot], so the longest rows run first and rows
@@ -67,7 +69,7 @@ vec4 acc[8];
 
 // op(B)(k, n .. n + 3); lanes only ask for n < N.
 vec4 loadB(uint k, uint n) {
-    if (LINEAR != 0u) {
+    if (LINEAR == 1u) {
         vec4 r = vec4(0.0);
         for (uint i = 0u; i < 4u; ++i) if (n + i < p.N) r[i] = texelFetch(matrixB, int((n + i) * p.K + k)).x;
         return r;
@@ -142,7 +144,7 @@ void main() {
     const uint n0 = gl_WorkGroupID.x * 4u * SUBGROUP_SIZE * VEC4_PER_LANE;
     const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;
     // Uniform across the workgroup.
-    const bool interior = VEC4_LOADS != 0u && LINEAR == 0u && n0 + 4u * SUBGROUP_SIZE * VEC4_PER_LANE <= p.N;
+    const bool interior = VEC4_LOADS != 0u && LINEAR != 1u && n0 + 4u * SUBGROUP_SIZE * VEC4_PER_LANE <= p.N;
     const uint firstSlot = gl_WorkGroupID.y * p.rowsPerGroup;
     const uint lastSlot = min(p.M, firstSlot + p.rowsPerGroup);
     uint row, start, end;

@@ -160,6 +160,27 @@ final class SparseSpMMTests: XCTestCase {
         }
     }
 
+    /// The linear form with token count and K multiples of 4: CSR and BSR (and N:M forced to the entry
+    /// kernel) read X transposed to K × N by transpose_tokens.comp; K = 30 keeps the scalar-read path.
+    func testLinearFormWithTransposedTokens() throws {
+        onEveryBackend { context in
+            let dense = SparseReference.sparseDense(rows: 32, columns: 64, density: 0.3, seed: 12)
+            for (matrix, aDense) in try formats(dense, rows: 32, columns: 64, Float.self, blocks: [8, 32]) {
+                try check(matrix, dense: aDense, n: 44, form: .linear, alpha: 1, beta: 0, Float.self, on: context)
+                try check(matrix, dense: aDense, n: 4, form: .linear, alpha: 2, beta: -0.5, Float.self, on: context)
+            }
+            for (matrix, aDense) in try formats(dense, rows: 32, columns: 64, Float16.self) {
+                try check(matrix, dense: aDense, n: 12, form: .linear, alpha: 1, beta: 0.5, Float16.self, on: context)
+            }
+            let pruned = try SparsePruning.nm(dense, rows: 32, columns: 64, n: 2, m: 4)
+            try check(.nm(pruned), dense: pruned.toDense(), n: 44, form: .linear, alpha: 1, beta: 0, Float.self, on: context,
+                      kernel: .rowEntries)
+            let odd = SparseReference.sparseDense(rows: 16, columns: 30, density: 0.3, seed: 13)
+            try check(.csr(try CSRMatrix(dense: odd, rows: 16, columns: 30)), dense: odd, n: 8, form: .linear, alpha: 1, beta: 0,
+                      Float.self, on: context)
+        }
+    }
+
     /// BSR with N a multiple of 4 but not of 32: right-edge tiles run the unchecked block loop with lanes past N.
     func testBlockKernelRightEdgeTiles() throws {
         onEveryBackend { context in

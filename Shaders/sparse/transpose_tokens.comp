@@ -1,0 +1,55 @@
+// transpose_tokens: Xt = X^T for the linear form of the CSR and BSR SpMM kernels. X is N x K (tokens x
+// inputs), Xt is K x N, both row-major; N and K are multiples of 4. The SpMM kernels then read Xt as
+// vec4 rows of B, one texel fetch per 4 columns, instead of 4 scalar fetches from 4 rows of X.
+//
+// Bindings (set 0)
+//   0  X   samplerBuffer RGBA32F / RGBA16F
+//   1  Xt  storage buffer, write: vec4[] (f16vec4[] in the "_f16" variant, -DSTORAGE_F16=1)
+//
+// Push constants (8 bytes): N K.
+//
+// Specialization constants
+//   0  LOCAL_SIZE  8   local_size_x (a multiple of 8 suits lavapipe, which vectorises along x)
+//
+// Invocation (x, y) moves the 4 x 4 block at rows 4y .. 4y + 3 and columns 4x .. 4x + 3 of X: 4 texel
+// fetches, 4 vec4 stores. Invocations with 4x >= K do nothing.
+//
+// Dispatch: x = ceil(K / (4 * LOCAL_SIZE)), y = N / 4.
+#version 450
+#ifndef STORAGE_F16
+#define STORAGE_F16 0
+#endif
+#if STORAGE_F16
+#extension GL_EXT_shader_16bit_storage : require
+#endif
+
+// @variant f16: -DSTORAGE_F16=1
+
+layout(constant_id = 0) const uint LOCAL_SIZE = 8;
+layout(local_size_x_id = 0) in;
+
+layout(push_constant, std430) uniform Params { uint N; uint K; } p;
+
+layout(set = 0, binding = 0) uniform samplerBuffer tokens;
+#if STORAGE_F16
+layout(set = 0, binding = 1, std430) writeonly buffer Transposed { f16vec4 values[]; } transposed;
+#define OUTPUT(x) f16vec4(x)
+#else
+layout(set = 0, binding = 1, std430) writeonly buffer Transposed { vec4 values[]; } transposed;
+#define OUTPUT(x) (x)
+#endif
+
+void main() {
+    const uint kTexel = gl_GlobalInvocationID.x, nBlock = gl_GlobalInvocationID.y;
+    const uint kTexels = p.K >> 2, nTexels = p.N >> 2;
+    if (kTexel >= kTexels) return;
+    const vec4 r0 = texelFetch(tokens, int((4u * nBlock) * kTexels + kTexel));
+    const vec4 r1 = texelFetch(tokens, int((4u * nBlock + 1u) * kTexels + kTexel));
+    const vec4 r2 = texelFetch(tokens, int((4u * nBlock + 2u) * kTexels + kTexel));
+    const vec4 r3 = texelFetch(tokens, int((4u * nBlock + 3u) * kTexels + kTexel));
+    const uint out0 = (4u * kTexel) * nTexels + nBlock;
+    transposed.values[out0] = OUTPUT(vec4(r0.x, r1.x, r2.x, r3.x));
+    transposed.values[out0 + nTexels] = OUTPUT(vec4(r0.y, r1.y, r2.y, r3.y));
+    transposed.values[out0 + 2u * nTexels] = OUTPUT(vec4(r0.z, r1.z, r2.z, r3.z));
+    transposed.values[out0 + 3u * nTexels] = OUTPUT(vec4(r0.w, r1.w, r2.w, r3.w));
+}
