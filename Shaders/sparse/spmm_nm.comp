@@ -27,7 +27,9 @@
 //   2  NM_N           2
 //   3  NM_M           4
 //   4  LINEAR         0   1: B is X stored N x K, C is Y stored N x M; each lane fetches 4 rows of X (its 4
-//                         columns) KSTEP / 4 texels each per step and transposes them into the B pieces
+//                         columns) KSTEP / 4 texels each per step and transposes them into the B pieces.
+//                         2: X already transposed to K x N by transpose_tokens.comp (B read as for 0,
+//                         N % 4 == 0), C stored N x M
 //
 // Tile: a workgroup (one subgroup of S lanes) computes ROWS rows x 4S columns of C; lane l owns columns
 // n0 + 4l .. n0 + 4l + 3 and keeps ROWS vec4 accumulators. Per step (4 stored values of every row, KSTEP
@@ -113,7 +115,7 @@ vec4 bBlock[16];
     bBlock[4u * (t)] = vec4(c0.x, c1.x, c2.x, c3.x); bBlock[4u * (t) + 1u] = vec4(c0.y, c1.y, c2.y, c3.y);     \
     bBlock[4u * (t) + 2u] = vec4(c0.z, c1.z, c2.z, c3.z); bBlock[4u * (t) + 3u] = vec4(c0.w, c1.w, c2.w, c3.w); }
 void fetchB(uint bTexel, uint bRowTexels, uint xTexel0, uint xTexel1, uint xTexel2, uint xTexel3) {
-    if (LINEAR != 0u) {
+    if (LINEAR == 1u) {
         UNROLL4(FETCH_X)
     } else {
         UNROLL16(FETCH_B)
@@ -137,7 +139,7 @@ void main() {
     const uint m0 = gl_WorkGroupID.y * ROWS;
     const uint n = gl_WorkGroupID.x * 4u * SUBGROUP_SIZE + 4u * lane;
     // Lanes past N (N is a multiple of 4) read the last four columns and store nothing.
-    const uint nRead = LINEAR != 0u ? n : min(n, p.N - 4u);
+    const uint nRead = LINEAR == 1u ? n : min(n, p.N - 4u);
     const uint rowTexels = p.groupsPerRow * NM_N / 4u, bRowTexels = p.N >> 2;
     // Uniform across the workgroup, so the shuffles run in uniform control flow.
     const bool lanesMatch = gl_SubgroupSize == SUBGROUP_SIZE && gl_NumSubgroups == 1u;

@@ -144,8 +144,9 @@ final class SparseSpMMTests: XCTestCase {
                 for kernel in [SpMMKernel.nmTiles, .rowEntries] {
                     try check(.nm(pruned), dense: aDense, n: 36, form: .spmm, alpha: -1, beta: 0.5, Float.self, on: context, kernel: kernel)
                 }
-                // The linear form reads rows of X: any token count, lanes past it clamped.
-                for tokens in [37, 1] {
+                // The linear form reads rows of X (any token count, lanes past it clamped), or X transposed
+                // first when the token count is a multiple of 4.
+                for tokens in [37, 1, 44] {
                     try check(.nm(pruned), dense: aDense, n: tokens, form: .linear, alpha: 1, beta: tokens == 1 ? 0 : -0.5, Float.self,
                               on: context, kernel: .nmTiles)
                 }

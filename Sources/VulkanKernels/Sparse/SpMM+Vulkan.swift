@@ -77,10 +77,10 @@ extension CommandBatch {
         try checkOutputRange(op, bytes: c.byteCount, info: info)
         let chosen = try SpMMKernel.resolve(kernel, a.matrix, s, op: op)
         var b = b
-        // The linear form of CSR and BSR with N and K multiples of 4: X is transposed to K × N first (one
-        // cheap pass), so the kernels read vec4 rows of B instead of 4 scalars from 4 rows of X per piece
-        // (measured at 4096 × 4096 × 256 tokens: CSR 90% 738 ms with scalar reads).
-        let pretransposed = s.linear && s.n % 4 == 0 && s.k % 4 == 0 && chosen != .nmTiles
+        // The linear form with N and K multiples of 4: X is transposed to K × N first (one cheap pass), so
+        // the kernels read vec4 rows of B instead of 4 scalars from 4 rows of X per piece (measured at
+        // 4096 × 4096 × 256 tokens, CSR 90%: 738 ms with scalar reads, 89–95 ms transposed).
+        let pretransposed = s.linear && s.n % 4 == 0 && s.k % 4 == 0
         if pretransposed {
             let transposed = try context.empty(Element.self, shape: [s.k, s.n]).storage
             let spec = KernelSpec(shader: f16 ? .sparse_transpose_tokens_f16 : .sparse_transpose_tokens,
@@ -100,7 +100,7 @@ extension CommandBatch {
             let spec = KernelSpec(shader: f16 ? .sparse_spmm_nm_f16 : .sparse_spmm_nm,
                                   bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
                                   pushConstantBytes: 24,
-                                  specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m), s.linear ? 1 : 0],
+                                  specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m), linearMode],
                                   requiredSubgroupSize: lanes)
             // Positions are bytes; the R32UI view hands a lane the 4 positions of one values texel at once.
             try dispatch(spec, [BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
