@@ -5,7 +5,8 @@ import Dispatch
 //
 // Rows of the sparse matrix are split into chunks of about equal stored-entry count (so one long row
 // does not serialise a thread's share), run on all cores; each chunk runs the AVX2/FMA row kernel in
-// CSparseKernels (a 32-column tile of C kept in registers, B read row by row for each stored value).
+// CSparseKernels (B packed into contiguous 32-column tiles, a tile of C kept in registers, one packed B
+// row read per stored value).
 // fp16 storage is widened to fp32 first and rounded back once at the end.
 
 extension CommandBatch {
@@ -46,14 +47,25 @@ extension CommandBatch {
 
 enum SparseCPU {
     /// C(M×N) = alpha·A·B + beta·C with fp32 B (K×N, row stride N) and C (row stride N).
+    /// B is first packed into contiguous 32-column tiles (see CSparseKernels: B's rows at a power-of-two
+    /// stride would otherwise fight over a few L2 cache sets); the copy costs one pass over B.
     static func spmm<Element>(_ a: SparseMatrix<Element>, values: [Float], b: UnsafePointer<Float>, n: Int,
                               c: UnsafeMutablePointer<Float>, alpha: Float, beta: Float) {
+        let k = a.columns, tiles = (n + 31) / 32
+        // 64-byte aligned: the kernel's 8-float loads of a packed row are aligned loads.
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(tiles * k * 32, 1) * 4, alignment: 64)
+        defer { raw.deallocate() }
+        let packed = raw.bindMemory(to: Float.self, capacity: max(tiles * k * 32, 1))
+        let packing = UncheckedSendable((b, packed))
+        DispatchQueue.concurrentPerform(iterations: tiles) { tile in
+            vkk_pack_b(packing.value.0, Int64(n), Int64(k), Int64(n), packing.value.1, Int64(tile), Int64(tile + 1))
+        }
         withRows(a, values: values) { rows in
             let chunks = chunkBoundaries(a, work: n)
-            let shared = UncheckedSendable((rows, b, c))
+            let shared = UncheckedSendable((rows, UnsafePointer(packed), c))
             DispatchQueue.concurrentPerform(iterations: chunks.count - 1) { chunk in
                 var descriptor = shared.value.0.pointee
-                vkk_spmm_rows(&descriptor, shared.value.1, Int64(n), Int64(n), shared.value.2, Int64(n),
+                vkk_spmm_rows(&descriptor, shared.value.1, Int64(k), Int64(n), shared.value.2, Int64(n),
                               Int64(chunks[chunk]), Int64(chunks[chunk + 1]), alpha, beta)
             }
         }
