@@ -1,7 +1,7 @@
 // See include/sparse_kernels.h. The column tile of C a row keeps in registers is 32 floats (four
 // 8-wide AVX vectors); two independent accumulator sets hide FMA latency. Rows are visited inside a
 // column tile so that the slice of B a thread streams (K x 32 floats) stays in its L2 cache. That slice
-// is packed contiguously first (vkk_pack_b): read in place, 128 bytes out of every B row of a
+// is packed contiguously first when it is large (vkk_pack_b; the caller decides): read in place, 128 bytes out of every B row of a
 // power-of-two stride (N = 256: 1 KiB) all map to the same few cache sets, so a 512 KiB slice thrashed
 // a 1 MiB L2 and every stored value went to L3.
 #include "sparse_kernels.h"
@@ -50,83 +50,86 @@ void vkk_pack_b(const float *b, int64_t ldb, int64_t k, int64_t n, float *packed
     }
 }
 
-// Portable version: compilers vectorise the fixed-width inner loop for the baseline target.
-static void spmm_rows_generic(const vkk_sparse_rows *a, const float *packed, int64_t k, int64_t n, float *c, int64_t ldc,
-                              int64_t row_begin, int64_t row_end, float alpha, float beta) {
-    for (int64_t n0 = 0; n0 < n; n0 += TILE) {
-        const int64_t width = n - n0 < TILE ? n - n0 : TILE;
-        const float *b = packed + n0 * k;
-        for (int64_t r = row_begin; r < row_end; ++r) {
-            float acc[TILE] = {0};
-#define GENERIC_BODY(col, v) { const float *brow = b + (col) * TILE; const float vv = (v); \
+// Column tile t of B starts at b + t * tile_stride, and row `col` of the tile at + col * row_stride:
+// packed (vkk_pack_b: row_stride 32, tile_stride K * 32, zero-padded) or in place (row_stride ldb,
+// tile_stride 32, where the last tile may be narrower than 32 and only `width` columns may be read).
+
+// Portable version: compilers vectorise the fixed-width inner loop for the baseline target. Reads only
+// the tile's `width` columns, so it also serves the narrow last tile of an in-place B.
+static void spmm_tile_generic(const vkk_sparse_rows *a, const float *bt, int64_t row_stride, int64_t n0, int64_t width,
+                              float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        float acc[TILE] = {0};
+        if (width == TILE) {
+#define GENERIC_FULL(col, v) { const float *brow = bt + (col) * row_stride; const float vv = (v); \
             for (int jj = 0; jj < TILE; ++jj) acc[jj] += vv * brow[jj]; }
-            FOR_EACH_ENTRY(a, r, GENERIC_BODY)
-            store_tile(c + r * ldc + n0, acc, width, alpha, beta);
+            FOR_EACH_ENTRY(a, r, GENERIC_FULL)
+        } else {
+#define GENERIC_PART(col, v) { const float *brow = bt + (col) * row_stride; const float vv = (v); \
+            for (int64_t jj = 0; jj < width; ++jj) acc[jj] += vv * brow[jj]; }
+            FOR_EACH_ENTRY(a, r, GENERIC_PART)
         }
+        store_tile(c + r * ldc + n0, acc, width, alpha, beta);
     }
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma")))
-static void spmm_rows_avx2(const vkk_sparse_rows *a, const float *packed, int64_t k, int64_t n, float *c, int64_t ldc,
-                           int64_t row_begin, int64_t row_end, float alpha, float beta) {
-    for (int64_t n0 = 0; n0 < n; n0 += TILE) {
-        const int64_t width = n - n0 < TILE ? n - n0 : TILE;
-        const float *bt = packed + n0 * k;
-        for (int64_t r = row_begin; r < row_end; ++r) {
-            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-            if (a->kind == 0) {
-                // CSR: two entries per step into two accumulator sets.
-                __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps(), t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
-                int32_t j = a->pointers[r];
-                const int32_t end = a->pointers[r + 1];
-                for (; j + 1 < end; j += 2) {
-                    const float *p = bt + (int64_t)a->indices[j] * TILE, *q = bt + (int64_t)a->indices[j + 1] * TILE;
-                    const __m256 v = _mm256_broadcast_ss(a->values + j), w = _mm256_broadcast_ss(a->values + j + 1);
-                    s0 = _mm256_fmadd_ps(v, _mm256_load_ps(p), s0);
-                    s1 = _mm256_fmadd_ps(v, _mm256_load_ps(p + 8), s1);
-                    s2 = _mm256_fmadd_ps(v, _mm256_load_ps(p + 16), s2);
-                    s3 = _mm256_fmadd_ps(v, _mm256_load_ps(p + 24), s3);
-                    t0 = _mm256_fmadd_ps(w, _mm256_load_ps(q), t0);
-                    t1 = _mm256_fmadd_ps(w, _mm256_load_ps(q + 8), t1);
-                    t2 = _mm256_fmadd_ps(w, _mm256_load_ps(q + 16), t2);
-                    t3 = _mm256_fmadd_ps(w, _mm256_load_ps(q + 24), t3);
-                }
-                if (j < end) {
-                    const float *p = bt + (int64_t)a->indices[j] * TILE;
-                    const __m256 v = _mm256_broadcast_ss(a->values + j);
-                    s0 = _mm256_fmadd_ps(v, _mm256_load_ps(p), s0);
-                    s1 = _mm256_fmadd_ps(v, _mm256_load_ps(p + 8), s1);
-                    s2 = _mm256_fmadd_ps(v, _mm256_load_ps(p + 16), s2);
-                    s3 = _mm256_fmadd_ps(v, _mm256_load_ps(p + 24), s3);
-                }
-                s0 = _mm256_add_ps(s0, t0); s1 = _mm256_add_ps(s1, t1); s2 = _mm256_add_ps(s2, t2); s3 = _mm256_add_ps(s3, t3);
-            } else {
-#define AVX_BODY(col, v) { const float *p = bt + (col) * TILE; const __m256 vv = _mm256_set1_ps(v); \
-                s0 = _mm256_fmadd_ps(vv, _mm256_load_ps(p), s0);      \
-                s1 = _mm256_fmadd_ps(vv, _mm256_load_ps(p + 8), s1);  \
-                s2 = _mm256_fmadd_ps(vv, _mm256_load_ps(p + 16), s2); \
-                s3 = _mm256_fmadd_ps(vv, _mm256_load_ps(p + 24), s3); }
-                FOR_EACH_ENTRY(a, r, AVX_BODY)
+static void spmm_tile_avx2(const vkk_sparse_rows *a, const float *bt, int64_t row_stride, int64_t n0, int64_t width,
+                           float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+        if (a->kind == 0) {
+            // CSR: two entries per step into two accumulator sets.
+            __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps(), t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
+            int32_t j = a->pointers[r];
+            const int32_t end = a->pointers[r + 1];
+            for (; j + 1 < end; j += 2) {
+                const float *p = bt + (int64_t)a->indices[j] * row_stride, *q = bt + (int64_t)a->indices[j + 1] * row_stride;
+                const __m256 v = _mm256_broadcast_ss(a->values + j), w = _mm256_broadcast_ss(a->values + j + 1);
+                s0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p), s0);
+                s1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 8), s1);
+                s2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 16), s2);
+                s3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 24), s3);
+                t0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(q), t0);
+                t1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(q + 8), t1);
+                t2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(q + 16), t2);
+                t3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(q + 24), t3);
             }
-            float *out = c + r * ldc + n0;
-            const __m256 va = _mm256_set1_ps(alpha);
-            __m256 o0 = _mm256_mul_ps(va, s0), o1 = _mm256_mul_ps(va, s1), o2 = _mm256_mul_ps(va, s2), o3 = _mm256_mul_ps(va, s3);
-            if (width < TILE) {
-                float acc[TILE];
-                _mm256_storeu_ps(acc, s0); _mm256_storeu_ps(acc + 8, s1); _mm256_storeu_ps(acc + 16, s2); _mm256_storeu_ps(acc + 24, s3);
-                store_tile(out, acc, width, alpha, beta);
-                continue;
+            if (j < end) {
+                const float *p = bt + (int64_t)a->indices[j] * row_stride;
+                const __m256 v = _mm256_broadcast_ss(a->values + j);
+                s0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p), s0);
+                s1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 8), s1);
+                s2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 16), s2);
+                s3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + 24), s3);
             }
-            if (beta != 0.0f) {
-                const __m256 vb = _mm256_set1_ps(beta);
-                o0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out), o0);
-                o1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out + 8), o1);
-                o2 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out + 16), o2);
-                o3 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out + 24), o3);
-            }
-            _mm256_storeu_ps(out, o0); _mm256_storeu_ps(out + 8, o1); _mm256_storeu_ps(out + 16, o2); _mm256_storeu_ps(out + 24, o3);
+            s0 = _mm256_add_ps(s0, t0); s1 = _mm256_add_ps(s1, t1); s2 = _mm256_add_ps(s2, t2); s3 = _mm256_add_ps(s3, t3);
+        } else {
+#define AVX_BODY(col, v) { const float *p = bt + (col) * row_stride; const __m256 vv = _mm256_set1_ps(v); \
+            s0 = _mm256_fmadd_ps(vv, _mm256_loadu_ps(p), s0);      \
+            s1 = _mm256_fmadd_ps(vv, _mm256_loadu_ps(p + 8), s1);  \
+            s2 = _mm256_fmadd_ps(vv, _mm256_loadu_ps(p + 16), s2); \
+            s3 = _mm256_fmadd_ps(vv, _mm256_loadu_ps(p + 24), s3); }
+            FOR_EACH_ENTRY(a, r, AVX_BODY)
         }
+        float *out = c + r * ldc + n0;
+        const __m256 va = _mm256_set1_ps(alpha);
+        __m256 o0 = _mm256_mul_ps(va, s0), o1 = _mm256_mul_ps(va, s1), o2 = _mm256_mul_ps(va, s2), o3 = _mm256_mul_ps(va, s3);
+        if (width < TILE) {
+            float acc[TILE];
+            _mm256_storeu_ps(acc, s0); _mm256_storeu_ps(acc + 8, s1); _mm256_storeu_ps(acc + 16, s2); _mm256_storeu_ps(acc + 24, s3);
+            store_tile(out, acc, width, alpha, beta);
+            continue;
+        }
+        if (beta != 0.0f) {
+            const __m256 vb = _mm256_set1_ps(beta);
+            o0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out), o0);
+            o1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out + 8), o1);
+            o2 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out + 16), o2);
+            o3 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out + 24), o3);
+        }
+        _mm256_storeu_ps(out, o0); _mm256_storeu_ps(out + 8, o1); _mm256_storeu_ps(out + 16, o2); _mm256_storeu_ps(out + 24, o3);
     }
 }
 
@@ -155,12 +158,20 @@ static int has_avx2(void) {
 }
 #endif
 
-void vkk_spmm_rows(const vkk_sparse_rows *a, const float *packed, int64_t k, int64_t n, float *c, int64_t ldc,
-                   int64_t row_begin, int64_t row_end, float alpha, float beta) {
+void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride, int64_t tile_stride, int padded, int64_t n,
+                   float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta) {
+    for (int64_t t = 0; t * TILE < n; ++t) {
+        const int64_t n0 = t * TILE, width = n - n0 < TILE ? n - n0 : TILE;
+        const float *bt = b + t * tile_stride;
 #if defined(__x86_64__)
-    if (has_avx2()) { spmm_rows_avx2(a, packed, k, n, c, ldc, row_begin, row_end, alpha, beta); return; }
+        // The AVX kernel reads all 32 columns: a narrow tile needs the zero padding of a packed B.
+        if (has_avx2() && (width == TILE || padded)) {
+            spmm_tile_avx2(a, bt, row_stride, n0, width, c, ldc, row_begin, row_end, alpha, beta);
+            continue;
+        }
 #endif
-    spmm_rows_generic(a, packed, k, n, c, ldc, row_begin, row_end, alpha, beta);
+        spmm_tile_generic(a, bt, row_stride, n0, width, c, ldc, row_begin, row_end, alpha, beta);
+    }
 }
 
 float vkk_dot(const float *x, const float *y, int64_t count) {

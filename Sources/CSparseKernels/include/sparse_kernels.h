@@ -20,13 +20,15 @@ typedef struct {
 
 // Column tiles of B (K x N row-major, row stride ldb) packed for vkk_spmm_rows: tile t holds columns
 // [32t, 32t + 32) as a contiguous K x 32 block at packed + t * K * 32, the last tile zero-padded; packs
-// tiles [tile_begin, tile_end). packed needs ceil(N / 32) * K * 32 floats, 32-byte aligned.
+// tiles [tile_begin, tile_end). packed needs ceil(N / 32) * K * 32 floats.
 void vkk_pack_b(const float *b, int64_t ldb, int64_t k, int64_t n, float *packed, int64_t tile_begin, int64_t tile_end);
 
-// C(r, :) = alpha * (A(r, :) * B) + beta * C(r, :) for rows [row_begin, row_end) of A, with B (K x N)
-// given packed by vkk_pack_b; C has row stride ldc. beta == 0 never reads C.
-void vkk_spmm_rows(const vkk_sparse_rows *a, const float *packed, int64_t k, int64_t n, float *c, int64_t ldc,
-                   int64_t row_begin, int64_t row_end, float alpha, float beta);
+// C(r, :) = alpha * (A(r, :) * B) + beta * C(r, :) for rows [row_begin, row_end) of A; C has row stride
+// ldc; beta == 0 never reads C. B (K x N) is read in 32-column tiles: tile t at b + t * tile_stride, its
+// row k at + k * row_stride. Packed by vkk_pack_b: row_stride 32, tile_stride K * 32, padded = 1. In
+// place: row_stride ldb, tile_stride 32, padded = 0 (the last tile then reads only its own columns).
+void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride, int64_t tile_stride, int padded, int64_t n,
+                   float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta);
 
 // y[r] = sum over the stored entries of row r of value * x[column], for rows [row_begin, row_end).
 void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end);

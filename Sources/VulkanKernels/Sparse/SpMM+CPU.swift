@@ -47,26 +47,38 @@ extension CommandBatch {
 
 enum SparseCPU {
     /// C(M×N) = alpha·A·B + beta·C with fp32 B (K×N, row stride N) and C (row stride N).
-    /// B is first packed into contiguous 32-column tiles (see CSparseKernels: B's rows at a power-of-two
-    /// stride would otherwise fight over a few L2 cache sets); the copy costs one pass over B.
+    /// B is packed into contiguous 32-column tiles first when its rows are long and many (see
+    /// CSparseKernels): read in place, the 128 bytes a tile takes from each B row sit at B's row stride,
+    /// and at a power-of-two stride (N = 256: 1 KiB) they share a few L2 cache sets — a 4096-row slice
+    /// (512 KiB) thrashed a 1 MiB L2. Small B (K < 1024: the strided slice fits the sets it maps to) or
+    /// few stored values per B row (the one-pass copy would cost more than it saves) are read in place.
     static func spmm<Element>(_ a: SparseMatrix<Element>, values: [Float], b: UnsafePointer<Float>, n: Int,
                               c: UnsafeMutablePointer<Float>, alpha: Float, beta: Float) {
         let k = a.columns, tiles = (n + 31) / 32
-        // 64-byte aligned: the kernel's 8-float loads of a packed row are aligned loads.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(tiles * k * 32, 1) * 4, alignment: 64)
-        defer { raw.deallocate() }
-        let packed = raw.bindMemory(to: Float.self, capacity: max(tiles * k * 32, 1))
-        let packing = UncheckedSendable((b, packed))
-        DispatchQueue.concurrentPerform(iterations: tiles) { tile in
-            vkk_pack_b(packing.value.0, Int64(n), Int64(k), Int64(n), packing.value.1, Int64(tile), Int64(tile + 1))
+        // Narrow B (N < 32) is packed too: the zero padding lets the AVX kernel run on it.
+        let pack = (k >= 1024 || n < 32) && a.storedCount >= 2 * k
+        var raw: UnsafeMutableRawPointer? = nil
+        defer { raw?.deallocate() }
+        var packed: UnsafeMutablePointer<Float>? = nil
+        if pack {
+            // 64-byte aligned, so each packed 128-byte row is two whole cache lines.
+            raw = UnsafeMutableRawPointer.allocate(byteCount: tiles * k * 32 * 4, alignment: 64)
+            let buffer = raw!.bindMemory(to: Float.self, capacity: tiles * k * 32)
+            packed = buffer
+            let packing = UncheckedSendable((b, buffer))
+            DispatchQueue.concurrentPerform(iterations: tiles) { tile in
+                vkk_pack_b(packing.value.0, Int64(n), Int64(k), Int64(n), packing.value.1, Int64(tile), Int64(tile + 1))
+            }
         }
+        let source = packed.map { UnsafePointer($0) } ?? b
+        let (rowStride, tileStride) = pack ? (32, k * 32) : (n, 32)
         withRows(a, values: values) { rows in
             let chunks = chunkBoundaries(a, work: n)
-            let shared = UncheckedSendable((rows, UnsafePointer(packed), c))
+            let shared = UncheckedSendable((rows, source, c))
             DispatchQueue.concurrentPerform(iterations: chunks.count - 1) { chunk in
                 var descriptor = shared.value.0.pointee
-                vkk_spmm_rows(&descriptor, shared.value.1, Int64(k), Int64(n), shared.value.2, Int64(n),
-                              Int64(chunks[chunk]), Int64(chunks[chunk + 1]), alpha, beta)
+                vkk_spmm_rows(&descriptor, shared.value.1, Int64(rowStride), Int64(tileStride), pack ? 1 : 0, Int64(n),
+                              shared.value.2, Int64(n), Int64(chunks[chunk]), Int64(chunks[chunk + 1]), alpha, beta)
             }
         }
     }
