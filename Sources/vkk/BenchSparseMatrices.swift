@@ -108,12 +108,8 @@ struct MatrixCollectionSweep {
         var times = [[Double]](repeating: [], count: bodies.count)
         for run in 0..<(warmup + repeats) {
             for (index, body) in bodies.enumerated() {
-                let batch = try context.makeBatch()
-                let start = try batch.timestamp()
-                try body(batch)
-                let end = try batch.timestamp()
-                try batch.commit()
-                if run >= warmup { times[index].append(try batch.seconds(from: start, to: end)) }
+                let seconds = try timedSeconds(context, body)
+                if run >= warmup { times[index].append(seconds) }
             }
         }
         let medians = times.map(median)

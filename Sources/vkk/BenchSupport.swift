@@ -99,17 +99,23 @@ final class BenchTable {
     }
 }
 
-/// Median of `repeats` timed runs after `warmup` untimed ones. Each run records `body` into its own
-/// batch between two timestamps: GPU time on Vulkan, host time on the CPU backend.
+/// One run of `body`, recorded into its own batch between two timestamps: GPU time on Vulkan, host
+/// time on the CPU backend.
+func timedSeconds(_ context: ComputeContext, _ body: (CommandBatch) throws -> Void) throws -> Double {
+    let batch = try context.makeBatch()
+    let start = try batch.timestamp()
+    try body(batch)
+    let end = try batch.timestamp()
+    try batch.commit()
+    return try batch.seconds(from: start, to: end)
+}
+
+/// Median of `repeats` timed runs (``timedSeconds(_:_:)``) after `warmup` untimed ones.
 func medianSeconds(_ context: ComputeContext, warmup: Int, repeats: Int, _ body: (CommandBatch) throws -> Void) throws -> Double {
     var times: [Double] = []
     for run in 0..<(warmup + repeats) {
-        let batch = try context.makeBatch()
-        let start = try batch.timestamp()
-        try body(batch)
-        let end = try batch.timestamp()
-        try batch.commit()
-        if run >= warmup { times.append(try batch.seconds(from: start, to: end)) }
+        let seconds = try timedSeconds(context, body)
+        if run >= warmup { times.append(seconds) }
     }
     return median(times)
 }

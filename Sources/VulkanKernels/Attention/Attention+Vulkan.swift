@@ -139,12 +139,7 @@ extension CommandBatch {
 
         // The vec4 fast path when every head dim is a multiple of 4; else one element per texel.
         let width = s.vectorAligned ? 4 : 1
-        let texel: BufferBinding.Kind = switch (dtype == .float32, width) {
-        case (true, 4): .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
-        case (false, 4): .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
-        case (true, _): .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
-        default: .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
-        }
+        let texel = BufferBinding.Kind.floatTexels(half: dtype == .float16, vec4: width == 4)
         let (aux, maskFeatures) = try auxiliaryWords(mask, s, plan: plan)
         let features = maskFeatures | (softcap != nil ? 32 : 0)
         let bias = try mask.biasStorage ?? (context.zeros(Float.self, shape: [4]).storage, .float32)
@@ -183,8 +178,7 @@ extension CommandBatch {
                                                logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0, UInt32(s.valueDim), UInt32(width)],
                               requiredSubgroupSize: plan.lanes)
         let fusedLse = splitLse?.storage ?? lseTarget
-        let biasView: BufferBinding.Kind = bias.dtype == .float32 ? .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
-                                                                   : .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
+        let biasView = BufferBinding.Kind.floatTexels(half: bias.dtype == .float16, vec4: false)
         // Output bindings start at a multiple of the offset alignment and of a vec4 (the fast path's stores).
         let alignment = max(info.minStorageBufferOffsetAlignment, 4 * elementBytes)
         let target = splitOutput?.storage ?? output

@@ -132,14 +132,7 @@ struct GEMMKernelPlan {
     init(kernel: GEMMAlgorithm, shape s: GEMMShape, dtype: DType, info: DeviceInfo) {
         let f16 = dtype == .float16
         let transA = UInt32(s.transposeA ? 1 : 0), transB = UInt32(s.transposeB ? 1 : 0)
-        func texel(vec4: Bool) -> BufferBinding.Kind {
-            switch (f16, vec4) {
-            case (false, true): .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
-            case (false, false): .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
-            case (true, true): .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
-            case (true, false): .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
-            }
-        }
+        func texel(vec4: Bool) -> BufferBinding.Kind { .floatTexels(half: f16, vec4: vec4) }
         func ceilDiv(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b }
         let storageBindings: [DescriptorKind] = [.storageBuffer, .storageBuffer, .storageBuffer]
         let texelBindings: [DescriptorKind] = [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]

@@ -7,6 +7,16 @@ struct BufferBinding {
         case storageRead, storageWrite, storageReadWrite
         /// A uniform texel buffer view (`samplerBuffer`) of the given format.
         case texel(VkFormat, texelBytes: Int)
+
+        /// The texel view of fp32 (`half` false) or fp16 data, four elements per texel (`vec4`) or one.
+        static func floatTexels(half: Bool, vec4: Bool) -> Kind {
+            switch (half, vec4) {
+            case (false, true): .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
+            case (false, false): .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
+            case (true, true): .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
+            case (true, false): .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
+            }
+        }
     }
 
     let storage: Storage

@@ -57,15 +57,12 @@ enum SparseCPU {
         let k = a.columns, tiles = (n + 31) / 32
         // Narrow B (N < 32) is packed too: the zero padding lets the AVX kernel run on it.
         let pack = (k >= 1024 || n < 32) && a.storedCount >= 2 * k
-        var raw: UnsafeMutableRawPointer? = nil
-        defer { raw?.deallocate() }
-        var packed: UnsafeMutablePointer<Float>? = nil
-        if pack {
-            // 64-byte aligned, so each packed 128-byte row is two whole cache lines.
-            raw = UnsafeMutableRawPointer.allocate(byteCount: tiles * k * 32 * 4, alignment: 64)
-            let buffer = raw!.bindMemory(to: Float.self, capacity: tiles * k * 32)
-            packed = buffer
-            let packing = UncheckedSendable((b, buffer))
+        // 64-byte aligned, so each packed 128-byte row is two whole cache lines.
+        let packed = pack ? UnsafeMutableRawPointer.allocate(byteCount: tiles * k * 32 * 4, alignment: 64)
+                              .bindMemory(to: Float.self, capacity: tiles * k * 32) : nil
+        defer { packed?.deallocate() }
+        if let packed {
+            let packing = UncheckedSendable((b, packed))
             DispatchQueue.concurrentPerform(iterations: tiles) { tile in
                 vkk_pack_b(packing.value.0, Int64(n), Int64(k), Int64(n), packing.value.1, Int64(tile), Int64(tile + 1))
             }

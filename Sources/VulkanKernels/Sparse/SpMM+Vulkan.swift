@@ -181,12 +181,5 @@ extension CommandBatch {
 enum SparseViews {
     static let uint32 = BufferBinding.Kind.texel(VK_FORMAT_R32_UINT, texelBytes: 4)
 
-    static func float(_ f16: Bool, vec4: Bool) -> BufferBinding.Kind {
-        switch (f16, vec4) {
-        case (false, true): .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
-        case (false, false): .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
-        case (true, true): .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
-        case (true, false): .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
-        }
-    }
+    static func float(_ f16: Bool, vec4: Bool) -> BufferBinding.Kind { .floatTexels(half: f16, vec4: vec4) }
 }
