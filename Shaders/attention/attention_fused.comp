@@ -167,22 +167,116 @@ bool blockAllowed(uint h, uint i, uint j) {
 uint rowHead(uint kvh, uint row) { return kvh * p.group + row / p.qLen; }
 uint rowIndex(uint row) { return row % p.qLen; }
 
+// Per-workgroup values that main sets once and keyTile reads.
+uint lane, b, kvh, rows, r0, qLenB, kLenB, kBase, vBase;
+int offset, kLo, kHi;
+uint qTexel[Q_FETCHES];      // the Q rows this lane fetches (texel of dim 0)
+float rowSlope[TILE_Q];      // ALiBi slope per row (log2 units)
+
+// One tile of TILE_K keys starting at k0: scores, the online softmax, and P·V into outAcc. `checked` is a
+// constant at every call (the function is inlined): the checked copy masks every score (band, lengths,
+// split, bias, ALiBi, boolean mask, per-score blocks); the unchecked copy is for interior tiles and has
+// no per-score code at all. lavapipe runs both sides of a branch under a lane mask even when the
+// condition is uniform, so a per-tile `if (interior)` would pay for the masking code on every tile.
+void keyTile(const uint k0, const bool checked) {
+    if ((FEATURES & BLOCKS_ALIGNED) != 0u && !blockAllowed(rowHead(kvh, r0), rowIndex(r0), k0)) return;
+    // This lane's 4 keys, clamped into the valid keys for fetching.
+    const uint myKey = k0 + 4u * lane;
+    uint keyTexel[4];
+    for (uint c = 0u; c < 4u; ++c) keyTexel[c] = kBase + min(myKey + c, kLenB - 1u) * p.kStrideS;
+
+    for (uint r = 0u; r < TILE_Q; ++r) acc[r] = vec4(0.0);
+    for (uint d4 = 0u; d4 < DIM4; ++d4) {
+        vec4 k0v = FETCH_ROW(keys, keyTexel[0], d4, HEAD_DIM);
+        vec4 k1v = FETCH_ROW(keys, keyTexel[1], d4, HEAD_DIM);
+        vec4 k2v = FETCH_ROW(keys, keyTexel[2], d4, HEAD_DIM);
+        vec4 k3v = FETCH_ROW(keys, keyTexel[3], d4, HEAD_DIM);
+        vec4 kt0 = vec4(k0v.x, k1v.x, k2v.x, k3v.x), kt1 = vec4(k0v.y, k1v.y, k2v.y, k3v.y);
+        vec4 kt2 = vec4(k0v.z, k1v.z, k2v.z, k3v.z), kt3 = vec4(k0v.w, k1v.w, k2v.w, k3v.w);
+        vec4 qFetched[Q_FETCHES];
+        for (uint f = 0u; f < Q_FETCHES; ++f) qFetched[f] = FETCH_ROW(queries, qTexel[f], d4, HEAD_DIM);
+        for (uint r = 0u; r < TILE_Q; ++r) {
+            vec4 qv = subgroupShuffle(qFetched[r / SUBGROUP_SIZE], r % SUBGROUP_SIZE);
+            acc[r] = fma(vec4(qv.x), kt0, fma(vec4(qv.y), kt1, fma(vec4(qv.z), kt2, fma(vec4(qv.w), kt3, acc[r]))));
+        }
+    }
+
+    // Scale, mask, and fold into the running statistics.
+    for (uint r = 0u; r < TILE_Q; ++r) {
+        const uint row = r0 + r;
+        const uint h = rowHead(kvh, min(row, rows - 1u));
+        const int i = int(rowIndex(row));
+        const int diagonal = i + offset;
+        vec4 s = acc[r] * p.scaleLog2;
+        // Softcap (Gemma 2): cap·tanh(s/cap), in log2 units. tanh saturates to ±1 in fp32 beyond
+        // |x| ≈ 9, so clamping at 10 changes nothing and keeps exp-based tanh from inf/inf.
+        if ((FEATURES & HAS_SOFTCAP) != 0u) s = p.softcapLog2 * tanh(clamp(s / p.softcapLog2, -10.0, 10.0));
+        if (checked) for (uint c = 0u; c < 4u; ++c) {
+            const int j = int(myKey + c);
+            bool allowed = row < rows && uint(i) < qLenB && j < int(kLenB) && j >= kLo && j < kHi
+                && j >= diagonal - p.windowLeft && j <= diagonal + p.windowRight;
+            if ((FEATURES & HAS_BLOCKS) != 0u && (FEATURES & BLOCKS_ALIGNED) == 0u && allowed)
+                allowed = blockAllowed(h, uint(i), uint(j));
+            if ((FEATURES & HAS_ALIBI) != 0u) s[c] -= rowSlope[r] * float(abs(diagonal - j));
+            if ((FEATURES & HAS_ALLOWED) != 0u && allowed)
+                allowed = texelFetch(allowedMask, int(b * allowedStride[0] + h * allowedStride[1] + uint(i) * allowedStride[2]
+                                                      + uint(j) * allowedStride[3])).x != 0u;
+            if ((FEATURES & HAS_BIAS) != 0u && allowed)
+                s[c] += LOG2E * texelFetch(bias, int(b * biasStride[0] + h * biasStride[1] + uint(i) * biasStride[2] + uint(j) * biasStride[3])).x;
+            s[c] = allowed ? s[c] : NEG_INF;
+        }
+        const float tileMax = subgroupMax(max(max(s.x, s.y), max(s.z, s.w)));
+        const float newMax = max(rowMax[r], tileMax);
+        vec4 probability = vec4(0.0);
+        if (newMax != NEG_INF) {
+            const float correction = rowMax[r] == NEG_INF ? 0.0 : exp2(rowMax[r] - newMax);
+            rowMax[r] = newMax;
+            for (uint c = 0u; c < 4u; ++c) probability[c] = s[c] == NEG_INF ? 0.0 : exp2(s[c] - newMax);
+            rowSum[r] = rowSum[r] * correction + (probability.x + probability.y + probability.z + probability.w);
+            for (uint c = 0u; c < CHUNKS; ++c) outAcc[r * CHUNKS + c] *= correction;
+        }
+        acc[r] = probability;
+    }
+
+    // outAcc += P · V: lane q's 4 probabilities per row reach every lane by shuffle.
+    for (uint q = 0u; q < SUBGROUP_SIZE; ++q) {
+        const uint key = k0 + 4u * q;
+        vec4 vRows[4 * CHUNKS];
+        for (uint c = 0u; c < 4u; ++c) {
+            const uint texel = vBase + min(key + c, kLenB - 1u) * p.vStrideS;
+            for (uint t = 0u; t < CHUNKS; ++t) {
+                const uint d4 = lane + t * SUBGROUP_SIZE;
+                vRows[c * CHUNKS + t] = d4 < VDIM4 ? FETCH_ROW(values, texel, d4, VALUE_DIM) : vec4(0.0);
+            }
+        }
+        for (uint r = 0u; r < TILE_Q; ++r) {
+            const vec4 pr = subgroupShuffle(acc[r], q);
+            for (uint t = 0u; t < CHUNKS; ++t) {
+                outAcc[r * CHUNKS + t] = fma(vec4(pr.x), vRows[t], fma(vec4(pr.y), vRows[CHUNKS + t],
+                    fma(vec4(pr.z), vRows[2u * CHUNKS + t], fma(vec4(pr.w), vRows[3u * CHUNKS + t], outAcc[r * CHUNKS + t]))));
+            }
+        }
+    }
+}
+
 void main() {
-    const uint lane = gl_SubgroupInvocationID;
+    lane = gl_SubgroupInvocationID;
     const uint kvHeads = p.heads / p.group;
     const uint z = gl_WorkGroupID.z + p.zBase;
-    const uint b = z / kvHeads, kvh = z % kvHeads;
-    const uint rows = p.group * p.qLen;
-    const uint r0 = (gl_WorkGroupID.x + p.tileBase) * TILE_Q;
+    b = z / kvHeads;
+    kvh = z % kvHeads;
+    rows = p.group * p.qLen;
+    r0 = (gl_WorkGroupID.x + p.tileBase) * TILE_Q;
     const uint rLast = min(r0 + TILE_Q, rows) - 1u;
     const uint split = gl_WorkGroupID.y;
 
-    uint qLenB = p.qLen, kLenB = p.kLen;
+    qLenB = p.qLen;
+    kLenB = p.kLen;
     if ((FEATURES & HAS_LENGTHS) != 0u) {
         if (aux.words[0] != 0u) qLenB = aux.words[aux.words[0] + b];
         if (aux.words[1] != 0u) kLenB = aux.words[aux.words[1] + b];
     }
-    const int offset = (p.bottomRight != 0u ? int(kLenB) - int(qLenB) : 0) + p.diagonalShift;
+    offset = (p.bottomRight != 0u ? int(kLenB) - int(qLenB) : 0) + p.diagonalShift;
     blockRows = max(aux.words[13], 1u);
     blockCols = max(aux.words[14], 1u);
     for (uint x = 0u; x < 4u; ++x) {
@@ -190,7 +284,6 @@ void main() {
         allowedStride[x] = (FEATURES & HAS_ALLOWED) != 0u ? aux.words[9u + x] : 0u;
     }
 
-    float rowSlope[TILE_Q];
     for (uint r = 0u; r < TILE_Q; ++r) {
         rowMax[r] = NEG_INF;
         rowSum[r] = 0.0;
@@ -205,7 +298,8 @@ void main() {
     const bool oneHead = rowHead(kvh, r0) == rowHead(kvh, rLast);
     const uint iFirst = oneHead ? rowIndex(r0) : 0u;
     const uint iLast = oneHead ? rowIndex(rLast) : p.qLen - 1u;
-    int kLo = 0, kHi = 0;
+    kLo = 0;
+    kHi = 0;
     if (iFirst < qLenB && kLenB > 0u) {
         kLo = max(0, int(iFirst) + offset - p.windowLeft);
         kHi = min(int(kLenB), int(min(iLast, qLenB - 1u)) + offset + p.windowRight + 1);
@@ -215,10 +309,9 @@ void main() {
         kHi = min(kHi, int((split + 1u) * p.keysPerSplit));
     }
     const uint TILE_K = 4u * SUBGROUP_SIZE;
-    const uint kBase = b * p.kStrideB + kvh * p.kStrideH;
-    const uint vBase = b * p.vStrideB + kvh * p.vStrideH;
+    kBase = b * p.kStrideB + kvh * p.kStrideH;
+    vBase = b * p.vStrideB + kvh * p.vStrideH;
     // The Q rows this lane fetches (rows past the valid ones are clamped, read, and never stored).
-    uint qTexel[Q_FETCHES];
     for (uint f = 0u; f < Q_FETCHES; ++f) {
         const uint row = min(r0 + lane + f * SUBGROUP_SIZE, rows - 1u);
         qTexel[f] = b * p.qStrideB + rowHead(kvh, row) * p.qStrideH + min(rowIndex(row), max(qLenB, 1u) - 1u) * p.qStrideS;
@@ -230,90 +323,25 @@ void main() {
         && ((FEATURES & HAS_BLOCKS) == 0u || (FEATURES & BLOCKS_ALIGNED) != 0u);
     const bool rowsInterior = plainScores && oneHead && rLast + 1u == r0 + TILE_Q && iLast < qLenB;
 
-    // Round the first tile down to a multiple of TILE_K so that tiles line up with aligned blocks.
-    for (int kStart = kLo - kLo % int(TILE_K); kStart < kHi; kStart += int(TILE_K)) {
-        const uint k0 = uint(kStart);
-        if ((FEATURES & BLOCKS_ALIGNED) != 0u && !blockAllowed(rowHead(kvh, r0), rowIndex(r0), k0)) continue;
-        const bool interior = rowsInterior && kStart >= kLo && kStart + int(TILE_K) <= kHi
-            && kStart >= int(iLast) + offset - p.windowLeft && kStart + int(TILE_K) - 1 <= int(iFirst) + offset + p.windowRight;
-        // This lane's 4 keys, clamped into the valid keys for fetching.
-        const uint myKey = k0 + 4u * lane;
-        uint keyTexel[4];
-        for (uint c = 0u; c < 4u; ++c) keyTexel[c] = kBase + min(myKey + c, kLenB - 1u) * p.kStrideS;
-
-        for (uint r = 0u; r < TILE_Q; ++r) acc[r] = vec4(0.0);
-        for (uint d4 = 0u; d4 < DIM4; ++d4) {
-            vec4 k0v = FETCH_ROW(keys, keyTexel[0], d4, HEAD_DIM);
-            vec4 k1v = FETCH_ROW(keys, keyTexel[1], d4, HEAD_DIM);
-            vec4 k2v = FETCH_ROW(keys, keyTexel[2], d4, HEAD_DIM);
-            vec4 k3v = FETCH_ROW(keys, keyTexel[3], d4, HEAD_DIM);
-            vec4 kt0 = vec4(k0v.x, k1v.x, k2v.x, k3v.x), kt1 = vec4(k0v.y, k1v.y, k2v.y, k3v.y);
-            vec4 kt2 = vec4(k0v.z, k1v.z, k2v.z, k3v.z), kt3 = vec4(k0v.w, k1v.w, k2v.w, k3v.w);
-            vec4 qFetched[Q_FETCHES];
-            for (uint f = 0u; f < Q_FETCHES; ++f) qFetched[f] = FETCH_ROW(queries, qTexel[f], d4, HEAD_DIM);
-            for (uint r = 0u; r < TILE_Q; ++r) {
-                vec4 qv = subgroupShuffle(qFetched[r / SUBGROUP_SIZE], r % SUBGROUP_SIZE);
-                acc[r] = fma(vec4(qv.x), kt0, fma(vec4(qv.y), kt1, fma(vec4(qv.z), kt2, fma(vec4(qv.w), kt3, acc[r]))));
-            }
-        }
-
-        // Scale, mask, and fold into the running statistics.
-        for (uint r = 0u; r < TILE_Q; ++r) {
-            const uint row = r0 + r;
-            const uint h = rowHead(kvh, min(row, rows - 1u));
-            const int i = int(rowIndex(row));
-            const int diagonal = i + offset;
-            vec4 s = acc[r] * p.scaleLog2;
-            // Softcap (Gemma 2): cap·tanh(s/cap), in log2 units. tanh saturates to ±1 in fp32 beyond
-            // |x| ≈ 9, so clamping at 10 changes nothing and keeps exp-based tanh from inf/inf.
-            if ((FEATURES & HAS_SOFTCAP) != 0u) s = p.softcapLog2 * tanh(clamp(s / p.softcapLog2, -10.0, 10.0));
-            if (!interior) for (uint c = 0u; c < 4u; ++c) {
-                const int j = int(myKey + c);
-                bool allowed = row < rows && uint(i) < qLenB && j < int(kLenB) && j >= kLo && j < kHi
-                    && j >= diagonal - p.windowLeft && j <= diagonal + p.windowRight;
-                if ((FEATURES & HAS_BLOCKS) != 0u && (FEATURES & BLOCKS_ALIGNED) == 0u && allowed)
-                    allowed = blockAllowed(h, uint(i), uint(j));
-                if ((FEATURES & HAS_ALIBI) != 0u) s[c] -= rowSlope[r] * float(abs(diagonal - j));
-                if ((FEATURES & HAS_ALLOWED) != 0u && allowed)
-                    allowed = texelFetch(allowedMask, int(b * allowedStride[0] + h * allowedStride[1] + uint(i) * allowedStride[2]
-                                                          + uint(j) * allowedStride[3])).x != 0u;
-                if ((FEATURES & HAS_BIAS) != 0u && allowed)
-                    s[c] += LOG2E * texelFetch(bias, int(b * biasStride[0] + h * biasStride[1] + uint(i) * biasStride[2] + uint(j) * biasStride[3])).x;
-                s[c] = allowed ? s[c] : NEG_INF;
-            }
-            const float tileMax = subgroupMax(max(max(s.x, s.y), max(s.z, s.w)));
-            const float newMax = max(rowMax[r], tileMax);
-            vec4 probability = vec4(0.0);
-            if (newMax != NEG_INF) {
-                const float correction = rowMax[r] == NEG_INF ? 0.0 : exp2(rowMax[r] - newMax);
-                rowMax[r] = newMax;
-                for (uint c = 0u; c < 4u; ++c) probability[c] = s[c] == NEG_INF ? 0.0 : exp2(s[c] - newMax);
-                rowSum[r] = rowSum[r] * correction + (probability.x + probability.y + probability.z + probability.w);
-                for (uint c = 0u; c < CHUNKS; ++c) outAcc[r * CHUNKS + c] *= correction;
-            }
-            acc[r] = probability;
-        }
-
-        // outAcc += P · V: lane q's 4 probabilities per row reach every lane by shuffle.
-        for (uint q = 0u; q < SUBGROUP_SIZE; ++q) {
-            const uint key = k0 + 4u * q;
-            vec4 vRows[4 * CHUNKS];
-            for (uint c = 0u; c < 4u; ++c) {
-                const uint texel = vBase + min(key + c, kLenB - 1u) * p.vStrideS;
-                for (uint t = 0u; t < CHUNKS; ++t) {
-                    const uint d4 = lane + t * SUBGROUP_SIZE;
-                    vRows[c * CHUNKS + t] = d4 < VDIM4 ? FETCH_ROW(values, texel, d4, VALUE_DIM) : vec4(0.0);
-                }
-            }
-            for (uint r = 0u; r < TILE_Q; ++r) {
-                const vec4 pr = subgroupShuffle(acc[r], q);
-                for (uint t = 0u; t < CHUNKS; ++t) {
-                    outAcc[r * CHUNKS + t] = fma(vec4(pr.x), vRows[t], fma(vec4(pr.y), vRows[CHUNKS + t],
-                        fma(vec4(pr.z), vRows[2u * CHUNKS + t], fma(vec4(pr.w), vRows[3u * CHUNKS + t], outAcc[r * CHUNKS + t]))));
-                }
-            }
+    // Tiles in key order: the checked ones before the interior range, the interior ones (every row
+    // valid, every key inside the band, the key length and the split, no additive terms or per-score
+    // block lookups), then the checked ones after it. The first tile is rounded down to a multiple of
+    // TILE_K so that tiles line up with aligned blocks.
+    const int kFirst = kLo - kLo % int(TILE_K);
+    int innerLo = kHi, innerHi = kHi;
+    if (rowsInterior) {
+        const int lowest = max(kLo, int(iLast) + offset - p.windowLeft);        // first key an interior tile may start at
+        const int highest = min(kHi, int(iFirst) + offset + p.windowRight + 1);  // one past the last key it may reach
+        const int first = kFirst + (max(lowest - kFirst, 0) + int(TILE_K) - 1) / int(TILE_K) * int(TILE_K);
+        if (first + int(TILE_K) <= highest) {
+            innerLo = first;
+            innerHi = first + (highest - first) / int(TILE_K) * int(TILE_K);
         }
     }
+    int kStart = kFirst;
+    for (; kStart < innerLo; kStart += int(TILE_K)) keyTile(uint(kStart), true);
+    for (; kStart < innerHi; kStart += int(TILE_K)) keyTile(uint(kStart), false);
+    for (; kStart < kHi; kStart += int(TILE_K)) keyTile(uint(kStart), true);
 
     // Only split mode (never windowed: the whole z range is one dispatch) offsets the log-sum-exp by split.
     const uint batchHeads = gl_NumWorkGroups.z * p.group;

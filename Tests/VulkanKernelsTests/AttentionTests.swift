@@ -53,6 +53,22 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// Bands wide enough that a 16-row tile has checked key tiles at both ends and unchecked (interior)
+    /// ones between: the Vulkan kernel runs those in separate loops, so a band edge placed one tile
+    /// wrong shows up as keys that should have been masked (or ones that were dropped).
+    func testWideBandsMixCheckedAndInteriorKeyTiles() throws {
+        onEveryBackend { context in
+            for (window, causal, alignment) in [(AttentionMask.SlidingWindow(left: 90, right: 70), false, AttentionMask.DiagonalAlignment.topLeft),
+                                                (AttentionMask.SlidingWindow(left: 100, right: 0), true, .bottomRight),
+                                                (AttentionMask.SlidingWindow(left: 37, right: 101), false, .offset(-45))] {
+                let mask = AttentionMask(isCausal: causal, alignment: alignment, window: window)
+                try checkAttention(AttentionCase(queryLength: 150, keyLength: 333, mask: mask, seed: 31), Float.self, on: context)
+            }
+            // Causal only, longer than a few tiles: every tile but the diagonal ones runs unchecked.
+            try checkAttention(AttentionCase(queryLength: 257, keyLength: 300, mask: .causal(.bottomRight), seed: 32), Float.self, on: context)
+        }
+    }
+
     func testALiBiSlopesPenaliseDistance() throws {
         onEveryBackend { context in
             let mask = AttentionMask(isCausal: true, alibiSlopes: AttentionMask.standardALiBiSlopes(heads: 2))
