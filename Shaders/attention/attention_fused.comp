@@ -30,8 +30,8 @@
 //
 // Specialization constants
 //   0  HEAD_DIM       dk, the head dim of Q and K, 1..256
-//   1  TILE_Q         tile rows per workgroup, 1..16 (16 for prefill, the next power of two ≥
-//                     group · Lq for decode)
+//   1  TILE_Q         tile rows per workgroup, 1..32 (prefill: 32 on CPU drivers for head dims ≤ 64, else
+//                     16; decode: the next power of two ≥ group · Lq up to that)
 //   2  SUBGROUP_SIZE  S: the workgroup is one subgroup of S lanes (host requests exactly S, with
 //                     full subgroups; it must match the running subgroup size)
 //   3  FEATURES       bit 0: per-sequence lengths, 1: bias, 2: ALiBi, 3: block layout, 4: block
