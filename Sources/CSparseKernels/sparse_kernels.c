@@ -186,26 +186,62 @@ float vkk_dot(const float *x, const float *y, int64_t count) {
     return sum;
 }
 
-void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end) {
+// One CSR row's sum of value * x[column], 16 entries per step in two independent accumulators. x is
+// gathered with scalar loads: on this project's Zen 4 machine the AVX2 gather instruction was slower
+// than the scalar code it replaces (2048 x 512 at 10%: 1.9 G entries/s against 2.7 for 4 scalar sums
+// and 3.0 for scalar loads + vector FMAs).
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static float csr_row_dot_avx2(const float *values, const int32_t *indices, const float *x, int32_t j, int32_t end) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (; j + 16 <= end; j += 16) {
+        const int32_t *c = indices + j;
+        const __m256 x0 = _mm256_set_ps(x[c[7]], x[c[6]], x[c[5]], x[c[4]], x[c[3]], x[c[2]], x[c[1]], x[c[0]]);
+        const __m256 x1 = _mm256_set_ps(x[c[15]], x[c[14]], x[c[13]], x[c[12]], x[c[11]], x[c[10]], x[c[9]], x[c[8]]);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(values + j), x0, s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(values + j + 8), x1, s1);
+    }
+    const __m256 s = _mm256_add_ps(s0, s1);
+    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    float sum = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+    for (; j < end; ++j) sum += values[j] * x[indices[j]];
+    return sum;
+}
+#endif
+
+static float csr_row_dot(const float *values, const int32_t *indices, const float *x, int32_t j, int32_t end) {
+    // Four independent sums so the loads of x overlap.
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (; j + 3 < end; j += 4) {
+        s0 += values[j] * x[indices[j]];
+        s1 += values[j + 1] * x[indices[j + 1]];
+        s2 += values[j + 2] * x[indices[j + 2]];
+        s3 += values[j + 3] * x[indices[j + 3]];
+    }
+    for (; j < end; ++j) s0 += values[j] * x[indices[j]];
+    return (s0 + s1) + (s2 + s3);
+}
+
+void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end, float alpha, float beta) {
+#if defined(__x86_64__)
+    const int avx2 = has_avx2();
+#else
+    const int avx2 = 0;
+#endif
     for (int64_t r = row_begin; r < row_end; ++r) {
+        float sum = 0;
         if (a->kind == 0) {
-            // Four independent sums so the gathers of x overlap.
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int32_t j = a->pointers[r];
-            const int32_t end = a->pointers[r + 1];
-            for (; j + 3 < end; j += 4) {
-                s0 += a->values[j] * x[a->indices[j]];
-                s1 += a->values[j + 1] * x[a->indices[j + 1]];
-                s2 += a->values[j + 2] * x[a->indices[j + 2]];
-                s3 += a->values[j + 3] * x[a->indices[j + 3]];
-            }
-            for (; j < end; ++j) s0 += a->values[j] * x[a->indices[j]];
-            y[r] = (s0 + s1) + (s2 + s3);
+#if defined(__x86_64__)
+            if (avx2) sum = csr_row_dot_avx2(a->values, a->indices, x, a->pointers[r], a->pointers[r + 1]);
+            else
+#endif
+            sum = csr_row_dot(a->values, a->indices, x, a->pointers[r], a->pointers[r + 1]);
+            (void)avx2;
         } else {
-            float sum = 0;
 #define SPMV_BODY(col, v) sum += (v) * x[col];
             FOR_EACH_ENTRY(a, r, SPMV_BODY)
-            y[r] = sum;
         }
+        y[r] = beta == 0.0f ? alpha * sum : alpha * sum + beta * y[r];
     }
 }

@@ -30,8 +30,9 @@ void vkk_pack_b(const float *b, int64_t ldb, int64_t k, int64_t n, float *packed
 void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride, int64_t tile_stride, int padded, int64_t n,
                    float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta);
 
-// y[r] = sum over the stored entries of row r of value * x[column], for rows [row_begin, row_end).
-void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end);
+// y[r] = alpha * (sum over the stored entries of row r of value * x[column]) + beta * y[r], for rows
+// [row_begin, row_end); beta == 0 never reads y.
+void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end, float alpha, float beta);
 
 // sum over i < count of x[i] * y[i], in fp32 (several accumulators).
 float vkk_dot(const float *x, const float *y, int64_t count);

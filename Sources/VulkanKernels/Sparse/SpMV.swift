@@ -56,10 +56,16 @@ extension CommandBatch {
             bindings = [positions, positions, BufferBinding(a.buffers["values"]!, scalar), positions, BufferBinding(x, scalar),
                         BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
         } else {
-            bindings = [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32), BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
-                        BufferBinding(a.buffers["values"]!, scalar), BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
+            // Columns and values 4 entries per fetch (ENTRY_TEXELS = 4). lavapipe, DLMC transformer FFN
+            // 2048 x 512, two alternating runs each: 50% 1099-1100 us (was 1250-1562), 70% 620-885 (849-1186),
+            // 90% 432-630 (510-708); at 98% dispatch overhead dominates either way.
+            bindings = [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
+                        BufferBinding(a.buffers["indices"]!, .texel(VK_FORMAT_R32G32B32A32_UINT, texelBytes: 16)),
+                        BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
+                        BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
                         BufferBinding(x, scalar), BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
         }
+        let entryTexels: UInt32 = if case .csr = a.matrix { 4 } else { 1 }
         let shader: EmbeddedShader = switch (a.matrix, f16) {
         case (.csr, false): .sparse_spmv_csr
         case (.csr, true): .sparse_spmv_csr_f16
@@ -70,7 +76,7 @@ extension CommandBatch {
         }
         let spec = KernelSpec(shader: shader, bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
                                                          .uniformTexelBuffer, .storageBuffer],
-                              pushConstantBytes: 36, specialization: [UInt32(lanes)], requiredSubgroupSize: lanes)
+                              pushConstantBytes: 36, specialization: [UInt32(lanes), entryTexels], requiredSubgroupSize: lanes)
         let push: [UInt32] = [UInt32(m), UInt32(a.matrix.columns), UInt32(rowsPerGroup), UInt32(nm.n), UInt32(nm.m), UInt32(nm.groups),
                               alpha.bitPattern, beta.bitPattern, 0]
         try dispatch(spec, bindings, push: push, groups: ((m + rowsPerGroup - 1) / rowsPerGroup, 1, 1))
@@ -90,22 +96,31 @@ extension ComputeContext {
 
 extension CommandBatch {
     /// Rows in stored-entry-balanced chunks on all cores; each row a gather-dot in fp32 (CSparseKernels).
+    /// fp32 tensors are read and written in place (alpha and beta applied by the kernel); fp16 ones go
+    /// through fp32 copies of x and of the row sums.
     func cpuSpMV<Element: FloatingPointElement>(_ uploaded: UploadedSparseMatrix<Element>, x: Storage, y: Storage, alpha: Float, beta: Float) {
         let a = uploaded.matrix, values = uploaded.hostValues
-        let xFloat = SparseCPU.widened(x.hostPointer!.assumingMemoryBound(to: Element.self), count: a.columns)
-        var sums = [Float](repeating: 0, count: a.rows)
         let chunks = SparseCPU.chunkBoundaries(a, work: 1)
-        SparseCPU.withRows(a, values: values) { rows in
-            xFloat.withUnsafeBufferPointer { x in
-                sums.withUnsafeMutableBufferPointer { sums in
-                    let shared = UncheckedSendable((rows, x.baseAddress!, sums.baseAddress!))
-                    CPUParallel.forEachChunk(chunks.count - 1, costPerItem: 1_000_000) { range in
-                        for chunk in range {
-                            vkk_spmv_rows(shared.value.0, shared.value.1, shared.value.2, Int64(chunks[chunk]), Int64(chunks[chunk + 1]))
-                        }
+        func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, alpha: Float, beta: Float) {
+            SparseCPU.withRows(a, values: values) { rows in
+                let shared = UncheckedSendable((rows, x, y))
+                CPUParallel.forEachChunk(chunks.count - 1, costPerItem: 1_000_000) { range in
+                    for chunk in range {
+                        vkk_spmv_rows(shared.value.0, shared.value.1, shared.value.2, Int64(chunks[chunk]), Int64(chunks[chunk + 1]),
+                                      alpha, beta)
                     }
                 }
             }
+        }
+        if Element.self == Float.self {
+            run(UnsafePointer(x.hostPointer!.assumingMemoryBound(to: Float.self)), y.hostPointer!.assumingMemoryBound(to: Float.self),
+                alpha: alpha, beta: beta)
+            return
+        }
+        let xFloat = SparseCPU.widened(x.hostPointer!.assumingMemoryBound(to: Element.self), count: a.columns)
+        var sums = [Float](repeating: 0, count: a.rows)
+        xFloat.withUnsafeBufferPointer { x in
+            sums.withUnsafeMutableBufferPointer { sums in run(x.baseAddress!, sums.baseAddress!, alpha: 1, beta: 0) }
         }
         sums.withUnsafeBufferPointer { rowSums in
             SparseCPU.storeScaled(into: y.hostPointer!, as: Element.self, count: a.rows, alpha: alpha, beta: beta) { rowSums[$0] }
