@@ -35,8 +35,12 @@
         }                                                                                            \
     }
 
-static void store_tile(float *c, const float *acc, int64_t width, float alpha, float beta) {
-    for (int64_t j = 0; j < width; ++j) c[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * c[j];
+// C(r, n0 + j) for j < width lives at c[j * column_stride] (1 for row-major C, M for C stored transposed).
+static void store_tile(float *c, int64_t column_stride, const float *acc, int64_t width, float alpha, float beta) {
+    for (int64_t j = 0; j < width; ++j) {
+        float *out = c + j * column_stride;
+        *out = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * *out;
+    }
 }
 
 void vkk_pack_b(const float *b, int64_t ldb, int64_t k, int64_t n, float *packed, int64_t tile_begin, int64_t tile_end) {
@@ -50,6 +54,26 @@ void vkk_pack_b(const float *b, int64_t ldb, int64_t k, int64_t n, float *packed
     }
 }
 
+void vkk_pack_bt(const float *x, int64_t ldx, int64_t k, int64_t n, float *packed, int64_t tile_begin, int64_t tile_end) {
+    enum { ROWS = 64 };  // a block of B rows (X columns) at a time: 32 runs of 256 bytes read, 8 KiB written
+    for (int64_t t = tile_begin; t < tile_end; ++t) {
+        const int64_t n0 = t * TILE, width = n - n0 < TILE ? n - n0 : TILE;
+        float *tile = packed + t * k * TILE;
+        for (int64_t row0 = 0; row0 < k; row0 += ROWS) {
+            const int64_t rows = k - row0 < ROWS ? k - row0 : ROWS;
+            for (int64_t j = 0; j < TILE; ++j) {
+                float *out = tile + row0 * TILE + j;
+                if (j >= width) {
+                    for (int64_t i = 0; i < rows; ++i) out[i * TILE] = 0.0f;
+                    continue;
+                }
+                const float *in = x + (n0 + j) * ldx + row0;
+                for (int64_t i = 0; i < rows; ++i) out[i * TILE] = in[i];
+            }
+        }
+    }
+}
+
 // Column tile t of B starts at b + t * tile_stride, and row `col` of the tile at + col * row_stride:
 // packed (vkk_pack_b: row_stride 32, tile_stride K * 32, zero-padded) or in place (row_stride ldb,
 // tile_stride 32, where the last tile may be narrower than 32 and only `width` columns may be read).
@@ -57,7 +81,8 @@ void vkk_pack_b(const float *b, int64_t ldb, int64_t k, int64_t n, float *packed
 // Portable version: compilers vectorise the fixed-width inner loop for the baseline target. Reads only
 // the tile's `width` columns, so it also serves the narrow last tile of an in-place B.
 static void spmm_tile_generic(const vkk_sparse_rows *a, const float *bt, int64_t row_stride, int64_t n0, int64_t width,
-                              float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta) {
+                              float *c, int64_t c_row_stride, int64_t c_column_stride, int64_t row_begin, int64_t row_end,
+                              float alpha, float beta) {
     for (int64_t r = row_begin; r < row_end; ++r) {
         float acc[TILE] = {0};
         if (width == TILE) {
@@ -69,14 +94,15 @@ static void spmm_tile_generic(const vkk_sparse_rows *a, const float *bt, int64_t
             for (int64_t jj = 0; jj < width; ++jj) acc[jj] += vv * brow[jj]; }
             FOR_EACH_ENTRY(a, r, GENERIC_PART)
         }
-        store_tile(c + r * ldc + n0, acc, width, alpha, beta);
+        store_tile(c + r * c_row_stride + n0 * c_column_stride, c_column_stride, acc, width, alpha, beta);
     }
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma")))
 static void spmm_tile_avx2(const vkk_sparse_rows *a, const float *bt, int64_t row_stride, int64_t n0, int64_t width,
-                           float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta) {
+                           float *c, int64_t c_row_stride, int64_t c_column_stride, int64_t row_begin, int64_t row_end,
+                           float alpha, float beta) {
     for (int64_t r = row_begin; r < row_end; ++r) {
         __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
         if (a->kind == 0) {
@@ -113,13 +139,15 @@ static void spmm_tile_avx2(const vkk_sparse_rows *a, const float *bt, int64_t ro
             s3 = _mm256_fmadd_ps(vv, _mm256_loadu_ps(p + 24), s3); }
             FOR_EACH_ENTRY(a, r, AVX_BODY)
         }
-        float *out = c + r * ldc + n0;
+        float *out = c + r * c_row_stride + n0 * c_column_stride;
         const __m256 va = _mm256_set1_ps(alpha);
         __m256 o0 = _mm256_mul_ps(va, s0), o1 = _mm256_mul_ps(va, s1), o2 = _mm256_mul_ps(va, s2), o3 = _mm256_mul_ps(va, s3);
-        if (width < TILE) {
+        // A narrow tile, or C stored transposed (the linear form's Y): 32 scalar stores per row, small
+        // against the row's multiply-adds.
+        if (width < TILE || c_column_stride != 1) {
             float acc[TILE];
             _mm256_storeu_ps(acc, s0); _mm256_storeu_ps(acc + 8, s1); _mm256_storeu_ps(acc + 16, s2); _mm256_storeu_ps(acc + 24, s3);
-            store_tile(out, acc, width, alpha, beta);
+            store_tile(out, c_column_stride, acc, width, alpha, beta);
             continue;
         }
         if (beta != 0.0f) {
@@ -159,18 +187,18 @@ static int has_avx2(void) {
 #endif
 
 void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride, int64_t tile_stride, int padded, int64_t n,
-                   float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta) {
+                   float *c, int64_t c_row_stride, int64_t c_column_stride, int64_t row_begin, int64_t row_end, float alpha, float beta) {
     for (int64_t t = 0; t * TILE < n; ++t) {
         const int64_t n0 = t * TILE, width = n - n0 < TILE ? n - n0 : TILE;
         const float *bt = b + t * tile_stride;
 #if defined(__x86_64__)
         // The AVX kernel reads all 32 columns: a narrow tile needs the zero padding of a packed B.
         if (has_avx2() && (width == TILE || padded)) {
-            spmm_tile_avx2(a, bt, row_stride, n0, width, c, ldc, row_begin, row_end, alpha, beta);
+            spmm_tile_avx2(a, bt, row_stride, n0, width, c, c_row_stride, c_column_stride, row_begin, row_end, alpha, beta);
             continue;
         }
 #endif
-        spmm_tile_generic(a, bt, row_stride, n0, width, c, ldc, row_begin, row_end, alpha, beta);
+        spmm_tile_generic(a, bt, row_stride, n0, width, c, c_row_stride, c_column_stride, row_begin, row_end, alpha, beta);
     }
 }
 

@@ -33,6 +33,10 @@ struct BenchSparse: ParsableCommand {
     @Option(help: "Vulkan SpMM kernel (N > 1): automatic, rowEntries, nmTiles or blockTiles; a forced kernel must fit every format run.")
     var kernel: String = SpMMKernel.automatic.rawValue
 
+    @Flag(help: ArgumentHelp("Time the linear-layer form Y = X·Wᵀ (X stored tokens × K, Y tokens × M) instead of C = W·B; "
+                             + "the dense baselines stay W·B (the same multiply-adds)."))
+    var linear = false
+
     enum DTypeChoice: String, ExpressibleByArgument { case f32, f16 }
 
     private var spmmKernel: SpMMKernel { SpMMKernel(rawValue: kernel) ?? .automatic }
@@ -54,7 +58,7 @@ struct BenchSparse: ParsableCommand {
         }
         let context = try options.makeContext()
         let blas = try ComputeContext(backend: .cpu)
-        let table = BenchTable(title: "sparse spmm \(dtype.rawValue) on \(context.backendDescription), \(todayUTC())")
+        let table = BenchTable(title: "sparse \(linear ? "linear (Y = X·Wᵀ)" : "spmm") \(dtype.rawValue) on \(context.backendDescription), \(todayUTC())")
         let sparsities = sparsity.isEmpty ? (options.quick ? [70.0, 90] : [50.0, 70, 80, 90, 95, 98]) : sparsity
         let tokenCounts = tokens.isEmpty ? (options.quick ? [1, 256] : [1, 16, 256]) : tokens
         let formats = format.isEmpty ? (options.quick ? ["csr-magnitude", "bsr32", "2:4"] : ["csr-magnitude", "csr-random", "bsr16", "bsr32", "2:4"])
@@ -86,7 +90,7 @@ struct BenchSparse: ParsableCommand {
             }
         }
         if let path = options.json {
-            try table.writeJSON(to: path, device: context.backendDescription, extra: ["date": todayUTC(), "dtype": dtype.rawValue])
+            try table.writeJSON(to: path, device: context.backendDescription, extra: ["date": todayUTC(), "dtype": dtype.rawValue, "form": linear ? "linear" : "spmm"])
         }
     }
 
@@ -121,11 +125,13 @@ struct BenchSparse: ParsableCommand {
         }
         let (m, k) = (matrix.rows, matrix.columns)
         let uploaded = try context.upload(matrix)
-        let b = try context.tensor([Float].benchData(count: k * n, seed: 2).map { Element($0) }, shape: [k, n])
-        let c = try context.zeros(Element.self, shape: [m, n])
+        let b = try context.tensor([Float].benchData(count: k * n, seed: 2).map { Element($0) }, shape: linear ? [n, k] : [k, n])
+        let c = try context.zeros(Element.self, shape: linear ? [n, m] : [m, n])
         let seconds = try medianSeconds(context, warmup: options.warmup, repeats: options.repeats) { batch in
             if n == 1 {
                 try batch.spmv(uploaded, try b.reshaped([k]), into: try c.reshaped([m]))
+            } else if linear {
+                try batch.linear(b, weight: uploaded, into: c, kernel: spmmKernel)
             } else {
                 try batch.spmm(uploaded, b, into: c, kernel: spmmKernel)
             }

@@ -92,7 +92,8 @@ final class SparseSpMMTests: XCTestCase {
     }
 
     /// The CPU path reads B packed into zero-padded 32-column tiles when K ≥ 1024 or N < 32 (and enough
-    /// values are stored), else in place: both, with a narrow last tile, and alpha/beta.
+    /// values are stored), else in place: both, with a narrow last tile, and alpha/beta. The linear form
+    /// always packs (tiles cut from X's rows) and writes Y transposed, reading it when beta ≠ 0.
     func testPackedAndInPlaceColumnTilesOfB() throws {
         onEveryBackend { context in
             for (k, n) in [(1040, 45), (1040, 13), (100, 45), (100, 64)] {
@@ -100,6 +101,7 @@ final class SparseSpMMTests: XCTestCase {
                 let matrix = SparseMatrix<Float>.csr(try CSRMatrix(dense: dense, rows: 24, columns: k))
                 try check(matrix, dense: dense, n: n, form: .spmm, alpha: 1.5, beta: 0, Float.self, on: context)
                 try check(matrix, dense: dense, n: n, form: .spmm, alpha: 1, beta: -0.5, Float.self, on: context)
+                try check(matrix, dense: dense, n: n, form: .linear, alpha: 0.75, beta: -0.5, Float.self, on: context)
                 let bsr = SparseMatrix<Float>.bsr(try BSRMatrix(dense: dense, rows: 24, columns: k, blockSize: 4))
                 try check(bsr, dense: dense, n: n, form: .spmm, alpha: 1, beta: 0, Float.self, on: context)
             }

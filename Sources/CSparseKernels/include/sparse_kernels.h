@@ -23,12 +23,17 @@ typedef struct {
 // tiles [tile_begin, tile_end). packed needs ceil(N / 32) * K * 32 floats.
 void vkk_pack_b(const float *b, int64_t ldb, int64_t k, int64_t n, float *packed, int64_t tile_begin, int64_t tile_end);
 
-// C(r, :) = alpha * (A(r, :) * B) + beta * C(r, :) for rows [row_begin, row_end) of A; C has row stride
-// ldc; beta == 0 never reads C. B (K x N) is read in 32-column tiles: tile t at b + t * tile_stride, its
+// The same tiles for B = X^T, X N x K row-major (row stride ldx): tile t row k column j holds X(32t + j, k).
+// One pass that both transposes and packs (the linear form Y = X * W^T reads X this way).
+void vkk_pack_bt(const float *x, int64_t ldx, int64_t k, int64_t n, float *packed, int64_t tile_begin, int64_t tile_end);
+
+// C(r, :) = alpha * (A(r, :) * B) + beta * C(r, :) for rows [row_begin, row_end) of A; C(r, j) lives at
+// c[r * c_row_stride + j * c_column_stride] (row-major: ldc and 1; stored transposed: 1 and M); beta == 0
+// never reads C. B (K x N) is read in 32-column tiles: tile t at b + t * tile_stride, its
 // row k at + k * row_stride. Packed by vkk_pack_b: row_stride 32, tile_stride K * 32, padded = 1. In
 // place: row_stride ldb, tile_stride 32, padded = 0 (the last tile then reads only its own columns).
 void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride, int64_t tile_stride, int padded, int64_t n,
-                   float *c, int64_t ldc, int64_t row_begin, int64_t row_end, float alpha, float beta);
+                   float *c, int64_t c_row_stride, int64_t c_column_stride, int64_t row_begin, int64_t row_end, float alpha, float beta);
 
 // y[r] = alpha * (sum over the stored entries of row r of value * x[column]) + beta * y[r], for rows
 // [row_begin, row_end); beta == 0 never reads y.

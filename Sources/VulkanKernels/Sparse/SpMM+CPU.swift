@@ -14,30 +14,26 @@ extension CommandBatch {
                                                 alpha: Float, beta: Float) {
         let a = uploaded.matrix, values = uploaded.hostValues
         let bPointer = b.hostPointer!
-        // op(B) as a K × N fp32 matrix.
-        var bOwned: [Float] = []
-        let bFloat: UnsafePointer<Float>
-        if s.linear {
-            bOwned = SparseCPU.transposedFloat(bPointer, of: Element.self, rows: s.n, columns: s.k)
-            bFloat = bOwned.withUnsafeBufferPointer { $0.baseAddress! }
-        } else if Element.self == Float.self {
-            bFloat = UnsafePointer(bPointer.assumingMemoryBound(to: Float.self))
+        // op(B) in fp32: B itself (K × N) or, for the linear form, X (N × K), which the kernel packs
+        // transposed in one pass.
+        let bOwned: [Float]? = Element.self == Float.self ? nil
+            : SparseCPU.widened(bPointer.assumingMemoryBound(to: Element.self), count: s.k * s.n)
+        let bFloat = bOwned.map { $0.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) } }
+            ?? UnsafePointer(bPointer.assumingMemoryBound(to: Float.self))
+        // C (M × N) row-major, or Y = Cᵀ (N × M) for the linear form: C(i, j) at i·rowStride + j·columnStride.
+        let (rowStride, columnStride) = s.linear ? (1, s.m) : (s.n, 1)
+        if Element.self == Float.self {
+            SparseCPU.spmm(a, values: values, b: bFloat, bIsX: s.linear, n: s.n, c: c.hostPointer!.assumingMemoryBound(to: Float.self),
+                           rowStride: rowStride, columnStride: columnStride, alpha: alpha, beta: beta)
         } else {
-            bOwned = SparseCPU.widened(bPointer.assumingMemoryBound(to: Element.self), count: s.k * s.n)
-            bFloat = bOwned.withUnsafeBufferPointer { $0.baseAddress! }
-        }
-        if Element.self == Float.self && !s.linear {
-            SparseCPU.spmm(a, values: values, b: bFloat, n: s.n, c: c.hostPointer!.assumingMemoryBound(to: Float.self),
-                           alpha: alpha, beta: beta)
-        } else {
-            // Z = A·op(B) in fp32, then C (or Yᵀ) = alpha·Z + beta·C with one rounding.
+            // Z = A·op(B) in fp32 in C's storage order, then C = alpha·Z + beta·C with one rounding.
             var z = [Float](repeating: 0, count: s.m * s.n)
-            z.withUnsafeMutableBufferPointer { SparseCPU.spmm(a, values: values, b: bFloat, n: s.n, c: $0.baseAddress!, alpha: 1, beta: 0) }
+            z.withUnsafeMutableBufferPointer {
+                SparseCPU.spmm(a, values: values, b: bFloat, bIsX: s.linear, n: s.n, c: $0.baseAddress!,
+                               rowStride: rowStride, columnStride: columnStride, alpha: 1, beta: 0)
+            }
             z.withUnsafeBufferPointer { zBuffer in
-                // index runs over C's storage order (Yᵀ's for the linear form).
-                SparseCPU.storeScaled(into: c.hostPointer!, as: Element.self, count: s.m * s.n, alpha: alpha, beta: beta) { index in
-                    zBuffer[s.linear ? (index % s.m) * s.n + index / s.m : index]
-                }
+                SparseCPU.storeScaled(into: c.hostPointer!, as: Element.self, count: s.m * s.n, alpha: alpha, beta: beta) { zBuffer[$0] }
             }
         }
         withExtendedLifetime(bOwned) {}
@@ -52,11 +48,14 @@ enum SparseCPU {
     /// and at a power-of-two stride (N = 256: 1 KiB) they share a few L2 cache sets — a 4096-row slice
     /// (512 KiB) thrashed a 1 MiB L2. Small B (K < 1024: the strided slice fits the sets it maps to) or
     /// few stored values per B row (the one-pass copy would cost more than it saves) are read in place.
-    static func spmm<Element>(_ a: SparseMatrix<Element>, values: [Float], b: UnsafePointer<Float>, n: Int,
-                              c: UnsafeMutablePointer<Float>, alpha: Float, beta: Float) {
+    /// With `bIsX` the operand is X (N × K, row stride K) and B = Xᵀ; it is always packed (transposed on the
+    /// way). C(i, j) is written at c[i·rowStride + j·columnStride].
+    static func spmm<Element>(_ a: SparseMatrix<Element>, values: [Float], b: UnsafePointer<Float>, bIsX: Bool = false, n: Int,
+                              c: UnsafeMutablePointer<Float>, rowStride cRowStride: Int, columnStride cColumnStride: Int,
+                              alpha: Float, beta: Float) {
         let k = a.columns, tiles = (n + 31) / 32
         // Narrow B (N < 32) is packed too: the zero padding lets the AVX kernel run on it.
-        let pack = (k >= 1024 || n < 32) && a.storedCount >= 2 * k
+        let pack = bIsX || ((k >= 1024 || n < 32) && a.storedCount >= 2 * k)
         // 64-byte aligned, so each packed 128-byte row is two whole cache lines.
         let packed = pack ? UnsafeMutableRawPointer.allocate(byteCount: tiles * k * 32 * 4, alignment: 64)
                               .bindMemory(to: Float.self, capacity: tiles * k * 32) : nil
@@ -64,7 +63,11 @@ enum SparseCPU {
         if let packed {
             let packing = UncheckedSendable((b, packed))
             DispatchQueue.concurrentPerform(iterations: tiles) { tile in
-                vkk_pack_b(packing.value.0, Int64(n), Int64(k), Int64(n), packing.value.1, Int64(tile), Int64(tile + 1))
+                if bIsX {
+                    vkk_pack_bt(packing.value.0, Int64(k), Int64(k), Int64(n), packing.value.1, Int64(tile), Int64(tile + 1))
+                } else {
+                    vkk_pack_b(packing.value.0, Int64(n), Int64(k), Int64(n), packing.value.1, Int64(tile), Int64(tile + 1))
+                }
             }
         }
         let source = packed.map { UnsafePointer($0) } ?? b
@@ -75,7 +78,8 @@ enum SparseCPU {
             DispatchQueue.concurrentPerform(iterations: chunks.count - 1) { chunk in
                 var descriptor = shared.value.0.pointee
                 vkk_spmm_rows(&descriptor, shared.value.1, Int64(rowStride), Int64(tileStride), pack ? 1 : 0, Int64(n),
-                              shared.value.2, Int64(n), Int64(chunks[chunk]), Int64(chunks[chunk + 1]), alpha, beta)
+                              shared.value.2, Int64(cRowStride), Int64(cColumnStride), Int64(chunks[chunk]), Int64(chunks[chunk + 1]),
+                              alpha, beta)
             }
         }
     }
@@ -166,32 +170,6 @@ enum SparseCPU {
                     for i in range { out[i] = Float16(alpha * value(i) + (beta == 0 ? 0 : beta * Float(out[i]))) }
                 }
             }
-        }
-    }
-
-    /// The `columns × rows` fp32 transpose of a row-major `rows × columns` matrix.
-    static func transposedFloat<Element: FloatingPointElement>(_ raw: UnsafeMutableRawPointer, of: Element.Type, rows: Int, columns: Int) -> [Float] {
-        let widenedSource = widened(raw.assumingMemoryBound(to: Element.self), count: rows * columns)
-        return widenedSource.withUnsafeBufferPointer { transposed(UncheckedSendable($0.baseAddress!), rows: rows, columns: columns) }
-    }
-
-    private static func transposed(_ source: UncheckedSendable<UnsafePointer<Float>>, rows: Int, columns: Int) -> [Float] {
-        return [Float](unsafeUninitializedCapacity: max(rows * columns, 1)) { buffer, initialized in
-            let destination = UncheckedSendable(buffer.baseAddress!)
-            // 32×32 tiles keep both sides in cache.
-            let tiles = (columns + 31) / 32
-            CPUParallel.forEachChunk(tiles, costPerItem: 32 * rows) { range in
-                for tile in range {
-                    for row0 in stride(from: 0, to: rows, by: 32) {
-                        for column in tile * 32..<min(columns, tile * 32 + 32) {
-                            for row in row0..<min(rows, row0 + 32) {
-                                destination.value[column * rows + row] = source.value[row * columns + column]
-                            }
-                        }
-                    }
-                }
-            }
-            initialized = rows * columns
         }
     }
 }
