@@ -28,9 +28,11 @@ let package = Package(
         .plugin(name: "ShaderCompiler", capability: .buildTool(), dependencies: ["ShaderEmbedder"]),
         // AVX2/FMA inner loops of the sparse CPU path (chosen at run time; baseline code otherwise).
         .target(name: "CSparseKernels"),
+        // The same for the fused-attention CPU path (score and P·V tiles, vectorised exp).
+        .target(name: "CAttentionKernels"),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CBLAS", "CPNG", "CZlib", "CSparseKernels"],
+            dependencies: ["CVulkan", "CBLAS", "CPNG", "CZlib", "CSparseKernels", "CAttentionKernels"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(

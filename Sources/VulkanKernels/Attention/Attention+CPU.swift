@@ -1,3 +1,4 @@
+import CAttentionKernels
 import Foundation
 
 /// The mask of one attention call resolved for fast per-element evaluation on the CPU.
@@ -76,15 +77,16 @@ extension CommandBatch {
         let out = UncheckedSendable(output.hostPointer!)
         let lse = UncheckedSendable(logSumExp?.hostPointer?.assumingMemoryBound(to: Float.self))
         let pointers = UncheckedSendable((qBuffer.pointer, kBuffer.pointer, vBuffer.pointer))
-        let tileRows = 16, keyBlock = 64, dk = s.headDim, d = s.valueDim
+        let tileRows = 16, keyBlock = Int(VKK_ATTENTION_KEY_BLOCK), dk = s.headDim, d = s.valueDim
         let tilesPerHead = (s.queryLength + tileRows - 1) / tileRows
         let tasks = s.batch * s.heads * tilesPerHead
 
         CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
             let (qp, kp, vp) = pointers.value
-            var scores = [Float](repeating: 0, count: tileRows * keyBlock)
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * keyBlock)
+            let transposedKeys = UnsafeMutablePointer<Float>.allocate(capacity: dk * keyBlock)
             let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * d)
-            defer { accumulator.deallocate() }
+            defer { scores.deallocate(); transposedKeys.deallocate(); accumulator.deallocate() }
             var rowMax = [Float](repeating: 0, count: tileRows), rowSum = [Float](repeating: 0, count: tileRows)
             for task in range {
                 let tile = task % tilesPerHead, head = (task / tilesPerHead) % s.heads, b = task / (tilesPerHead * s.heads)
@@ -101,40 +103,31 @@ extension CommandBatch {
                     tileKeys = min(tileKeys.lowerBound, keys.lowerBound)..<(tileKeys.upperBound == Int.max ? keys.upperBound : max(tileKeys.upperBound, keys.upperBound))
                 }
                 if tileKeys.lowerBound != Int.max {
+                    let qFirst = qp + b * s.queryStrides.batch + head * s.queryStrides.head + rows.lowerBound * s.queryStrides.sequence
                     let kBase = kp + b * s.keyStrides.batch + kvHead * s.keyStrides.head
                     let vBase = vp + b * s.valueStrides.batch + kvHead * s.valueStrides.head
                     for block in stride(from: tileKeys.lowerBound, to: tileKeys.upperBound, by: keyBlock) {
                         let blockKeys = block..<min(tileKeys.upperBound, block + keyBlock)
-                        for (r, i) in rows.enumerated() where i < validRows {
-                            let allowed = resolved.keyRange(batch: b, row: i).clamped(to: blockKeys)
-                            let qRow = qp + b * s.queryStrides.batch + head * s.queryStrides.head + i * s.queryStrides.sequence
-                            var blockMax = -Float.infinity
-                            for j in blockKeys {
-                                var score = -Float.infinity
-                                if allowed.contains(j) {
-                                    let kRow = kBase + j * s.keyStrides.sequence
-                                    score = dotProduct(qRow, kRow, count: dk) * scale
+                        // Scores of every tile row against the block (CAttentionKernels), then the masks and
+                        // the online softmax per row, then P·V for the whole tile.
+                        vkk_attention_scores(qFirst, Int64(s.queryStrides.sequence), Int64(rows.count), kBase + block * s.keyStrides.sequence,
+                                             Int64(s.keyStrides.sequence), Int64(blockKeys.count), Int64(dk), scale, transposedKeys, scores)
+                        for (r, i) in rows.enumerated() {
+                            let row = scores + r * keyBlock
+                            let allowed = i < validRows ? resolved.keyRange(batch: b, row: i).clamped(to: blockKeys) : block..<block
+                            if allowed != blockKeys || softcap != nil || resolved.hasAdditiveTerms {
+                                for j in blockKeys {
+                                    guard allowed.contains(j) else { row[j - block] = -.infinity; continue }
+                                    var score = row[j - block]
                                     if let softcap { score = softcap * Foundation.tanh(score / softcap) }
                                     if resolved.hasAdditiveTerms { score += resolved.additive(batch: b, head: head, row: i, key: j) }
+                                    row[j - block] = score
                                 }
-                                scores[r * keyBlock + j - block] = score
-                                blockMax = max(blockMax, score)
                             }
-                            let newMax = max(rowMax[r], blockMax)
-                            if newMax == -.infinity { continue }
-                            let correction = rowMax[r] == -.infinity ? 0 : Foundation.exp(rowMax[r] - newMax)
-                            rowMax[r] = newMax
-                            rowSum[r] *= correction
-                            let o = r * d
-                            for e in 0..<d { accumulator[o + e] *= correction }
-                            for j in blockKeys {
-                                let score = scores[r * keyBlock + j - block]
-                                if score == -.infinity { continue }
-                                let p = Foundation.exp(score - newMax)
-                                rowSum[r] += p
-                                addScaled(vBase + j * s.valueStrides.sequence, p, into: accumulator + o, count: d)
-                            }
+                            vkk_attention_softmax_row(row, Int64(blockKeys.count), &rowMax[r], &rowSum[r], accumulator + r * d, Int64(d))
                         }
+                        vkk_attention_pv(scores, Int64(rows.count), Int64(blockKeys.count), vBase + block * s.valueStrides.sequence,
+                                         Int64(s.valueStrides.sequence), Int64(d), accumulator, Int64(d))
                     }
                 }
                 for (r, i) in rows.enumerated() {
@@ -162,32 +155,6 @@ func widenedInput(_ storage: Storage, count: Int, dtype: DType) -> FloatInput {
     let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
     widenFloat16(storage.hostPointer!.assumingMemoryBound(to: Float16.self), into: copy, count: count)
     return FloatInput(pointer: UnsafePointer(copy), owned: copy)
-}
-
-/// Σ a[e]·b[e], four lanes at a time, then the count % 4 tail.
-@inline(__always)
-private func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-    var sum = SIMD4<Float>()
-    var e = 0
-    while e + 4 <= count {
-        sum += UnsafeRawPointer(a + e).loadUnaligned(as: SIMD4<Float>.self) * UnsafeRawPointer(b + e).loadUnaligned(as: SIMD4<Float>.self)
-        e += 4
-    }
-    var total = sum.sum()
-    while e < count { total += a[e] * b[e]; e += 1 }
-    return total
-}
-
-/// y += p·x, four lanes at a time, then the count % 4 tail.
-@inline(__always)
-private func addScaled(_ x: UnsafePointer<Float>, _ p: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
-    var e = 0
-    while e + 4 <= count {
-        let updated = UnsafeRawPointer(y + e).loadUnaligned(as: SIMD4<Float>.self) + p * UnsafeRawPointer(x + e).loadUnaligned(as: SIMD4<Float>.self)
-        UnsafeMutableRawPointer(y + e).storeBytes(of: updated, as: SIMD4<Float>.self)
-        e += 4
-    }
-    while e < count { y[e] += p * x[e]; e += 1 }
 }
 
 /// An fp32 view of an input, owning the widened copy when there is one.
