@@ -10,7 +10,7 @@ struct BenchAttention: ParsableCommand {
 
     @OptionGroup var options: BenchOptions
     @Flag(help: "fp16 storage (fp32 accumulation) instead of fp32.") var fp16 = false
-    @Option(help: "Skip the CPU path for cases above this many GFLOP (it is much slower).") var cpuLimit = 8.0
+    @Option(help: "Skip the CPU path for cases above this many GFLOP (the default keeps the L = 16384 cases out).") var cpuLimit = 80.0
     @Option(help: "Run only prefill, only decode, or both.") var sweep: Sweep = .both
     @Option(help: "Only cases with this key length (repeatable), e.g. --length 4096.") var length: [Int] = []
     @Option(help: "Soft-cap the scores of the fused and CPU paths at this value (the naive baseline stays uncapped).") var softcap: Float?
