@@ -89,6 +89,32 @@ static void scores_avx2(const float *q, int64_t q_stride, int64_t rows, int64_t 
     }
 }
 
+__attribute__((target("avx2,fma")))
+static float dot_avx2(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) { s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0); i += 8; }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, _mm256_add_ps(s0, s1));
+    float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+}
+
+// Fewer than 4 rows (decode): one dot product per score, straight from K's rows (a transposed block and
+// a 4-row tile would cost a pass over K and 4x the multiply-adds).
+__attribute__((target("avx2,fma")))
+static void scores_rows_avx2(const float *q, int64_t q_stride, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
+                             int64_t dk, float scale, float *s) {
+    for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t j = 0; j < keys; ++j) s[r * KB + j] = scale * dot_avx2(q + r * q_stride, k + j * k_stride, dk);
+    }
+}
+
 // e^x for 8 lanes; exactly 0 for x < -87.3 (and for -inf).
 __attribute__((target("avx2,fma")))
 static __m256 exp_avx2(__m256 x) {
@@ -137,13 +163,11 @@ static float softmax_exp_avx2(float *s, int64_t keys, float max) {
 __attribute__((target("avx2,fma")))
 static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
                     float *acc, int64_t acc_stride) {
-    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-        const int64_t nr = rows - r0 < 4 ? rows - r0 : 4;
-        const float *p0 = p + r0 * KB;
-        const float *p1 = p + (nr > 1 ? r0 + 1 : r0) * KB, *p2 = p + (nr > 2 ? r0 + 2 : r0) * KB, *p3 = p + (nr > 3 ? r0 + 3 : r0) * KB;
-        float *o0 = acc + r0 * acc_stride;
-        float *o1 = acc + (nr > 1 ? r0 + 1 : r0) * acc_stride, *o2 = acc + (nr > 2 ? r0 + 2 : r0) * acc_stride;
-        float *o3 = acc + (nr > 3 ? r0 + 3 : r0) * acc_stride;
+    int64_t r0 = 0;
+    for (; r0 + 4 <= rows; r0 += 4) {
+        const int64_t nr = 4;
+        const float *p0 = p + r0 * KB, *p1 = p0 + KB, *p2 = p1 + KB, *p3 = p2 + KB;
+        float *o0 = acc + r0 * acc_stride, *o1 = o0 + acc_stride, *o2 = o1 + acc_stride, *o3 = o2 + acc_stride;
         int64_t e0 = 0;
         for (; e0 + 16 <= dv; e0 += 16) {
             __m256 a00 = _mm256_loadu_ps(o0 + e0), a01 = _mm256_loadu_ps(o0 + e0 + 8);
@@ -162,11 +186,10 @@ static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, 
                 x = _mm256_broadcast_ss(p3 + j);
                 a30 = _mm256_fmadd_ps(x, b0, a30); a31 = _mm256_fmadd_ps(x, b1, a31);
             }
-            // Duplicated rows (nr < 4) alias row r0's accumulator and are not stored.
-            if (nr > 3) { _mm256_storeu_ps(o3 + e0, a30); _mm256_storeu_ps(o3 + e0 + 8, a31); }
-            if (nr > 2) { _mm256_storeu_ps(o2 + e0, a20); _mm256_storeu_ps(o2 + e0 + 8, a21); }
-            if (nr > 1) { _mm256_storeu_ps(o1 + e0, a10); _mm256_storeu_ps(o1 + e0 + 8, a11); }
             _mm256_storeu_ps(o0 + e0, a00); _mm256_storeu_ps(o0 + e0 + 8, a01);
+            _mm256_storeu_ps(o1 + e0, a10); _mm256_storeu_ps(o1 + e0 + 8, a11);
+            _mm256_storeu_ps(o2 + e0, a20); _mm256_storeu_ps(o2 + e0 + 8, a21);
+            _mm256_storeu_ps(o3 + e0, a30); _mm256_storeu_ps(o3 + e0 + 8, a31);
         }
         if (e0 < dv) {
             // The last dv % 16 columns.
@@ -180,12 +203,34 @@ static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, 
             }
         }
     }
+    // The last rows % 4 rows (all of them in decode), one at a time.
+    for (int64_t r = r0; r < rows; ++r) {
+        const float *pr = p + r * KB;
+        float *out = acc + r * acc_stride;
+        int64_t e0 = 0;
+        for (; e0 + 16 <= dv; e0 += 16) {
+            __m256 a0 = _mm256_loadu_ps(out + e0), a1 = _mm256_loadu_ps(out + e0 + 8);
+            for (int64_t j = 0; j < keys; ++j) {
+                const __m256 x = _mm256_broadcast_ss(pr + j);
+                a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v + j * v_stride + e0), a0);
+                a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v + j * v_stride + e0 + 8), a1);
+            }
+            _mm256_storeu_ps(out + e0, a0); _mm256_storeu_ps(out + e0 + 8, a1);
+        }
+        for (int64_t j = 0; j < keys && e0 < dv; ++j) {
+            const float *vj = v + j * v_stride;
+            for (int64_t e = e0; e < dv; ++e) out[e] += pr[j] * vj[e];
+        }
+    }
 }
 #endif
 
 void vkk_attention_scores(const float *q, int64_t q_stride, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                           int64_t dk, float scale, float *kt, float *s) {
     if (rows <= 0) return;
+#if defined(__x86_64__)
+    if (has_avx2() && rows < 4) { scores_rows_avx2(q, q_stride, rows, k, k_stride, keys, dk, scale, s); return; }
+#endif
     transpose_block(k, k_stride, keys, dk, kt);
 #if defined(__x86_64__)
     if (has_avx2()) { scores_avx2(q, q_stride, rows, dk, scale, kt, s); return; }
