@@ -22,10 +22,10 @@ static void transpose_block(const float *k, int64_t k_stride, int64_t keys, int6
     }
 }
 
-static void scores_generic(const float *q, int64_t q_stride, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
+static void scores_generic(const float *const *q, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
     for (int64_t r = 0; r < rows; ++r) {
         float acc[KB] = {0};
-        const float *qr = q + r * q_stride;
+        const float *qr = q[r];
         for (int64_t d = 0; d < dk; ++d) {
             const float a = qr[d];
             for (int j = 0; j < KB; ++j) acc[j] += a * kt[d * KB + j];
@@ -58,14 +58,14 @@ static int has_avx2(void) {
 }
 
 __attribute__((target("avx2,fma")))
-static void scores_avx2(const float *q, int64_t q_stride, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
+static void scores_avx2(const float *const *q, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
     const __m256 vs = _mm256_set1_ps(scale);
     for (int64_t r0 = 0; r0 < rows; r0 += 4) {
         // Rows past the end repeat the last row (computed, never stored).
-        const float *q0 = q + r0 * q_stride;
-        const float *q1 = q + (r0 + 1 < rows ? r0 + 1 : rows - 1) * q_stride;
-        const float *q2 = q + (r0 + 2 < rows ? r0 + 2 : rows - 1) * q_stride;
-        const float *q3 = q + (r0 + 3 < rows ? r0 + 3 : rows - 1) * q_stride;
+        const float *q0 = q[r0];
+        const float *q1 = q[r0 + 1 < rows ? r0 + 1 : rows - 1];
+        const float *q2 = q[r0 + 2 < rows ? r0 + 2 : rows - 1];
+        const float *q3 = q[r0 + 3 < rows ? r0 + 3 : rows - 1];
         for (int j0 = 0; j0 < KB; j0 += 16) {
             __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps(), a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
             __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps(), a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
@@ -108,10 +108,10 @@ static float dot_avx2(const float *a, const float *b, int64_t n) {
 // Fewer than 4 rows (decode): one dot product per score, straight from K's rows (a transposed block and
 // a 4-row tile would cost a pass over K and 4x the multiply-adds).
 __attribute__((target("avx2,fma")))
-static void scores_rows_avx2(const float *q, int64_t q_stride, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
+static void scores_rows_avx2(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                              int64_t dk, float scale, float *s) {
     for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t j = 0; j < keys; ++j) s[r * KB + j] = scale * dot_avx2(q + r * q_stride, k + j * k_stride, dk);
+        for (int64_t j = 0; j < keys; ++j) s[r * KB + j] = scale * dot_avx2(q[r], k + j * k_stride, dk);
     }
 }
 
@@ -225,17 +225,17 @@ static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, 
 }
 #endif
 
-void vkk_attention_scores(const float *q, int64_t q_stride, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
+void vkk_attention_scores(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                           int64_t dk, float scale, float *kt, float *s) {
     if (rows <= 0) return;
 #if defined(__x86_64__)
-    if (has_avx2() && rows < 4) { scores_rows_avx2(q, q_stride, rows, k, k_stride, keys, dk, scale, s); return; }
+    if (has_avx2() && rows < 4) { scores_rows_avx2(q, rows, k, k_stride, keys, dk, scale, s); return; }
 #endif
     transpose_block(k, k_stride, keys, dk, kt);
 #if defined(__x86_64__)
-    if (has_avx2()) { scores_avx2(q, q_stride, rows, dk, scale, kt, s); return; }
+    if (has_avx2()) { scores_avx2(q, rows, dk, scale, kt, s); return; }
 #endif
-    scores_generic(q, q_stride, rows, dk, scale, kt, s);
+    scores_generic(q, rows, dk, scale, kt, s);
 }
 
 void vkk_attention_softmax_row(float *s, int64_t keys, float *row_max, float *row_sum, float *acc, int64_t dv) {

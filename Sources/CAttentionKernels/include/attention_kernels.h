@@ -8,11 +8,12 @@
 
 #define VKK_ATTENTION_KEY_BLOCK 64
 
-// s[r * VKK_ATTENTION_KEY_BLOCK + j] = scale * dot(q row r, k row j) for r < rows, j < keys (keys <=
-// VKK_ATTENTION_KEY_BLOCK; entries j >= keys of each s row are scratch). Rows of q and k are dk
-// contiguous floats at strides q_stride and k_stride. kt is scratch of dk * VKK_ATTENTION_KEY_BLOCK
-// floats (the block transposed).
-void vkk_attention_scores(const float *q, int64_t q_stride, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
+// s[r * VKK_ATTENTION_KEY_BLOCK + j] = scale * dot(q[r], k row j) for r < rows, j < keys (keys <=
+// VKK_ATTENTION_KEY_BLOCK; entries j >= keys of each s row are scratch). q[r] points at query row r (rows
+// of a tile may come from different heads: grouped-query attention packs the heads that share a K/V
+// head into one tile); rows of k are at stride k_stride; both have dk contiguous floats. kt is scratch of
+// dk * VKK_ATTENTION_KEY_BLOCK floats (the block transposed).
+void vkk_attention_scores(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                           int64_t dk, float scale, float *kt, float *s);
 
 // The online-softmax step of one row: s holds the row's scores for this block (-inf where masked). Updates

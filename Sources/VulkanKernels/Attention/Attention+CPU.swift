@@ -63,9 +63,10 @@ struct ResolvedAttentionMask: @unchecked Sendable {
 }
 
 extension CommandBatch {
-    /// Tiled online-softmax attention on the CPU threads: each task owns a tile of query rows of one
-    /// head, streams the keys allowed to it in blocks, and keeps a running max, sum and output per
-    /// row; memory beyond the inputs is one tile's scores and accumulators per thread.
+    /// Tiled online-softmax attention on the CPU threads: each task owns a tile of up to 16 (query head,
+    /// query row) rows of the query heads that share one K/V head (so K and V are read once per group, as
+    /// in the Vulkan kernel), streams the keys allowed to it in blocks of 64, and keeps a running max, sum
+    /// and output per row; memory beyond the inputs is one tile's scores and accumulators per thread.
     func cpuAttention(_ s: AttentionShape, q: Storage, k: Storage, v: Storage, output: Storage, dtype: DType,
                       mask: AttentionMask, scale: Float, softcap: Float?, logSumExp: Storage?) {
         let qCount = s.batch * s.heads * s.queryLength * s.headDim
@@ -78,59 +79,68 @@ extension CommandBatch {
         let lse = UncheckedSendable(logSumExp?.hostPointer?.assumingMemoryBound(to: Float.self))
         let pointers = UncheckedSendable((qBuffer.pointer, kBuffer.pointer, vBuffer.pointer))
         let tileRows = 16, keyBlock = Int(VKK_ATTENTION_KEY_BLOCK), dk = s.headDim, d = s.valueDim
-        let tilesPerHead = (s.queryLength + tileRows - 1) / tileRows
-        let tasks = s.batch * s.heads * tilesPerHead
+        // Tile row R of K/V head kvh: query head kvh·group + R / Lq, query row R % Lq.
+        let rowsPerKVHead = s.group * s.queryLength
+        let tilesPerKVHead = (rowsPerKVHead + tileRows - 1) / tileRows
+        let tasks = s.batch * s.kvHeads * tilesPerKVHead
 
         CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
             let (qp, kp, vp) = pointers.value
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * keyBlock)
             let transposedKeys = UnsafeMutablePointer<Float>.allocate(capacity: dk * keyBlock)
             let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * d)
-            defer { scores.deallocate(); transposedKeys.deallocate(); accumulator.deallocate() }
+            let queryRows = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: tileRows)
+            defer { scores.deallocate(); transposedKeys.deallocate(); accumulator.deallocate(); queryRows.deallocate() }
             var rowMax = [Float](repeating: 0, count: tileRows), rowSum = [Float](repeating: 0, count: tileRows)
+            var heads = [Int](repeating: 0, count: tileRows), indices = [Int](repeating: 0, count: tileRows)
             for task in range {
-                let tile = task % tilesPerHead, head = (task / tilesPerHead) % s.heads, b = task / (tilesPerHead * s.heads)
-                let kvHead = head / s.group
-                let rows = (tile * tileRows)..<min(s.queryLength, (tile + 1) * tileRows)
+                let tile = task % tilesPerKVHead, kvHead = (task / tilesPerKVHead) % s.kvHeads, b = task / (tilesPerKVHead * s.kvHeads)
+                let rowCount = min(tileRows, rowsPerKVHead - tile * tileRows)
                 let validRows = resolved.queryLength(b)
-                for index in 0..<(tileRows * d) { accumulator[index] = 0 }
-                for r in 0..<tileRows { rowMax[r] = -.infinity; rowSum[r] = 0 }
+                for r in 0..<rowCount {
+                    let combined = tile * tileRows + r
+                    heads[r] = kvHead * s.group + combined / s.queryLength
+                    indices[r] = combined % s.queryLength
+                    queryRows[r] = qp + b * s.queryStrides.batch + heads[r] * s.queryStrides.head + indices[r] * s.queryStrides.sequence
+                }
+                for index in 0..<(rowCount * d) { accumulator[index] = 0 }
+                for r in 0..<rowCount { rowMax[r] = -.infinity; rowSum[r] = 0 }
                 // Keys any row of the tile may see.
                 var tileKeys = Int.max..<Int.max
-                for i in rows where i < validRows {
-                    let keys = resolved.keyRange(batch: b, row: i)
+                for r in 0..<rowCount where indices[r] < validRows {
+                    let keys = resolved.keyRange(batch: b, row: indices[r])
                     if keys.isEmpty { continue }
                     tileKeys = min(tileKeys.lowerBound, keys.lowerBound)..<(tileKeys.upperBound == Int.max ? keys.upperBound : max(tileKeys.upperBound, keys.upperBound))
                 }
                 if tileKeys.lowerBound != Int.max {
-                    let qFirst = qp + b * s.queryStrides.batch + head * s.queryStrides.head + rows.lowerBound * s.queryStrides.sequence
                     let kBase = kp + b * s.keyStrides.batch + kvHead * s.keyStrides.head
                     let vBase = vp + b * s.valueStrides.batch + kvHead * s.valueStrides.head
                     for block in stride(from: tileKeys.lowerBound, to: tileKeys.upperBound, by: keyBlock) {
                         let blockKeys = block..<min(tileKeys.upperBound, block + keyBlock)
                         // Scores of every tile row against the block (CAttentionKernels), then the masks and
                         // the online softmax per row, then P·V for the whole tile.
-                        vkk_attention_scores(qFirst, Int64(s.queryStrides.sequence), Int64(rows.count), kBase + block * s.keyStrides.sequence,
-                                             Int64(s.keyStrides.sequence), Int64(blockKeys.count), Int64(dk), scale, transposedKeys, scores)
-                        for (r, i) in rows.enumerated() {
-                            let row = scores + r * keyBlock
+                        vkk_attention_scores(queryRows, Int64(rowCount), kBase + block * s.keyStrides.sequence, Int64(s.keyStrides.sequence),
+                                             Int64(blockKeys.count), Int64(dk), scale, transposedKeys, scores)
+                        for r in 0..<rowCount {
+                            let row = scores + r * keyBlock, i = indices[r]
                             let allowed = i < validRows ? resolved.keyRange(batch: b, row: i).clamped(to: blockKeys) : block..<block
                             if allowed != blockKeys || softcap != nil || resolved.hasAdditiveTerms {
                                 for j in blockKeys {
                                     guard allowed.contains(j) else { row[j - block] = -.infinity; continue }
                                     var score = row[j - block]
                                     if let softcap { score = softcap * Foundation.tanh(score / softcap) }
-                                    if resolved.hasAdditiveTerms { score += resolved.additive(batch: b, head: head, row: i, key: j) }
+                                    if resolved.hasAdditiveTerms { score += resolved.additive(batch: b, head: heads[r], row: i, key: j) }
                                     row[j - block] = score
                                 }
                             }
                             vkk_attention_softmax_row(row, Int64(blockKeys.count), &rowMax[r], &rowSum[r], accumulator + r * d, Int64(d))
                         }
-                        vkk_attention_pv(scores, Int64(rows.count), Int64(blockKeys.count), vBase + block * s.valueStrides.sequence,
+                        vkk_attention_pv(scores, Int64(rowCount), Int64(blockKeys.count), vBase + block * s.valueStrides.sequence,
                                          Int64(s.valueStrides.sequence), Int64(d), accumulator, Int64(d))
                     }
                 }
-                for (r, i) in rows.enumerated() {
+                for r in 0..<rowCount {
+                    let head = heads[r], i = indices[r]
                     let sum = i < validRows ? rowSum[r] : 0
                     let inverse: Float = sum > 0 ? 1 / sum : 0
                     let outIndex = b * s.outputStrides.batch + head * s.outputStrides.head + i * s.outputStrides.sequence
