@@ -26,13 +26,12 @@ let package = Package(
         .executableTarget(name: "ShaderEmbedder"),
         // One build command per Shaders/**/*.comp (Shaders/common/*.glsl are includes).
         .plugin(name: "ShaderCompiler", capability: .buildTool(), dependencies: ["ShaderEmbedder"]),
-        // AVX2/FMA inner loops of the sparse CPU path (chosen at run time; baseline code otherwise).
-        .target(name: "CSparseKernels"),
-        // The same for the fused-attention CPU path (score and P·V tiles, vectorised exp).
-        .target(name: "CAttentionKernels"),
+        // AVX2/FMA inner loops of the CPU paths of the sparse and attention families (chosen at run time;
+        // baseline code otherwise).
+        .target(name: "CKernels"),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CBLAS", "CPNG", "CZlib", "CSparseKernels", "CAttentionKernels"],
+            dependencies: ["CVulkan", "CBLAS", "CPNG", "CZlib", "CKernels"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(

@@ -113,7 +113,7 @@ final class HashGridSceneTests: XCTestCase {
                 for (name, image) in [("network", imageNetwork), ("analytic", imageAnalytic)] {
                     let bytes = image.map { UInt8(min(max($0, 0), 1) * 255) }
                     let header = Array("P6 \(width) \(height) 255\n".utf8)
-                    FileManager.default.createFile(atPath: "\(folder)/ngp-blobs-\(name).ppm", contents: Data(header + bytes))
+                    _ = FileManager.default.createFile(atPath: "\(folder)/ngp-blobs-\(name).ppm", contents: Data(header + bytes))
                 }
             }
             XCTAssertGreaterThan(covered, width * height / 5)

@@ -1,4 +1,4 @@
-import CAttentionKernels
+import CKernels
 import Foundation
 
 /// The mask of one attention call resolved for fast per-element evaluation on the CPU.
@@ -117,7 +117,7 @@ extension CommandBatch {
                     let vBase = vp + b * s.valueStrides.batch + kvHead * s.valueStrides.head
                     for block in stride(from: tileKeys.lowerBound, to: tileKeys.upperBound, by: keyBlock) {
                         let blockKeys = block..<min(tileKeys.upperBound, block + keyBlock)
-                        // Scores of every tile row against the block (CAttentionKernels), then the masks and
+                        // Scores of every tile row against the block (CKernels), then the masks and
                         // the online softmax per row, then P·V for the whole tile.
                         vkk_attention_scores(queryRows, Int64(rowCount), kBase + block * s.keyStrides.sequence, Int64(s.keyStrides.sequence),
                                              Int64(blockKeys.count), Int64(dk), scale, transposedKeys, scores)

@@ -1,4 +1,4 @@
-import CSparseKernels
+import CKernels
 
 /// Sampled dense-dense matrix product: (A·Bᵀ) evaluated only at a sparsity pattern (the op behind sparse
 /// attention scores and sparse-weight gradients).

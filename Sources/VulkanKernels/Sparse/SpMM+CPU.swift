@@ -1,11 +1,11 @@
-import CSparseKernels
+import CKernels
 import Dispatch
 
 // MARK: - CPU SpMM
 //
 // Rows of the sparse matrix are split into chunks of about equal stored-entry count (so one long row
 // does not serialise a thread's share), run on all cores; each chunk runs the AVX2/FMA row kernel in
-// CSparseKernels (B packed into contiguous 32-column tiles, a tile of C kept in registers, one packed B
+// CKernels (B packed into contiguous 32-column tiles, a tile of C kept in registers, one packed B
 // row read per stored value).
 // fp16 storage is widened to fp32 first and rounded back once at the end.
 
@@ -44,7 +44,7 @@ extension CommandBatch {
 enum SparseCPU {
     /// C(M×N) = alpha·A·B + beta·C with fp32 B (K×N, row stride N) and C (row stride N).
     /// B is packed into contiguous 32-column tiles first when its rows are long and many (see
-    /// CSparseKernels): read in place, the 128 bytes a tile takes from each B row sit at B's row stride,
+    /// CKernels): read in place, the 128 bytes a tile takes from each B row sit at B's row stride,
     /// and at a power-of-two stride (N = 256: 1 KiB) they share a few L2 cache sets — a 4096-row slice
     /// (512 KiB) thrashed a 1 MiB L2. Small B (K < 1024: the strided slice fits the sets it maps to) or
     /// few stored values per B row (the one-pass copy would cost more than it saves) are read in place.

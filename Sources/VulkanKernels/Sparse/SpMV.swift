@@ -1,4 +1,4 @@
-import CSparseKernels
+import CKernels
 import CVulkan
 
 /// Sparse matrix × vector: y = alpha·A·x + beta·y.
@@ -95,7 +95,7 @@ extension ComputeContext {
 // MARK: - CPU
 
 extension CommandBatch {
-    /// Rows in stored-entry-balanced chunks on all cores; each row a gather-dot in fp32 (CSparseKernels).
+    /// Rows in stored-entry-balanced chunks on all cores; each row a gather-dot in fp32 (CKernels).
     /// fp32 tensors are read and written in place (alpha and beta applied by the kernel); fp16 ones go
     /// through fp32 copies of x and of the row sums.
     func cpuSpMV<Element: FloatingPointElement>(_ uploaded: UploadedSparseMatrix<Element>, x: Storage, y: Storage, alpha: Float, beta: Float) {

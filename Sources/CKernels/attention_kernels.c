@@ -4,6 +4,7 @@
 // [-87, 0] (0.87 ulp worst, checked against double exp in steps of 1e-4), exactly 0 below -87.3 so masked
 // keys add nothing.
 #include "attention_kernels.h"
+#include "kernel_common.h"
 #include <math.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -48,13 +49,26 @@ static void pv_generic(const float *p, int64_t rows, int64_t keys, const float *
 }
 
 #if defined(__x86_64__)
-static int has_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+
+// The register tile of both products: acc[2i], acc[2i + 1] += sum over t < count of a_i[t] *
+// b[t * b_stride + (0..15)], for the four rows a_0..a_3 (8 accumulators, 2 B loads and 4 broadcasts
+// per 8 FMAs).
+__attribute__((target("avx2,fma"), always_inline))
+static inline void fma_4x16(const float *a0, const float *a1, const float *a2, const float *a3,
+                            const float *b, int64_t b_stride, int64_t count, __m256 acc[8]) {
+    __m256 c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3], c20 = acc[4], c21 = acc[5], c30 = acc[6], c31 = acc[7];
+    for (int64_t t = 0; t < count; ++t) {
+        const __m256 b0 = _mm256_loadu_ps(b + t * b_stride), b1 = _mm256_loadu_ps(b + t * b_stride + 8);
+        __m256 x = _mm256_broadcast_ss(a0 + t);
+        c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a1 + t);
+        c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a2 + t);
+        c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a3 + t);
+        c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
     }
-    return cached;
+    acc[0] = c00; acc[1] = c01; acc[2] = c10; acc[3] = c11; acc[4] = c20; acc[5] = c21; acc[6] = c30; acc[7] = c31;
 }
 
 __attribute__((target("avx2,fma")))
@@ -67,42 +81,16 @@ static void scores_avx2(const float *const *q, int64_t rows, int64_t dk, float s
         const float *q2 = q[r0 + 2 < rows ? r0 + 2 : rows - 1];
         const float *q3 = q[r0 + 3 < rows ? r0 + 3 : rows - 1];
         for (int j0 = 0; j0 < KB; j0 += 16) {
-            __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps(), a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
-            __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps(), a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
-            for (int64_t d = 0; d < dk; ++d) {
-                const __m256 b0 = _mm256_loadu_ps(kt + d * KB + j0), b1 = _mm256_loadu_ps(kt + d * KB + j0 + 8);
-                __m256 x = _mm256_broadcast_ss(q0 + d);
-                a00 = _mm256_fmadd_ps(x, b0, a00); a01 = _mm256_fmadd_ps(x, b1, a01);
-                x = _mm256_broadcast_ss(q1 + d);
-                a10 = _mm256_fmadd_ps(x, b0, a10); a11 = _mm256_fmadd_ps(x, b1, a11);
-                x = _mm256_broadcast_ss(q2 + d);
-                a20 = _mm256_fmadd_ps(x, b0, a20); a21 = _mm256_fmadd_ps(x, b1, a21);
-                x = _mm256_broadcast_ss(q3 + d);
-                a30 = _mm256_fmadd_ps(x, b0, a30); a31 = _mm256_fmadd_ps(x, b1, a31);
+            __m256 a[8];
+            for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+            fma_4x16(q0, q1, q2, q3, kt + j0, KB, dk, a);
+            for (int64_t i = 0; i < 4 && r0 + i < rows; ++i) {
+                float *out = s + (r0 + i) * KB + j0;
+                _mm256_storeu_ps(out, _mm256_mul_ps(vs, a[2 * i]));
+                _mm256_storeu_ps(out + 8, _mm256_mul_ps(vs, a[2 * i + 1]));
             }
-            float *out = s + r0 * KB + j0;
-            _mm256_storeu_ps(out, _mm256_mul_ps(vs, a00)); _mm256_storeu_ps(out + 8, _mm256_mul_ps(vs, a01));
-            if (r0 + 1 < rows) { _mm256_storeu_ps(out + KB, _mm256_mul_ps(vs, a10)); _mm256_storeu_ps(out + KB + 8, _mm256_mul_ps(vs, a11)); }
-            if (r0 + 2 < rows) { _mm256_storeu_ps(out + 2 * KB, _mm256_mul_ps(vs, a20)); _mm256_storeu_ps(out + 2 * KB + 8, _mm256_mul_ps(vs, a21)); }
-            if (r0 + 3 < rows) { _mm256_storeu_ps(out + 3 * KB, _mm256_mul_ps(vs, a30)); _mm256_storeu_ps(out + 3 * KB + 8, _mm256_mul_ps(vs, a31)); }
         }
     }
-}
-
-__attribute__((target("avx2,fma")))
-static float dot_avx2(const float *a, const float *b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    if (i + 8 <= n) { s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0); i += 8; }
-    float lanes[8];
-    _mm256_storeu_ps(lanes, _mm256_add_ps(s0, s1));
-    float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-    for (; i < n; ++i) sum += a[i] * b[i];
-    return sum;
 }
 
 // Fewer than 4 rows (decode): one dot product per score, straight from K's rows (a transposed block and
@@ -111,7 +99,7 @@ __attribute__((target("avx2,fma")))
 static void scores_rows_avx2(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                              int64_t dk, float scale, float *s) {
     for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t j = 0; j < keys; ++j) s[r * KB + j] = scale * dot_avx2(q[r], k + j * k_stride, dk);
+        for (int64_t j = 0; j < keys; ++j) s[r * KB + j] = scale * vkk_dot_avx2(q[r], k + j * k_stride, dk);
     }
 }
 
@@ -165,35 +153,21 @@ static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, 
                     float *acc, int64_t acc_stride) {
     int64_t r0 = 0;
     for (; r0 + 4 <= rows; r0 += 4) {
-        const int64_t nr = 4;
         const float *p0 = p + r0 * KB, *p1 = p0 + KB, *p2 = p1 + KB, *p3 = p2 + KB;
         float *o0 = acc + r0 * acc_stride, *o1 = o0 + acc_stride, *o2 = o1 + acc_stride, *o3 = o2 + acc_stride;
         int64_t e0 = 0;
         for (; e0 + 16 <= dv; e0 += 16) {
-            __m256 a00 = _mm256_loadu_ps(o0 + e0), a01 = _mm256_loadu_ps(o0 + e0 + 8);
-            __m256 a10 = _mm256_loadu_ps(o1 + e0), a11 = _mm256_loadu_ps(o1 + e0 + 8);
-            __m256 a20 = _mm256_loadu_ps(o2 + e0), a21 = _mm256_loadu_ps(o2 + e0 + 8);
-            __m256 a30 = _mm256_loadu_ps(o3 + e0), a31 = _mm256_loadu_ps(o3 + e0 + 8);
-            for (int64_t j = 0; j < keys; ++j) {
-                const float *vj = v + j * v_stride + e0;
-                const __m256 b0 = _mm256_loadu_ps(vj), b1 = _mm256_loadu_ps(vj + 8);
-                __m256 x = _mm256_broadcast_ss(p0 + j);
-                a00 = _mm256_fmadd_ps(x, b0, a00); a01 = _mm256_fmadd_ps(x, b1, a01);
-                x = _mm256_broadcast_ss(p1 + j);
-                a10 = _mm256_fmadd_ps(x, b0, a10); a11 = _mm256_fmadd_ps(x, b1, a11);
-                x = _mm256_broadcast_ss(p2 + j);
-                a20 = _mm256_fmadd_ps(x, b0, a20); a21 = _mm256_fmadd_ps(x, b1, a21);
-                x = _mm256_broadcast_ss(p3 + j);
-                a30 = _mm256_fmadd_ps(x, b0, a30); a31 = _mm256_fmadd_ps(x, b1, a31);
-            }
-            _mm256_storeu_ps(o0 + e0, a00); _mm256_storeu_ps(o0 + e0 + 8, a01);
-            _mm256_storeu_ps(o1 + e0, a10); _mm256_storeu_ps(o1 + e0 + 8, a11);
-            _mm256_storeu_ps(o2 + e0, a20); _mm256_storeu_ps(o2 + e0 + 8, a21);
-            _mm256_storeu_ps(o3 + e0, a30); _mm256_storeu_ps(o3 + e0 + 8, a31);
+            __m256 a[8] = {_mm256_loadu_ps(o0 + e0), _mm256_loadu_ps(o0 + e0 + 8), _mm256_loadu_ps(o1 + e0), _mm256_loadu_ps(o1 + e0 + 8),
+                           _mm256_loadu_ps(o2 + e0), _mm256_loadu_ps(o2 + e0 + 8), _mm256_loadu_ps(o3 + e0), _mm256_loadu_ps(o3 + e0 + 8)};
+            fma_4x16(p0, p1, p2, p3, v + e0, v_stride, keys, a);
+            _mm256_storeu_ps(o0 + e0, a[0]); _mm256_storeu_ps(o0 + e0 + 8, a[1]);
+            _mm256_storeu_ps(o1 + e0, a[2]); _mm256_storeu_ps(o1 + e0 + 8, a[3]);
+            _mm256_storeu_ps(o2 + e0, a[4]); _mm256_storeu_ps(o2 + e0 + 8, a[5]);
+            _mm256_storeu_ps(o3 + e0, a[6]); _mm256_storeu_ps(o3 + e0 + 8, a[7]);
         }
         if (e0 < dv) {
             // The last dv % 16 columns.
-            for (int64_t r = r0; r < r0 + nr; ++r) {
+            for (int64_t r = r0; r < r0 + 4; ++r) {
                 float *out = acc + r * acc_stride;
                 for (int64_t j = 0; j < keys; ++j) {
                     const float pj = p[r * KB + j];
@@ -229,11 +203,11 @@ void vkk_attention_scores(const float *const *q, int64_t rows, const float *k, i
                           int64_t dk, float scale, float *kt, float *s) {
     if (rows <= 0) return;
 #if defined(__x86_64__)
-    if (has_avx2() && rows < 4) { scores_rows_avx2(q, rows, k, k_stride, keys, dk, scale, s); return; }
+    if (vkk_has_avx2_fma() && rows < 4) { scores_rows_avx2(q, rows, k, k_stride, keys, dk, scale, s); return; }
 #endif
     transpose_block(k, k_stride, keys, dk, kt);
 #if defined(__x86_64__)
-    if (has_avx2()) { scores_avx2(q, rows, dk, scale, kt, s); return; }
+    if (vkk_has_avx2_fma()) { scores_avx2(q, rows, dk, scale, kt, s); return; }
 #endif
     scores_generic(q, rows, dk, scale, kt, s);
 }
@@ -250,7 +224,7 @@ void vkk_attention_softmax_row(float *s, int64_t keys, float *row_max, float *ro
     *row_max = new_max;
     float sum;
 #if defined(__x86_64__)
-    if (has_avx2()) {
+    if (vkk_has_avx2_fma()) {
         sum = softmax_exp_avx2(s, keys, new_max);
     } else
 #endif
@@ -271,7 +245,7 @@ void vkk_attention_softmax_row(float *s, int64_t keys, float *row_max, float *ro
 void vkk_attention_pv(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
                       float *acc, int64_t acc_stride) {
 #if defined(__x86_64__)
-    if (has_avx2()) { pv_avx2(p, rows, keys, v, v_stride, dv, acc, acc_stride); return; }
+    if (vkk_has_avx2_fma()) { pv_avx2(p, rows, keys, v, v_stride, dv, acc, acc_stride); return; }
 #endif
     pv_generic(p, rows, keys, v, v_stride, dv, acc, acc_stride);
 }

@@ -5,6 +5,7 @@
 // power-of-two stride (N = 256: 1 KiB) all map to the same few cache sets, so a 512 KiB slice thrashed
 // a 1 MiB L2 and every stored value went to L3.
 #include "sparse_kernels.h"
+#include "kernel_common.h"
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -161,29 +162,6 @@ static void spmm_tile_avx2(const vkk_sparse_rows *a, const float *bt, int64_t ro
     }
 }
 
-__attribute__((target("avx2,fma")))
-static float dot_avx2(const float *x, const float *y, int64_t count) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
-    }
-    float lanes[8];
-    _mm256_storeu_ps(lanes, _mm256_add_ps(s0, s1));
-    float sum = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
-    for (; i < count; ++i) sum += x[i] * y[i];
-    return sum;
-}
-
-static int has_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
 #endif
 
 void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride, int64_t tile_stride, int padded, int64_t n,
@@ -193,7 +171,7 @@ void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride,
         const float *bt = b + t * tile_stride;
 #if defined(__x86_64__)
         // The AVX kernel reads all 32 columns: a narrow tile needs the zero padding of a packed B.
-        if (has_avx2() && (width == TILE || padded)) {
+        if (vkk_has_avx2_fma() && (width == TILE || padded)) {
             spmm_tile_avx2(a, bt, row_stride, n0, width, c, c_row_stride, c_column_stride, row_begin, row_end, alpha, beta);
             continue;
         }
@@ -204,7 +182,7 @@ void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride,
 
 float vkk_dot(const float *x, const float *y, int64_t count) {
 #if defined(__x86_64__)
-    if (has_avx2()) return dot_avx2(x, y, count);
+    if (vkk_has_avx2_fma()) return vkk_dot_avx2(x, y, count);
 #endif
     float s[4] = {0, 0, 0, 0};
     int64_t i = 0;
@@ -253,7 +231,7 @@ static float csr_row_dot(const float *values, const int32_t *indices, const floa
 
 void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end, float alpha, float beta) {
 #if defined(__x86_64__)
-    const int avx2 = has_avx2();
+    const int avx2 = vkk_has_avx2_fma();
 #else
     const int avx2 = 0;
 #endif
