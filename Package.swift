@@ -38,6 +38,6 @@ let package = Package(
             name: "vkk",
             dependencies: ["VulkanKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "VulkanKernelsTests", dependencies: ["VulkanKernels"]),
+        .testTarget(name: "VulkanKernelsTests", dependencies: ["VulkanKernels", "CKernels"]),
     ]
 )

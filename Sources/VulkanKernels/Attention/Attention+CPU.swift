@@ -72,12 +72,18 @@ extension CommandBatch {
         let qCount = s.batch * s.heads * s.queryLength * s.headDim
         let kCount = s.batch * s.kvHeads * s.keyLength * s.headDim
         let qBuffer = widenedInput(q, count: qCount, dtype: dtype)
-        let kBuffer = widenedInput(k, count: kCount, dtype: dtype)
-        let vBuffer = widenedInput(v, count: s.batch * s.kvHeads * s.keyLength * s.valueDim, dtype: dtype)
+        // fp16 K and V are widened block by block inside the tiles (a decode step reads a long cache once;
+        // widening all of it first would triple its traffic and allocate twice its size).
+        let halfKV = dtype == .float16
+        let kBuffer = halfKV ? nil : widenedInput(k, count: kCount, dtype: dtype)
+        let vBuffer = halfKV ? nil : widenedInput(v, count: s.batch * s.kvHeads * s.keyLength * s.valueDim, dtype: dtype)
+        let kHalf = UncheckedSendable(UnsafeRawPointer(k.hostPointer!).assumingMemoryBound(to: UInt16.self))
+        let vHalf = UncheckedSendable(UnsafeRawPointer(v.hostPointer!).assumingMemoryBound(to: UInt16.self))
         let resolved = ResolvedAttentionMask(mask, s)
         let out = UncheckedSendable(output.hostPointer!)
         let lse = UncheckedSendable(logSumExp?.hostPointer?.assumingMemoryBound(to: Float.self))
-        let pointers = UncheckedSendable((qBuffer.pointer, kBuffer.pointer, vBuffer.pointer))
+        let qPointer = UncheckedSendable(qBuffer.pointer)
+        let kvPointers = UncheckedSendable((kBuffer?.pointer, vBuffer?.pointer))
         let tileRows = 16, keyBlock = Int(VKK_ATTENTION_KEY_BLOCK), dk = s.headDim, d = s.valueDim
         // Tile row R of K/V head kvh: query head kvh·group + R / Lq, query row R % Lq.
         let rowsPerKVHead = s.group * s.queryLength
@@ -85,12 +91,18 @@ extension CommandBatch {
         let tasks = s.batch * s.kvHeads * tilesPerKVHead
 
         CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
-            let (qp, kp, vp) = pointers.value
+            let qp = qPointer.value
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * keyBlock)
             let transposedKeys = UnsafeMutablePointer<Float>.allocate(capacity: dk * keyBlock)
             let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * d)
             let queryRows = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: tileRows)
-            defer { scores.deallocate(); transposedKeys.deallocate(); accumulator.deallocate(); queryRows.deallocate() }
+            // fp16 only: this block's keys and values widened to fp32.
+            let keyScratch = UnsafeMutablePointer<Float>.allocate(capacity: halfKV ? keyBlock * dk : 0)
+            let valueScratch = UnsafeMutablePointer<Float>.allocate(capacity: halfKV ? keyBlock * d : 0)
+            defer {
+                scores.deallocate(); transposedKeys.deallocate(); accumulator.deallocate(); queryRows.deallocate()
+                keyScratch.deallocate(); valueScratch.deallocate()
+            }
             var rowMax = [Float](repeating: 0, count: tileRows), rowSum = [Float](repeating: 0, count: tileRows)
             var heads = [Int](repeating: 0, count: tileRows), indices = [Int](repeating: 0, count: tileRows)
             for task in range {
@@ -113,13 +125,18 @@ extension CommandBatch {
                     tileKeys = min(tileKeys.lowerBound, keys.lowerBound)..<(tileKeys.upperBound == Int.max ? keys.upperBound : max(tileKeys.upperBound, keys.upperBound))
                 }
                 if tileKeys.lowerBound != Int.max {
-                    let kBase = kp + b * s.keyStrides.batch + kvHead * s.keyStrides.head
-                    let vBase = vp + b * s.valueStrides.batch + kvHead * s.valueStrides.head
+                    let kOffset = b * s.keyStrides.batch + kvHead * s.keyStrides.head
+                    let vOffset = b * s.valueStrides.batch + kvHead * s.valueStrides.head
                     for block in stride(from: tileKeys.lowerBound, to: tileKeys.upperBound, by: keyBlock) {
                         let blockKeys = block..<min(tileKeys.upperBound, block + keyBlock)
+                        // This block's K and V rows in fp32: in place, or widened into the scratch rows.
+                        let (keys, keyStride) = blockRows(kvPointers.value.0, kHalf.value, kOffset + block * s.keyStrides.sequence,
+                                                          s.keyStrides.sequence, count: blockKeys.count, width: dk, scratch: keyScratch)
+                        let (values, valueStride) = blockRows(kvPointers.value.1, vHalf.value, vOffset + block * s.valueStrides.sequence,
+                                                              s.valueStrides.sequence, count: blockKeys.count, width: d, scratch: valueScratch)
                         // Scores of every tile row against the block (CKernels), then the masks and
                         // the online softmax per row, then P·V for the whole tile.
-                        vkk_attention_scores(queryRows, Int64(rowCount), kBase + block * s.keyStrides.sequence, Int64(s.keyStrides.sequence),
+                        vkk_attention_scores(queryRows, Int64(rowCount), keys, Int64(keyStride),
                                              Int64(blockKeys.count), Int64(dk), scale, transposedKeys, scores)
                         for r in 0..<rowCount {
                             let row = scores + r * keyBlock, i = indices[r]
@@ -135,8 +152,8 @@ extension CommandBatch {
                             }
                             vkk_attention_softmax_row(row, Int64(blockKeys.count), &rowMax[r], &rowSum[r], accumulator + r * d, Int64(d))
                         }
-                        vkk_attention_pv(scores, Int64(rowCount), Int64(blockKeys.count), vBase + block * s.valueStrides.sequence,
-                                         Int64(s.valueStrides.sequence), Int64(d), accumulator, Int64(d))
+                        vkk_attention_pv(scores, Int64(rowCount), Int64(blockKeys.count), values, Int64(valueStride), Int64(d),
+                                         accumulator, Int64(d))
                     }
                 }
                 for r in 0..<rowCount {
@@ -157,6 +174,16 @@ extension CommandBatch {
         }
         withExtendedLifetime((qBuffer, kBuffer, vBuffer, resolved.bias)) {}
     }
+}
+
+/// `count` rows of `width` elements starting at element `offset` (rows `stride` apart) as fp32: the rows in
+/// place when the tensor is fp32 (`float` non-nil), else widened from the fp16 `half` into `scratch`
+/// (rows `width` apart).
+private func blockRows(_ float: UnsafePointer<Float>?, _ half: UnsafePointer<UInt16>, _ offset: Int, _ stride: Int,
+                       count: Int, width: Int, scratch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
+    if let float { return (float + offset, stride) }
+    for row in 0..<count { vkk_widen_half(half + offset + row * stride, scratch + row * width, Int64(width)) }
+    return (UnsafePointer(scratch), width)
 }
 
 /// The elements as fp32: the storage itself for Float, a widened copy for Float16.

@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Glibc
 
@@ -30,11 +31,12 @@ enum CPUParallel {
     }
 }
 
-/// Widens `count` fp16 values to fp32, split across threads (the CPU paths compute in fp32).
+/// Widens `count` fp16 values to fp32, split across threads (the CPU paths compute in fp32); F16C where
+/// the CPU has it (CKernels).
 func widenFloat16(_ source: UnsafePointer<Float16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
-    let source = UncheckedSendable(source), destination = UncheckedSendable(destination)
+    let source = UncheckedSendable(UnsafeRawPointer(source).assumingMemoryBound(to: UInt16.self)), destination = UncheckedSendable(destination)
     CPUParallel.forEachChunk(count, costPerItem: 1) { range in
-        for index in range { destination.value[index] = Float(source.value[index]) }
+        vkk_widen_half(source.value + range.lowerBound, destination.value + range.lowerBound, Int64(range.count))
     }
 }
 
