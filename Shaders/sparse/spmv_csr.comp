@@ -5,9 +5,9 @@
 //
 // Bindings (set 0)
 //   0  rowPointers  usamplerBuffer R32UI   CSR row pointers (M + 1), BSR block-row pointers; unused by N:M
-//   1  columns      usamplerBuffer         CSR: column indices, R32UI, or RGBA32UI when ENTRY_TEXELS = 4; BSR: block
+//   1  columns      usamplerBuffer         CSR: column indices, RGBA32UI (4 entries per texel); BSR: block
 //                                          columns, R32UI. N:M: in-group positions, R8UI
-//   2  values       samplerBuffer R32F / R16F (CSR with ENTRY_TEXELS = 4: RGBA32F / RGBA16F)
+//   2  values       samplerBuffer R32F / R16F (CSR: RGBA32F / RGBA16F, 4 entries per texel)
 //   3  rowOrder     usamplerBuffer R32UI   CSR rows by descending length; unused by N:M
 //   4  x            samplerBuffer R32F / R16F (K values)
 //   5  y            storage buffer, read-write, float[] (float16_t[] for "_f16") (M values)
@@ -17,13 +17,11 @@
 //
 // Specialization constants
 //   0  SUBGROUP_SIZE  8  local_size_x; the host requests it.
-//   1  ENTRY_TEXELS   1  CSR only: 4 reads a row's columns and values 4 entries per texel fetch (lane l takes
-//                        texels l, l + S, ... of the row, the entries outside the row masked by selects);
-//                        fetches are what costs on CPU drivers, and this halves them (3 per entry -> 1.5).
 //
 // Work split: a workgroup (one subgroup) takes rowsPerGroup consecutive slots (CSR: row rowOrder[slot],
-// longest rows first). For each row the lanes stride over its entries (lane l takes entries
-// start + l, start + l + S, ...), each accumulating value * x[column], and subgroupAdd reduces them; a
+// longest rows first). For each row the lanes stride over its entries (N:M: lane l takes entries
+// start + l, start + l + S, ...; CSR: texels of 4 entries, see main), each accumulating value * x[column],
+// and subgroupAdd reduces them; a
 // single dense row is therefore spread over all lanes of its workgroup. If the running subgroup does not
 // match the workgroup, lane 0 computes each row alone.
 //
@@ -40,7 +38,6 @@
 // @variant bsr_f16: -DBSR_FORMAT=1 -DSTORAGE_F16=1
 
 layout(constant_id = 0) const uint SUBGROUP_SIZE = 8;
-layout(constant_id = 1) const uint ENTRY_TEXELS = 1;
 layout(local_size_x_id = 0) in;
 
 #ifndef NM_FORMAT
@@ -62,15 +59,19 @@ layout(set = 0, binding = 4) uniform samplerBuffer vectorX;
 #define SPARSE_OUTPUT_BINDING 5
 #include "sparse_output.glsl"
 
+// Entry j of the current row times x at its column. CSR views hold 4 entries per texel.
 float product(uint row, uint j) {
     uint column;
+    float value;
     if (NM_FORMAT != 0) {
         uint within = j - row * p.groupsPerRow * p.nmN;
         column = (within / p.nmN) * p.nmM + texelFetch(columns, int(j)).x;
+        value = texelFetch(values, int(j)).x;
     } else {
-        column = texelFetch(columns, int(j)).x;
+        column = texelFetch(columns, int(j >> 2))[j & 3u];
+        value = texelFetch(values, int(j >> 2))[j & 3u];
     }
-    return texelFetch(values, int(j)).x * texelFetch(vectorX, int(column)).x;
+    return value * texelFetch(vectorX, int(column)).x;
 }
 
 #if BSR_FORMAT
@@ -114,28 +115,28 @@ void main() {
             start = texelFetch(rowPointers, int(row)).x;
             end = texelFetch(rowPointers, int(row + 1u)).x;
         }
-        if (lanesMatch && NM_FORMAT == 0 && ENTRY_TEXELS == 4u) {
-            // Texel t holds entries 4t .. 4t+3; those before start or from end on belong to other rows (or
-            // to the padding past the last entry, whose columns may be anything) and add nothing.
-            float sum = 0.0;
-            for (uint t = (start >> 2) + lane; 4u * t < end; t += SUBGROUP_SIZE) {
-                const uvec4 column = texelFetch(columns, int(t));
-                const vec4 value = texelFetch(values, int(t));
-                for (uint i = 0u; i < 4u; ++i) {
-                    const bool inside = 4u * t + i >= start && 4u * t + i < end;
-                    const float xv = texelFetch(vectorX, int(inside ? column[i] : 0u)).x;
-                    sum += inside ? value[i] * xv : 0.0;
+        float sum = 0.0;
+        if (lanesMatch) {
+            if (NM_FORMAT == 0) {
+                // CSR: lane l takes texels l, l + S, ... of the row, 4 entries each (fetches are what costs on
+                // CPU drivers: this halves them). Entries of a texel before start or from end on belong to
+                // other rows (or to the padding past the last entry, whose columns may be anything) and add
+                // nothing.
+                for (uint t = (start >> 2) + lane; 4u * t < end; t += SUBGROUP_SIZE) {
+                    const uvec4 column = texelFetch(columns, int(t));
+                    const vec4 value = texelFetch(values, int(t));
+                    for (uint i = 0u; i < 4u; ++i) {
+                        const bool inside = 4u * t + i >= start && 4u * t + i < end;
+                        const float xv = texelFetch(vectorX, int(inside ? column[i] : 0u)).x;
+                        sum += inside ? value[i] * xv : 0.0;
+                    }
                 }
+            } else {
+                for (uint j = start + lane; j < end; j += SUBGROUP_SIZE) sum += product(row, j);
             }
             sum = subgroupAdd(sum);
             if (lane == 0u) storeOutput(row, sum);
-        } else if (lanesMatch) {
-            float sum = 0.0;
-            for (uint j = start + lane; j < end; j += SUBGROUP_SIZE) sum += product(row, j);
-            sum = subgroupAdd(sum);
-            if (lane == 0u) storeOutput(row, sum);
         } else if (lane == 0u) {
-            float sum = 0.0;
             for (uint j = start; j < end; ++j) sum += product(row, j);
             storeOutput(row, sum);
         }

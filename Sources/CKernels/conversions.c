@@ -25,15 +25,6 @@ static float half_to_float(uint16_t h) {
 }
 
 #if defined(__x86_64__)
-static int has_f16c(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-    }
-    return cached;
-}
-
 __attribute__((target("avx,f16c")))
 static void widen_f16c(const uint16_t *src, float *dst, int64_t count) {
     int64_t i = 0;
@@ -44,7 +35,7 @@ static void widen_f16c(const uint16_t *src, float *dst, int64_t count) {
 
 void vkk_widen_half(const uint16_t *src, float *dst, int64_t count) {
 #if defined(__x86_64__)
-    if (has_f16c()) { widen_f16c(src, dst, count); return; }
+    if (vkk_has_f16c()) { widen_f16c(src, dst, count); return; }
 #endif
     for (int64_t i = 0; i < count; ++i) dst[i] = half_to_float(src[i]);
 }

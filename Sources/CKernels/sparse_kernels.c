@@ -230,20 +230,14 @@ static float csr_row_dot(const float *values, const int32_t *indices, const floa
 }
 
 void vkk_spmv_rows(const vkk_sparse_rows *a, const float *x, float *y, int64_t row_begin, int64_t row_end, float alpha, float beta) {
+    float (*csr_dot)(const float *, const int32_t *, const float *, int32_t, int32_t) = csr_row_dot;
 #if defined(__x86_64__)
-    const int avx2 = vkk_has_avx2_fma();
-#else
-    const int avx2 = 0;
+    if (vkk_has_avx2_fma()) csr_dot = csr_row_dot_avx2;
 #endif
     for (int64_t r = row_begin; r < row_end; ++r) {
         float sum = 0;
         if (a->kind == 0) {
-#if defined(__x86_64__)
-            if (avx2) sum = csr_row_dot_avx2(a->values, a->indices, x, a->pointers[r], a->pointers[r + 1]);
-            else
-#endif
-            sum = csr_row_dot(a->values, a->indices, x, a->pointers[r], a->pointers[r + 1]);
-            (void)avx2;
+            sum = csr_dot(a->values, a->indices, x, a->pointers[r], a->pointers[r + 1]);
         } else {
 #define SPMV_BODY(col, v) sum += (v) * x[col];
             FOR_EACH_ENTRY(a, r, SPMV_BODY)

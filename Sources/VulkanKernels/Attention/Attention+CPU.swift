@@ -80,6 +80,7 @@ extension CommandBatch {
         let kHalf = UncheckedSendable(UnsafeRawPointer(k.hostPointer!).assumingMemoryBound(to: UInt16.self))
         let vHalf = UncheckedSendable(UnsafeRawPointer(v.hostPointer!).assumingMemoryBound(to: UInt16.self))
         let resolved = ResolvedAttentionMask(mask, s)
+        let hasAdditiveTerms = resolved.hasAdditiveTerms
         let out = UncheckedSendable(output.hostPointer!)
         let lse = UncheckedSendable(logSumExp?.hostPointer?.assumingMemoryBound(to: Float.self))
         let qPointer = UncheckedSendable(qBuffer.pointer)
@@ -141,12 +142,12 @@ extension CommandBatch {
                         for r in 0..<rowCount {
                             let row = scores + r * keyBlock, i = indices[r]
                             let allowed = i < validRows ? resolved.keyRange(batch: b, row: i).clamped(to: blockKeys) : block..<block
-                            if allowed != blockKeys || softcap != nil || resolved.hasAdditiveTerms {
+                            if allowed != blockKeys || softcap != nil || hasAdditiveTerms {
                                 for j in blockKeys {
                                     guard allowed.contains(j) else { row[j - block] = -.infinity; continue }
                                     var score = row[j - block]
                                     if let softcap { score = softcap * Foundation.tanh(score / softcap) }
-                                    if resolved.hasAdditiveTerms { score += resolved.additive(batch: b, head: heads[r], row: i, key: j) }
+                                    if hasAdditiveTerms { score += resolved.additive(batch: b, head: heads[r], row: i, key: j) }
                                     row[j - block] = score
                                 }
                             }

@@ -13,30 +13,28 @@ extension CommandBatch {
     func cpuSpMM<Element: FloatingPointElement>(_ uploaded: UploadedSparseMatrix<Element>, _ s: SpMMShape, b: Storage, c: Storage,
                                                 alpha: Float, beta: Float) {
         let a = uploaded.matrix, values = uploaded.hostValues
-        let bPointer = b.hostPointer!
-        // op(B) in fp32: B itself (K × N) or, for the linear form, X (N × K), which the kernel packs
-        // transposed in one pass.
-        let bOwned: [Float]? = Element.self == Float.self ? nil
-            : SparseCPU.widened(bPointer.assumingMemoryBound(to: Element.self), count: s.k * s.n)
-        let bFloat = bOwned.map { $0.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) } }
-            ?? UnsafePointer(bPointer.assumingMemoryBound(to: Float.self))
         // C (M × N) row-major, or Y = Cᵀ (N × M) for the linear form: C(i, j) at i·rowStride + j·columnStride.
         let (rowStride, columnStride) = s.linear ? (1, s.m) : (s.n, 1)
+        // op(B) in fp32 is B itself (K × N) or, for the linear form, X (N × K), which the kernel packs
+        // transposed in one pass.
         if Element.self == Float.self {
-            SparseCPU.spmm(a, values: values, b: bFloat, bIsX: s.linear, n: s.n, c: c.hostPointer!.assumingMemoryBound(to: Float.self),
+            SparseCPU.spmm(a, values: values, b: UnsafePointer(b.hostPointer!.assumingMemoryBound(to: Float.self)), bIsX: s.linear,
+                           n: s.n, c: c.hostPointer!.assumingMemoryBound(to: Float.self),
                            rowStride: rowStride, columnStride: columnStride, alpha: alpha, beta: beta)
         } else {
-            // Z = A·op(B) in fp32 in C's storage order, then C = alpha·Z + beta·C with one rounding.
+            // fp16: widen op(B), Z = A·op(B) in fp32 in C's storage order, then C = alpha·Z + beta·C with one rounding.
+            let bFloat = SparseCPU.widened(b.hostPointer!.assumingMemoryBound(to: Element.self), count: s.k * s.n)
             var z = [Float](repeating: 0, count: s.m * s.n)
-            z.withUnsafeMutableBufferPointer {
-                SparseCPU.spmm(a, values: values, b: bFloat, bIsX: s.linear, n: s.n, c: $0.baseAddress!,
-                               rowStride: rowStride, columnStride: columnStride, alpha: 1, beta: 0)
+            bFloat.withUnsafeBufferPointer { bFloat in
+                z.withUnsafeMutableBufferPointer {
+                    SparseCPU.spmm(a, values: values, b: bFloat.baseAddress!, bIsX: s.linear, n: s.n, c: $0.baseAddress!,
+                                   rowStride: rowStride, columnStride: columnStride, alpha: 1, beta: 0)
+                }
             }
             z.withUnsafeBufferPointer { zBuffer in
                 SparseCPU.storeScaled(into: c.hostPointer!, as: Element.self, count: s.m * s.n, alpha: alpha, beta: beta) { zBuffer[$0] }
             }
         }
-        withExtendedLifetime(bOwned) {}
         withExtendedLifetime(values) {}
     }
 }

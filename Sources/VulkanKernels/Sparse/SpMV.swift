@@ -56,7 +56,7 @@ extension CommandBatch {
             bindings = [positions, positions, BufferBinding(a.buffers["values"]!, scalar), positions, BufferBinding(x, scalar),
                         BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
         } else {
-            // Columns and values 4 entries per fetch (ENTRY_TEXELS = 4). lavapipe, DLMC transformer FFN
+            // Columns and values 4 entries per texel. lavapipe, DLMC transformer FFN
             // 2048 x 512, two alternating runs each: 50% 1099-1100 us (was 1250-1562), 70% 620-885 (849-1186),
             // 90% 432-630 (510-708); at 98% dispatch overhead dominates either way.
             bindings = [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
@@ -65,7 +65,6 @@ extension CommandBatch {
                         BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
                         BufferBinding(x, scalar), BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
         }
-        let entryTexels: UInt32 = if case .csr = a.matrix { 4 } else { 1 }
         let shader: EmbeddedShader = switch (a.matrix, f16) {
         case (.csr, false): .sparse_spmv_csr
         case (.csr, true): .sparse_spmv_csr_f16
@@ -76,7 +75,7 @@ extension CommandBatch {
         }
         let spec = KernelSpec(shader: shader, bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
                                                          .uniformTexelBuffer, .storageBuffer],
-                              pushConstantBytes: 36, specialization: [UInt32(lanes), entryTexels], requiredSubgroupSize: lanes)
+                              pushConstantBytes: 36, specialization: [UInt32(lanes)], requiredSubgroupSize: lanes)
         let push: [UInt32] = [UInt32(m), UInt32(a.matrix.columns), UInt32(rowsPerGroup), UInt32(nm.n), UInt32(nm.m), UInt32(nm.groups),
                               alpha.bitPattern, beta.bitPattern, 0]
         try dispatch(spec, bindings, push: push, groups: ((m + rowsPerGroup - 1) / rowsPerGroup, 1, 1))
