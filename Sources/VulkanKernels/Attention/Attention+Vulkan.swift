@@ -9,8 +9,7 @@ struct AttentionKernelPlan {
 
     init(shape s: AttentionShape, info: DeviceInfo) {
         // 8 lanes measured best on lavapipe (DESIGN.md); elsewhere the device's own subgroup size.
-        lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) && info.isCPUDriver
-            ? 8 : info.subgroupSize
+        lanes = info.subgroupLanes(.onCPUDriversOnly)
         // Decode (a few query rows) wastes no arithmetic on rows that do not exist. On CPU drivers a
         // 32-row tile halves the K and V fetches per multiply-add, which pays while the per-lane output
         // stays small (head dims ≤ 64; lavapipe, L = 4096, d64: 1025–1060 ms against 1080–1225 ms with 16
@@ -121,12 +120,11 @@ extension AttentionKernelPlan {
 
 extension CommandBatch {
     func encodeAttention(_ s: AttentionShape, q: Storage, k: Storage, v: Storage, output: Storage, dtype: DType,
-                         mask: AttentionMask, scale: Float, softcap: Float?, logSumExp: Storage?, split: AttentionSplit) throws {
+                         mask: AttentionMask, scale: Float, softcap: Float?, logSumExp: Storage?, split: AttentionSplit,
+                         on device: VulkanDevice) throws {
         let op = "attention"
-        let info = context.device!.info
-        if dtype == .float16 && !info.supports16BitStorage {
-            throw KernelError.unsupportedOnDevice(op: op, feature: "16-bit storage (fp16 tensors)")
-        }
+        let info = device.info
+        try info.requireStorage(of: dtype, op: op)
         guard info.supportsSubgroupShuffle, info.supportsSubgroupArithmetic else {
             throw KernelError.unsupportedOnDevice(op: op, feature: "subgroup shuffle and arithmetic")
         }

@@ -130,8 +130,7 @@ extension CommandBatch {
                                                   layout: AttentionLayout, keyLayout: AttentionLayout,
                                                   logSumExp: Tensor<Float>?, split: AttentionSplit) throws {
         let op = "attention"
-        try ensureRecording(op)
-        try checkOwnership(op, ("Q", q.context), ("K", k.context), ("V", v.context), ("output", output.context))
+        try checkOperands(op, ("Q", q.context), ("K", k.context), ("V", v.context), ("output", output.context))
         let shape = try AttentionShape(op: op, q: q.shape, k: k.shape, v: v.shape, output: output.shape, layout: layout, keyLayout: keyLayout)
         let scale = scale ?? 1 / Float(shape.headDim).squareRoot()
         try checkFinite(op, ("scale", scale))
@@ -149,10 +148,11 @@ extension CommandBatch {
         if case .count(let n) = split, n < 1 {
             throw KernelError.invalidParameter(op: op, name: "split", value: "\(n) (must be at least 1)")
         }
-        if context.isVulkan {
+        switch backend {
+        case .vulkan(let device):
             try encodeAttention(shape, q: q.storage, k: k.storage, v: v.storage, output: output.storage, dtype: Element.dtype,
-                                mask: mask, scale: scale, softcap: softcap, logSumExp: logSumExp?.storage, split: split)
-        } else {
+                                mask: mask, scale: scale, softcap: softcap, logSumExp: logSumExp?.storage, split: split, on: device)
+        case .cpu:
             cpuAttention(shape, q: q.storage, k: k.storage, v: v.storage, output: output.storage, dtype: Element.dtype,
                          mask: mask, scale: scale, softcap: softcap, logSumExp: logSumExp?.storage)
         }

@@ -1,5 +1,3 @@
-import Glibc
-
 extension CommandBatch {
     /// Writes `new` — `n` sequence positions of keys or values — into `cache` at positions
     /// `position ..< position + n`, in place (a KV cache for decoding). Both tensors use `layout`;
@@ -13,8 +11,7 @@ extension CommandBatch {
     public func appendToCache<Element: FloatingPointElement>(_ new: Tensor<Element>, cache: Tensor<Element>, at position: Int,
                                                              layout: AttentionLayout = .batchHeadSequence) throws {
         let op = "appendToCache"
-        try ensureRecording(op)
-        try checkOwnership(op, ("new", new.context), ("cache", cache.context))
+        try checkOperands(op, ("new", new.context), ("cache", cache.context))
         for (name, tensor) in [("new", new.shape), ("cache", cache.shape)] where tensor.count != 4 {
             throw KernelError.invalidShape(op: op, operand: name, shape: tensor, expected: "rank 4 in the attention layout")
         }
@@ -39,12 +36,7 @@ extension CommandBatch {
                 regions.append((b * n.sequence * row * bytes, (b * c.sequence + position) * row * bytes, n.sequence * row * bytes))
             }
         }
-        if context.isVulkan {
-            try copy(from: new.storage, to: cache.storage, regions: regions)
-        } else {
-            let source = new.storage.hostPointer!, destination = cache.storage.hostPointer!
-            for region in regions { memcpy(destination + region.destinationOffset, source + region.sourceOffset, region.bytes) }
-        }
+        try copy(from: new.storage, to: cache.storage, regions: regions)
     }
 }
 

@@ -223,8 +223,8 @@ extension CommandBatch {
                 }
             }
         }
-        if let past { try copyRegions(from: past.storage, to: present.storage, pastRegions) }
-        try copyRegions(from: new.storage, to: present.storage, newRegions)
+        if let past { try copy(from: past.storage, to: present.storage, regions: pastRegions) }
+        try copy(from: new.storage, to: present.storage, regions: newRegions)
     }
 
     /// The mask itself when its last dimension covers every key, else a copy widened to `totalKeys`
@@ -243,26 +243,11 @@ extension CommandBatch {
         shape[shape.count - 1] = totalKeys
         let padded: Tensor<Element> = try context.empty(shape: shape)
         let bytes = MemoryLayout<Element>.stride
-        if context.isVulkan {
-            try fill(padded.storage, word: fillWord)
-        } else {
-            let words = padded.storage.hostPointer!.assumingMemoryBound(to: UInt32.self)
-            for index in 0..<((padded.byteCount + 3) / 4) { words[index] = fillWord }
-        }
+        try fill(padded.storage, word: fillWord)
         let rows = mask.count / columns
-        try copyRegions(from: mask.storage, to: padded.storage,
-                        (0..<rows).map { ($0 * columns * bytes, $0 * totalKeys * bytes, columns * bytes) })
+        try copy(from: mask.storage, to: padded.storage,
+                 regions: (0..<rows).map { ($0 * columns * bytes, $0 * totalKeys * bytes, columns * bytes) })
         return padded
-    }
-
-    /// Byte-range copies between two storages on either backend.
-    private func copyRegions(from source: Storage, to destination: Storage, _ regions: [(sourceOffset: Int, destinationOffset: Int, bytes: Int)]) throws {
-        if context.isVulkan {
-            try copy(from: source, to: destination, regions: regions)
-        } else {
-            let from = source.hostPointer!, to = destination.hostPointer!
-            for region in regions where region.bytes > 0 { memcpy(to + region.destinationOffset, from + region.sourceOffset, region.bytes) }
-        }
     }
 }
 

@@ -31,12 +31,9 @@ extension GEMMAlgorithm {
 
 extension CommandBatch {
     func encodeGEMM(_ s: GEMMShape, a: Storage, b: Storage, c: Storage, dtype: DType, alpha: Float, beta: Float,
-                    algorithm: GEMMAlgorithm = .automatic) throws {
-        let device = context.device!
+                    algorithm: GEMMAlgorithm = .automatic, on device: VulkanDevice) throws {
         let info = device.info
-        if dtype == .float16 && !info.supports16BitStorage {
-            throw KernelError.unsupportedOnDevice(op: "gemm", feature: "16-bit storage (fp16 tensors)")
-        }
+        try info.requireStorage(of: dtype, op: "gemm")
         let kernel = try resolve(algorithm, s, info: info)
         let elementBytes = dtype.byteSize
         let plan = GEMMKernelPlan(kernel: kernel, shape: s, dtype: dtype, info: info)
@@ -142,7 +139,7 @@ struct GEMMKernelPlan {
             let vec4 = s.lda % 4 == 0 && s.ldb % 4 == 0 && s.strideA % 4 == 0 && s.strideB % 4 == 0
             // One subgroup per 16 × 4·S tile; 8 lanes where the size can be chosen (fastest measured on
             // lavapipe), else the device's size.
-            let lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) ? 8 : info.subgroupSize
+            let lanes = info.subgroupLanes(.whereverAvailable)
             spec = KernelSpec(shader: f16 ? .dense_gemm_subgroup_f16 : .dense_gemm_subgroup, bindings: texelBindings,
                               pushConstantBytes: 56, specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes)],
                               requiredSubgroupSize: lanes)

@@ -150,7 +150,7 @@ public final class AnalyticField: RadianceField, @unchecked Sendable {
                                capacity: Int, output: Tensor<Float>) throws {
         try validateEvaluation(op: "AnalyticField.encodeEvaluate", batch: batch, samples: samples, sampleCount: sampleCount,
                                capacity: capacity, output: output)
-        guard let device = batch.context.device else {
+        guard case .vulkan = batch.backend else {
             return try evaluateOnHost(self, samples: samples, sampleCount: sampleCount, capacity: capacity, output: output)
         }
         guard capacity > 0 else { return }
@@ -158,7 +158,6 @@ public final class AnalyticField: RadianceField, @unchecked Sendable {
         let spec = KernelSpec(shader: EmbeddedShader.nerf_analytic_field,
                               bindings: [.uniformTexelBuffer, .storageBuffer, .uniformTexelBuffer, .storageBuffer],
                               pushConstantBytes: 8, specialization: [64])
-        _ = device
         try batch.dispatch(spec, [BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16),
                                                 byteCount: capacity * 32),
                                   BufferBinding(sampleCount.storage, .storageRead),

@@ -48,7 +48,7 @@ extension RadianceField {
     /// from any field on the backend that will render it.
     public func evaluate(samples: [Float], on context: ComputeContext, chunk: Int = 1 << 18) throws -> [Float] {
         let count = samples.count / 8
-        guard context.isVulkan else { return evaluate(samples: samples) }
+        guard case .vulkan = context.backend else { return evaluate(samples: samples) }
         var output = [Float](repeating: 0, count: 4 * count)
         let capacity = min(chunk, max(count, 1))
         let input = try context.empty(Float.self, shape: [capacity, 8])

@@ -69,9 +69,10 @@ public final class Renderer: @unchecked Sendable {
         let (minimum, maximum, ratio) = options.resolvedStep(for: field.bounds).parameters
         let parameters = MarchParameters(grid: grid, useGrid: options.skipEmptySpace, minimumStep: minimum, maximumStep: maximum, stepRatio: ratio)
         let start = monotonicSeconds()
-        var frame = context.isVulkan
-            ? try renderOnVulkan(field: field, camera: camera, options: options, parameters: parameters)
-            : try renderOnCPU(field: field, camera: camera, options: options, parameters: parameters)
+        var frame = switch context.backend {
+        case .vulkan: try renderOnVulkan(field: field, camera: camera, options: options, parameters: parameters)
+        case .cpu: try renderOnCPU(field: field, camera: camera, options: options, parameters: parameters)
+        }
         frame.seconds = monotonicSeconds() - start
         return frame
     }

@@ -89,7 +89,7 @@ public final class VoxelGridField: RadianceField, @unchecked Sendable {
                                capacity: Int, output: Tensor<Float>) throws {
         try validateEvaluation(op: "VoxelGridField.encodeEvaluate", batch: batch, samples: samples, sampleCount: sampleCount,
                                capacity: capacity, output: output)
-        guard batch.context.isVulkan else {
+        guard case .vulkan = batch.backend else {
             return try evaluateOnHost(self, samples: samples, sampleCount: sampleCount, capacity: capacity, output: output)
         }
         guard capacity > 0 else { return }

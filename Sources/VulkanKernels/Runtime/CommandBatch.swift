@@ -216,24 +216,23 @@ public final class CommandBatch: @unchecked Sendable {
         }
     }
 
-    /// Records a buffer-to-buffer copy (Vulkan only).
+    /// Records a buffer-to-buffer copy (on the CPU backend: copies now).
     func copy(from source: Storage, sourceOffset: Int = 0, to destination: Storage, destinationOffset: Int = 0, bytes: Int) throws {
-        try ensureRecording("copy")
-        guard let device = context.device, let resources, bytes > 0,
-              let src = source.allocation, let dst = destination.allocation else { return }
-        barrierIfNeeded([(source, true, false), (destination, false, true)], device: device, resources: resources)
-        var region = VkBufferCopy(srcOffset: VkDeviceSize(src.offset + sourceOffset),
-                                  dstOffset: VkDeviceSize(dst.offset + destinationOffset), size: VkDeviceSize(bytes))
-        device.vk.cmdCopyBuffer(resources.commandBuffer, src.buffer, dst.buffer, 1, &region)
-        retained.append(contentsOf: [source, destination])
+        try copy(from: source, to: destination, regions: [(sourceOffset, destinationOffset, bytes)])
     }
 
-    /// Records one copy command with several byte ranges between two buffers (Vulkan only): one
-    /// hazard check and at most one barrier for all of them. The ranges must not overlap in `destination`.
+    /// Records one copy command with several byte ranges between two buffers (on the CPU backend: copies
+    /// now): one hazard check and at most one barrier for all of them. The ranges must not overlap in
+    /// `destination`.
     func copy(from source: Storage, to destination: Storage, regions: [(sourceOffset: Int, destinationOffset: Int, bytes: Int)]) throws {
         try ensureRecording("copy")
         let regions = regions.filter { $0.bytes > 0 }
-        guard let device = context.device, let resources, !regions.isEmpty,
+        guard case .vulkan(let device) = backend else {
+            let from = source.hostPointer!, to = destination.hostPointer!
+            for region in regions { (to + region.destinationOffset).copyMemory(from: from + region.sourceOffset, byteCount: region.bytes) }
+            return
+        }
+        guard let resources, !regions.isEmpty,
               let src = source.allocation, let dst = destination.allocation else { return }
         barrierIfNeeded([(source, true, false), (destination, false, true)], device: device, resources: resources)
         var copies = regions.map {
@@ -244,10 +243,18 @@ public final class CommandBatch: @unchecked Sendable {
         retained.append(contentsOf: [source, destination])
     }
 
-    /// Records a fill of a tensor's bytes with a 32-bit pattern (Vulkan only).
+    /// Records a fill of a tensor's bytes with a 32-bit pattern (on the CPU backend: fills now; a last
+    /// partial word gets the pattern's leading bytes).
     func fill(_ storage: Storage, word: UInt32) throws {
         try ensureRecording("fill")
-        guard let device = context.device, let resources, let allocation = storage.allocation else { return }
+        guard case .vulkan(let device) = backend else {
+            withUnsafeBytes(of: word.littleEndian) { pattern in
+                let bytes = storage.hostPointer!.assumingMemoryBound(to: UInt8.self)
+                for index in 0..<storage.byteCount { bytes[index] = pattern[index % 4] }
+            }
+            return
+        }
+        guard let resources, let allocation = storage.allocation else { return }
         barrierIfNeeded([(storage, false, true)], device: device, resources: resources)
         device.vk.cmdFillBuffer(resources.commandBuffer, allocation.buffer, VkDeviceSize(allocation.offset),
                                  VkDeviceSize(roundUp(max(storage.byteCount, 4), to: 4)), word)

@@ -43,8 +43,10 @@ public final class ComputeContext: @unchecked Sendable {
         }
     }
 
-    /// The Vulkan device, nil on the CPU backend.
-    let device: VulkanDevice?
+    /// The backend ops run on (ops switch over it; see ``ResolvedBackend``).
+    let backend: ResolvedBackend
+    /// The Vulkan device, nil on the CPU backend (for the runtime's own bookkeeping; ops switch over `backend`).
+    var device: VulkanDevice? { backend.device }
     /// Why `.auto` chose the CPU, when it did.
     public let fallbackReason: String?
 
@@ -59,9 +61,9 @@ public final class ComputeContext: @unchecked Sendable {
         return "cpu (\(CPUParallel.threadCount) threads, OpenBLAS)"
     }
 
-    public init(backend: Backend = .auto, options: Options = Options()) throws {
-        var requested = backend
-        if backend == .auto {
+    public init(backend requestedBackend: Backend = .auto, options: Options = Options()) throws {
+        var requested = requestedBackend
+        if requestedBackend == .auto {
             switch environment("VKK_BACKEND")?.lowercased() {
             case "cpu": requested = .cpu
             case "vulkan": requested = .vulkan(deviceIndex: nil)
@@ -70,17 +72,17 @@ public final class ComputeContext: @unchecked Sendable {
         }
         switch requested {
         case .cpu:
-            device = nil
+            self.backend = .cpu
             fallbackReason = nil
         case .vulkan(let index):
-            device = try Self.openDevice(index: index ?? environment("VKK_DEVICE").flatMap(Int.init), options: options)
+            self.backend = .vulkan(try Self.openDevice(index: index ?? environment("VKK_DEVICE").flatMap(Int.init), options: options))
             fallbackReason = nil
         case .auto:
             do {
-                device = try Self.openDevice(index: environment("VKK_DEVICE").flatMap(Int.init), options: options)
+                self.backend = .vulkan(try Self.openDevice(index: environment("VKK_DEVICE").flatMap(Int.init), options: options))
                 fallbackReason = nil
             } catch let error as VulkanError where error != .validationLayerMissing {
-                device = nil
+                self.backend = .cpu
                 fallbackReason = error.description
                 if !options.quiet { printToStandardError("VulkanKernels: \(error); using the CPU backend") }
             }

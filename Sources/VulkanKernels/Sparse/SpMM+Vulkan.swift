@@ -66,13 +66,13 @@ extension SpMMKernel {
 
 extension CommandBatch {
     func encodeSpMM<Element>(_ a: UploadedSparseMatrix<Element>, _ s: SpMMShape, b: Storage, c: Storage,
-                             alpha: Float, beta: Float, kernel: SpMMKernel) throws {
+                             alpha: Float, beta: Float, kernel: SpMMKernel, on device: VulkanDevice) throws {
         let op = s.linear ? "linear" : "spmm"
-        let info = context.device!.info
+        let info = device.info
         let f16 = Element.dtype == .float16
-        if f16 && !info.supports16BitStorage { throw KernelError.unsupportedOnDevice(op: op, feature: "16-bit storage (fp16 tensors)") }
+        try info.requireStorage(of: Element.dtype, op: op)
         guard info.supportsSubgroupShuffle else { throw KernelError.unsupportedOnDevice(op: op, feature: "subgroup shuffle") }
-        let lanes = info.supportsSubgroupSizeControl && (info.minSubgroupSize...info.maxSubgroupSize).contains(8) ? 8 : info.subgroupSize
+        let lanes = info.subgroupLanes(.whereverAvailable)
         try checkTexelLimit(op, a, b: s.k * s.n, info: info)
         try checkOutputRange(op, bytes: c.byteCount, info: info)
         let chosen = try SpMMKernel.resolve(kernel, a.matrix, s, op: op)

@@ -9,14 +9,11 @@ extension CommandBatch {
     public func spmm<Element>(_ a: UploadedSparseMatrix<Element>, _ b: Tensor<Element>, into c: Tensor<Element>,
                               alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "spmm"
-        try ensureRecording(op)
-        try checkOwnership(op, ("A", a.context), ("B", b.context), ("C", c.context))
-        try checkFinite(op, ("alpha", alpha), ("beta", beta))
+        try checkOperands(op, ("A", a.context), ("B", b.context), ("C", c.context), finite: [("alpha", alpha), ("beta", beta)])
         let shape = try SpMMShape(op: op, a: a.matrix, b: b.shape, c: c.shape, linear: false)
-        if context.isVulkan {
-            try encodeSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta, kernel: kernel)
-        } else {
-            cpuSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta)
+        switch backend {
+        case .vulkan(let device): try encodeSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta, kernel: kernel, on: device)
+        case .cpu: cpuSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta)
         }
     }
 
@@ -25,14 +22,11 @@ extension CommandBatch {
     public func linear<Element>(_ x: Tensor<Element>, weight: UploadedSparseMatrix<Element>, into y: Tensor<Element>,
                                 alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "linear"
-        try ensureRecording(op)
-        try checkOwnership(op, ("X", x.context), ("W", weight.context), ("Y", y.context))
-        try checkFinite(op, ("alpha", alpha), ("beta", beta))
+        try checkOperands(op, ("X", x.context), ("W", weight.context), ("Y", y.context), finite: [("alpha", alpha), ("beta", beta)])
         let shape = try SpMMShape(op: op, a: weight.matrix, b: x.shape, c: y.shape, linear: true)
-        if context.isVulkan {
-            try encodeSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta, kernel: kernel)
-        } else {
-            cpuSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
+        switch backend {
+        case .vulkan(let device): try encodeSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta, kernel: kernel, on: device)
+        case .cpu: cpuSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta)
         }
     }
 

@@ -32,7 +32,7 @@ public final class UploadedSparseMatrix<Element: FloatingPointElement>: @uncheck
     init(_ matrix: SparseMatrix<Element>, context: ComputeContext) throws {
         self.matrix = matrix
         self.context = context
-        guard context.isVulkan else { buffers = [:]; hostValues = SparseCPU.floatValues(matrix); return }
+        guard case .vulkan = context.backend else { buffers = [:]; hostValues = SparseCPU.floatValues(matrix); return }
         hostValues = []
         // Every array is padded to at least 16 bytes so that no binding is empty.
         func upload<T: TensorElement & Numeric>(_ values: [T], minimum: Int) throws -> Storage {

@@ -25,7 +25,7 @@ extension HashGridField {
             throw KernelError.invalidShape(op: "hashgrid", operand: "output", shape: output.shape, expected: "[\(capacity), 4]")
         }
         guard sampleCount.count >= 1 else { throw KernelError.emptyTensor(op: "hashgrid", operand: "sampleCount") }
-        guard let device = context.device else {
+        guard case .vulkan(let device) = batch.backend else {
             // CPU backend: the batch runs ops as they are recorded.
             let count = min(capacity, Int(try sampleCount.toArray()[0]))
             try evaluateOnHost(samples: samples, count: count, output: output)

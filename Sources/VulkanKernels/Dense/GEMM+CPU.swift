@@ -1,0 +1,60 @@
+import CBLAS
+
+// MARK: - CPU
+
+extension CommandBatch {
+    /// OpenBLAS `cblas_sgemm` per batch (`cblas_sgemv` when N = 1); fp16 operands are widened to fp32
+    /// first, and C rounded back once at the end.
+    func cpuGEMM(_ shape: GEMMShape, a: Storage, b: Storage, c: Storage, dtype: DType, alpha: Float, beta: Float) {
+        let s = shape
+        let count = (a: s.strideA == 0 ? s.m * s.k : s.strideA * s.batch, b: s.strideB == 0 ? s.k * s.n : s.strideB * s.batch,
+                     c: s.strideC * s.batch)
+        if dtype == .float32 {
+            sgemmBatched(s, a: a.hostPointer!.assumingMemoryBound(to: Float.self), b: b.hostPointer!.assumingMemoryBound(to: Float.self),
+                         c: c.hostPointer!.assumingMemoryBound(to: Float.self), alpha: alpha, beta: beta)
+            return
+        }
+        var a32 = widenedFloat16(a.hostPointer!.assumingMemoryBound(to: Float16.self), count: count.a)
+        var b32 = widenedFloat16(b.hostPointer!.assumingMemoryBound(to: Float16.self), count: count.b)
+        let c16 = c.hostPointer!.assumingMemoryBound(to: Float16.self)
+        // beta == 0 must not read C (it may hold NaN); OpenBLAS honours that for the fp32 copy too.
+        var c32 = beta == 0 ? [Float](repeating: 0, count: count.c) : widenedFloat16(c16, count: count.c)
+        a32.withUnsafeMutableBufferPointer { a in
+            b32.withUnsafeMutableBufferPointer { b in
+                c32.withUnsafeMutableBufferPointer { c in
+                    sgemmBatched(s, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!, alpha: alpha, beta: beta)
+                }
+            }
+        }
+        let source = UncheckedSendable(c32.withUnsafeBufferPointer { $0.baseAddress! })
+        let destination = UncheckedSendable(c16)
+        CPUParallel.forEachChunk(count.c, costPerItem: 1) { range in
+            for index in range { destination.value[index] = Float16(source.value[index]) }
+        }
+        withExtendedLifetime(c32) {}
+    }
+}
+
+/// Row-major `cblas_sgemm` over the batch (OpenBLAS threads each call).
+func sgemmBatched(_ s: GEMMShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+                  alpha: Float, beta: Float) {
+    for batch in 0..<s.batch {
+        let aBatch = a + batch * s.strideA, bBatch = b + batch * s.strideB, cBatch = c + batch * s.strideC
+        if s.n == 1 {
+            // y = alpha·op(A)·x + beta·y; x is B's single column (stride ldb when B is stored N×K = 1×K).
+            cblas_sgemv(CblasRowMajor, s.transposeA ? CblasTrans : CblasNoTrans,
+                        Int32(s.transposeA ? s.k : s.m), Int32(s.transposeA ? s.m : s.k), alpha,
+                        aBatch, Int32(max(1, s.lda)), bBatch, Int32(s.transposeB ? 1 : max(1, s.ldb)), beta, cBatch, 1)
+            if s.k == 0 { scaleInPlace(cBatch, count: s.m, beta: beta) }
+        } else {
+            cblas_sgemm(CblasRowMajor, s.transposeA ? CblasTrans : CblasNoTrans, s.transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(s.m), Int32(s.n), Int32(s.k), alpha, aBatch, Int32(max(1, s.lda)), bBatch, Int32(max(1, s.ldb)),
+                        beta, cBatch, Int32(s.ldc))
+        }
+    }
+}
+
+/// C = beta·C with beta == 0 writing zeros (BLAS semantics), for the K == 0 GEMV case that BLAS skips.
+private func scaleInPlace(_ c: UnsafeMutablePointer<Float>, count: Int, beta: Float) {
+    for index in 0..<count { c[index] = beta == 0 ? 0 : beta * c[index] }
+}

@@ -1,0 +1,32 @@
+/// The device choices several ops share, made in one place: how many subgroup lanes a kernel asks
+/// for, and which storage types a device can hold.
+extension DeviceInfo {
+    /// When an op asks for 8-lane subgroups (the size measured fastest on lavapipe, DESIGN.md).
+    enum EightLanePreference {
+        /// On any device whose subgroup size can be set to 8 (GEMM, the sparse kernels).
+        case whereverAvailable
+        /// Only on CPU drivers; GPUs keep their own size (attention, softmax: their tiles were only
+        /// measured to pay at 8 lanes on lavapipe).
+        case onCPUDriversOnly
+    }
+
+    /// True when a pipeline can require 8-lane subgroups on this device.
+    var canRequireEightLanes: Bool { supportsSubgroupSizeControl && (minSubgroupSize...maxSubgroupSize).contains(8) }
+
+    /// The subgroup size a kernel is built for: 8 where `preference` and the device allow it, else the
+    /// device's own size. Kernels pass it both as a specialization constant and as the required size.
+    func subgroupLanes(_ preference: EightLanePreference) -> Int {
+        let eight = switch preference {
+        case .whereverAvailable: canRequireEightLanes
+        case .onCPUDriversOnly: canRequireEightLanes && isCPUDriver
+        }
+        return eight ? 8 : subgroupSize
+    }
+
+    /// Throws when tensors of `dtype` cannot be bound on this device (fp16 needs 16-bit storage).
+    func requireStorage(of dtype: DType, op: String) throws {
+        if dtype == .float16 && !supports16BitStorage {
+            throw KernelError.unsupportedOnDevice(op: op, feature: "16-bit storage (fp16 tensors)")
+        }
+    }
+}

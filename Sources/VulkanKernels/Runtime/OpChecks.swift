@@ -1,0 +1,24 @@
+/// The checks every op makes before it records anything, in one place: the batch is still recording,
+/// every operand belongs to the batch's context, scalar parameters are finite, the element type is one
+/// the op computes in.
+extension CommandBatch {
+    /// The shared preamble of an op: throws ``KernelError`` naming `op` and the operand at fault.
+    func checkOperands(_ op: String, _ operands: (String, ComputeContext)..., finite: [(String, Float)] = []) throws {
+        try ensureRecording(op)
+        for (name, owner) in operands where owner !== context { throw KernelError.foreignTensor(op: op, operand: name) }
+        for (name, value) in finite where !value.isFinite { throw KernelError.invalidParameter(op: op, name: name, value: "\(value)") }
+    }
+
+    func checkOwnership(_ op: String, _ operands: (String, ComputeContext)...) throws {
+        for (name, owner) in operands where owner !== context { throw KernelError.foreignTensor(op: op, operand: name) }
+    }
+
+    func checkFinite(_ op: String, _ values: (String, Float)...) throws {
+        for (name, value) in values where !value.isFinite { throw KernelError.invalidParameter(op: op, name: name, value: "\(value)") }
+    }
+
+    /// Ops that compute in floating point take `Float` and `Float16` tensors only.
+    func requireFloatElement(_ dtype: DType, op: String) throws {
+        guard dtype == .float32 || dtype == .float16 else { throw KernelError.unsupportedDType(op: op, dtype) }
+    }
+}
