@@ -35,12 +35,12 @@ func option(_ key: String) -> String {
 let input = option("input")
 let output = URL(fileURLWithPath: option("output"))
 
-struct Build { let identifier: String; let name: String; let args: [String] }
+struct Build { let identifier: String; let name: String; let variant: String?; let args: [String] }
 
 /// The base build plus one per `// @variant NAME: args` line. Errors use
 /// glslc's `file:line: error:` format so they read like shader errors.
 func builds(source: String) -> [Build] {
-    var result = [Build(identifier: option("identifier"), name: option("name"), args: [])]
+    var result = [Build(identifier: option("identifier"), name: option("name"), variant: nil, args: [])]
     for (index, line) in source.components(separatedBy: "\n").enumerated() {
         var text = line.trimmingCharacters(in: .whitespaces)
         guard text.hasPrefix("//") else { continue }
@@ -55,19 +55,19 @@ func builds(source: String) -> [Build] {
         }
         guard !result.contains(where: { $0.name.hasSuffix("#" + name) }) else { fail("\(here) duplicate variant '\(name)'") }
         let args = body[body.index(after: colon)...].split(whereSeparator: \.isWhitespace).map(String.init)
-        result.append(Build(identifier: "\(option("identifier"))_\(name)", name: "\(option("name"))#\(name)", args: args))
+        result.append(Build(identifier: "\(option("identifier"))_\(name)", name: "\(option("name"))#\(name)", variant: name, args: args))
     }
     return result
 }
 
 /// Runs glslc; its stderr is inherited, so GLSL errors reach the build log
 /// verbatim as `/abs/path/Shaders/x.comp:LINE: error: ...`.
-func compile(_ build: Build) -> Data {
-    let spv = output.deletingPathExtension().appendingPathExtension("\(build.identifier).spv")
+func compile(_ build: Build, optimized: Bool = true) -> Data {
+    let spv = output.deletingPathExtension().appendingPathExtension("\(build.identifier)\(optimized ? "" : ".reflect").spv")
     defer { try? FileManager.default.removeItem(at: spv) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: option("glslc"))
-    process.arguments = ["-O", "--target-env=vulkan1.2", "-I", option("include"),
+    process.arguments = (optimized ? ["-O"] : []) + ["--target-env=vulkan1.2", "-I", option("include"),
                          "-fshader-stage=compute"] + build.args + ["-o", spv.path, input]
     do { try process.run() } catch { fail("ShaderEmbedder: cannot run \(option("glslc")): \(error)") }
     process.waitUntilExit()
@@ -91,9 +91,229 @@ var swift = """
     extension EmbeddedShader {
 
     """
-for build in builds(source: source) {
+let allBuilds = builds(source: source)
+for build in allBuilds {
     let base64 = compile(build).base64EncodedString()
     swift += "    static let \(build.identifier) = EmbeddedShader(name: \"\(build.name)\", base64: \"\(base64)\")\n"
 }
 swift += "}\n"
+
+// The interface (bindings, push constants) from a build without -O, which keeps the names; every
+// variant must declare the same one, so that one Swift description serves them all.
+let interfaces = allBuilds.map { reflect(compile($0, optimized: false), build: $0.name) }
+for (build, interface) in zip(allBuilds, interfaces).dropFirst() {
+    guard interface.pushMembers == interfaces[0].pushMembers, interface.pushBytes == interfaces[0].pushBytes else {
+        fail("\(option("display-path")): error: variant \(build.variant ?? "") declares other push constants than the base build")
+    }
+    guard interface.bindings.map(\.kind) == interfaces[0].bindings.map(\.kind) else {
+        fail("\(option("display-path")): error: variant \(build.variant ?? "") declares other bindings than the base build")
+    }
+}
+swift += interfaceSource(interfaces[0], identifier: option("identifier"), builds: allBuilds)
 do { try swift.write(to: output, atomically: true, encoding: .utf8) } catch { fail("ShaderEmbedder: cannot write \(output.path): \(error)") }
+
+// MARK: - Reflection: the interface a shader declares, read from its SPIR-V
+
+/// One member of the push-constant block.
+struct PushMember: Equatable {
+    let name: String
+    let offset: Int
+    /// Swift type ("UInt32", "Int32", "Float", "SIMD3<Float>", …) and its size in bytes.
+    let swiftType: String
+    let scalarType: String
+    let components: Int
+}
+
+/// One binding of descriptor set 0.
+struct BindingSlot: Equatable {
+    let binding: Int
+    let name: String
+    /// "storageBuffer" or "uniformTexelBuffer" (the cases of the library's `DescriptorKind`).
+    let kind: String
+    let glslType: String
+}
+
+struct ShaderInterface: Equatable {
+    var blockName: String?
+    var pushMembers: [PushMember] = []
+    var pushBytes = 0
+    var bindings: [BindingSlot] = []
+}
+
+/// Reads the push-constant block and set-0 bindings from SPIR-V built *without* -O (the optimiser drops
+/// OpName/OpMemberName; layouts are the same in both builds). Fails the build on anything the runtime
+/// cannot bind: a second descriptor set, a uniform buffer, a storage image, gaps in the binding numbers.
+func reflect(_ data: Data, build: String) -> ShaderInterface {
+    let words: [UInt32] = data.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)) }
+    var names: [UInt32: String] = [:]
+    var memberNames: [UInt32: [Int: String]] = [:]
+    var offsets: [UInt32: [Int: Int]] = [:]
+    var bindingOf: [UInt32: Int] = [:], setOf: [UInt32: Int] = [:]
+    var blocks = Set<UInt32>(), bufferBlocks = Set<UInt32>()
+    enum TypeInfo { case int(signed: Bool, width: Int), float(width: Int), vector(UInt32, Int), structure([UInt32])
+        case pointer(storage: UInt32, UInt32), image(dim: UInt32, sampled: UInt32), sampledImage(UInt32), other }
+    var types: [UInt32: TypeInfo] = [:]
+    var variables: [(id: UInt32, type: UInt32, storage: UInt32)] = []
+
+    func string(_ operands: ArraySlice<UInt32>) -> String {
+        var bytes: [UInt8] = []
+        for word in operands {
+            for shift in stride(from: 0, to: 32, by: 8) {
+                let byte = UInt8(truncatingIfNeeded: word >> UInt32(shift))
+                if byte == 0 { return String(decoding: bytes, as: UTF8.self) }
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    var index = 5
+    while index < words.count {
+        let count = Int(words[index] >> 16), opcode = words[index] & 0xffff
+        guard count > 0, index + count <= words.count else { fail("ShaderEmbedder: malformed SPIR-V in \(build)") }
+        let op = words[(index + 1)..<(index + count)]
+        let o = Array(op)
+        switch opcode {
+        case 5: names[o[0]] = string(op.dropFirst())                                        // OpName
+        case 6: memberNames[o[0], default: [:]][Int(o[1])] = string(op.dropFirst(2))         // OpMemberName
+        case 71:                                                                             // OpDecorate
+            switch o[1] {
+            case 2: blocks.insert(o[0])
+            case 3: bufferBlocks.insert(o[0])
+            case 33: bindingOf[o[0]] = Int(o[2])
+            case 34: setOf[o[0]] = Int(o[2])
+            default: break
+            }
+        case 72 where o[2] == 35: offsets[o[0], default: [:]][Int(o[1])] = Int(o[3])         // OpMemberDecorate Offset
+        case 21: types[o[0]] = .int(signed: o[2] != 0, width: Int(o[1]))                     // OpTypeInt
+        case 22: types[o[0]] = .float(width: Int(o[1]))                                      // OpTypeFloat
+        case 23: types[o[0]] = .vector(o[1], Int(o[2]))                                      // OpTypeVector
+        case 25: types[o[0]] = .image(dim: o[2], sampled: o[6])                              // OpTypeImage
+        case 27: types[o[0]] = .sampledImage(o[1])                                           // OpTypeSampledImage
+        case 30: types[o[0]] = .structure(Array(o.dropFirst()))                              // OpTypeStruct
+        case 32: types[o[0]] = .pointer(storage: o[1], o[2])                                 // OpTypePointer
+        case 59: variables.append((o[1], o[0], o[2]))                                        // OpVariable
+        default: break
+        }
+        index += count
+    }
+
+    func scalar(_ id: UInt32) -> (swift: String, bytes: Int)? {
+        switch types[id] {
+        case .int(let signed, 32): return (signed ? "Int32" : "UInt32", 4)
+        case .float(32): return ("Float", 4)
+        default: return nil
+        }
+    }
+
+    var interface = ShaderInterface()
+    for variable in variables {
+        guard case .pointer(_, let pointee) = types[variable.type] else { continue }
+        switch variable.storage {
+        case 9:                                                                              // PushConstant
+            guard case .structure(let members) = types[pointee] else { fail("ShaderEmbedder: \(build): push constants are not a block") }
+            interface.blockName = names[pointee]
+            for (member, type) in members.enumerated() {
+                let name = memberNames[pointee]?[member] ?? ""
+                guard !name.isEmpty, let offset = offsets[pointee]?[member] else {
+                    fail("ShaderEmbedder: \(build): push-constant member \(member) has no name or offset")
+                }
+                let swiftType: String, scalarType: String, components: Int, bytes: Int
+                if let s = scalar(type) {
+                    (swiftType, scalarType, components, bytes) = (s.swift, s.swift, 1, s.bytes)
+                } else if case .vector(let component, let n) = types[type], let s = scalar(component) {
+                    (swiftType, scalarType, components, bytes) = ("SIMD\(n)<\(s.swift)>", s.swift, n, n * s.bytes)
+                } else {
+                    fail("\(option("display-path")): error: push-constant member '\(name)' of \(build) has a type the Swift side cannot mirror "
+                         + "(use 32-bit int, uint, float or their vectors)")
+                }
+                interface.pushMembers.append(PushMember(name: name, offset: offset, swiftType: swiftType, scalarType: scalarType,
+                                                        components: components))
+                interface.pushBytes = max(interface.pushBytes, offset + bytes)
+            }
+        case 0, 2, 12:                                                                       // UniformConstant, Uniform, StorageBuffer
+            guard let binding = bindingOf[variable.id] else { continue }
+            if setOf[variable.id, default: 0] != 0 {
+                fail("\(option("display-path")): error: \(build) uses descriptor set \(setOf[variable.id]!); the runtime binds set 0 only")
+            }
+            var name = names[variable.id] ?? ""
+            let kind: String, glslType: String
+            switch (variable.storage, types[pointee]) {
+            case (12, .structure),
+                 (2, .structure) where bufferBlocks.contains(pointee):
+                kind = "storageBuffer"; glslType = "buffer " + (names[pointee] ?? "")
+                if name.isEmpty { name = names[pointee].map { $0.prefix(1).lowercased() + $0.dropFirst() } ?? "" }
+            case (0, .sampledImage(let image)):
+                guard case .image(5, 1) = types[image] else {                                // Dim Buffer, sampled
+                    fail("\(option("display-path")): error: binding \(binding) ('\(name)') of \(build) is a sampled image that is not a buffer")
+                }
+                kind = "uniformTexelBuffer"; glslType = "samplerBuffer"
+            default:
+                fail("\(option("display-path")): error: binding \(binding) ('\(name)') of \(build) is neither a storage buffer nor a "
+                     + "uniform texel buffer, the two descriptor kinds the runtime binds")
+            }
+            guard !name.isEmpty else { fail("ShaderEmbedder: \(build): binding \(binding) has no name") }
+            // Aliases (the same binding declared as scalars and as vec4s) keep the first declaration's name.
+            if let existing = interface.bindings.first(where: { $0.binding == binding }) {
+                guard existing.kind == kind else {
+                    fail("\(option("display-path")): error: binding \(binding) of \(build) is declared as two descriptor kinds")
+                }
+                continue
+            }
+            interface.bindings.append(BindingSlot(binding: binding, name: name, kind: kind, glslType: glslType))
+        default: continue
+        }
+    }
+    interface.bindings.sort { $0.binding < $1.binding }
+    for (position, slot) in interface.bindings.enumerated() where slot.binding != position {
+        fail("\(option("display-path")): error: bindings of \(build) skip \(position); the runtime binds 0, 1, 2, … without gaps")
+    }
+    return interface
+}
+
+/// Swift source for one shader's interface: a namespace under `Shader` with its variants, its
+/// bindings by GLSL name, and its push-constant block as a struct whose stored properties are the
+/// block's members in offset order, with their GLSL names and types.
+func interfaceSource(_ interface: ShaderInterface, identifier: String, builds: [Build]) -> String {
+    let keywords: Set<String> = ["in", "default", "repeat", "case", "class", "struct", "func", "let", "var", "return", "where", "is", "as",
+                                 "self", "Self", "do", "for", "if", "else", "switch", "break", "continue", "enum", "init", "import",
+                                 "inout", "internal", "operator", "private", "protocol", "public", "static", "subscript", "super",
+                                 "throw", "throws", "try", "true", "false", "nil", "while", "defer", "guard", "extension", "deinit",
+                                 "fileprivate", "associatedtype", "typealias", "any", "some"]
+    func swiftName(_ name: String) -> String { keywords.contains(name) ? "`\(name)`" : name }
+    var s = "\nextension Shader {\n"
+    s += "    /// The interface of \(option("display-path")) as its SPIR-V declares it (generated; edit the shader).\n"
+    s += "    enum \(identifier): ShaderInterface {\n"
+    s += "        enum Variant: ShaderVariant {\n"
+    s += "            case " + builds.map { $0.variant.map(swiftName) ?? "base" }.joined(separator: ", ") + "\n"
+    s += "            var shader: EmbeddedShader {\n                switch self {\n"
+    for build in builds { s += "                case .\(build.variant.map(swiftName) ?? "base"): .\(build.identifier)\n" }
+    s += "                }\n            }\n        }\n\n"
+    s += "        static let descriptorKinds: [DescriptorKind] = [\(interface.bindings.map { "." + $0.kind }.joined(separator: ", "))]\n\n"
+    s += "        /// The buffers of set 0, by the names the shader gives them.\n"
+    s += "        struct Bindings: ShaderBindings {\n"
+    for slot in interface.bindings {
+        s += "            /// binding \(slot.binding): `\(slot.glslType) \(slot.name)`\n"
+        s += "            var \(swiftName(slot.name)): BufferBinding\n"
+    }
+    s += "            var ordered: [BufferBinding] { [\(interface.bindings.map { swiftName($0.name) }.joined(separator: ", "))] }\n"
+    s += "        }\n\n"
+    s += "        /// \(interface.blockName.map { "`\($0)`, " } ?? "")\(interface.pushBytes) bytes; members in offset order.\n"
+    s += "        struct PushConstants: PushConstantBlock {\n"
+    for member in interface.pushMembers {
+        s += "            /// offset \(member.offset)\n            var \(swiftName(member.name)): \(member.swiftType)\n"
+    }
+    s += "            static let byteCount = \(interface.pushBytes)\n"
+    s += "            func write(to bytes: UnsafeMutableRawBufferPointer) {\n"
+    for member in interface.pushMembers {
+        if member.components == 1 {
+            s += "                bytes.storeBytes(of: \(swiftName(member.name)), toByteOffset: \(member.offset), as: \(member.swiftType).self)\n"
+        } else {
+            for c in 0..<member.components {
+                s += "                bytes.storeBytes(of: \(swiftName(member.name))[\(c)], toByteOffset: \(member.offset + 4 * c), as: \(member.scalarType).self)\n"
+            }
+        }
+    }
+    s += "            }\n        }\n    }\n}\n"
+    return s
+}

@@ -161,24 +161,26 @@ extension CommandBatch {
         let outputStrides: [Int] = splitCount > 1
             ? [s.heads * s.queryLength * paddedValueDim, s.queryLength * paddedValueDim, paddedValueDim, rows * paddedValueDim]
             : [s.outputStrides.batch, s.outputStrides.head, s.outputStrides.sequence, 0]
-        var push: [UInt32] = [s.queryLength, s.keyLength, s.heads, s.group].map { UInt32($0) }
-        push += [s.queryStrides.batch, s.queryStrides.head, s.queryStrides.sequence].map { UInt32($0 / width) }
-        push += [s.keyStrides.batch, s.keyStrides.head, s.keyStrides.sequence].map { UInt32($0 / width) }
-        push += [s.valueStrides.batch, s.valueStrides.head, s.valueStrides.sequence].map { UInt32($0 / width) }
-        push += outputStrides.map { UInt32($0) }
         let shift: Int = if case .offset(let n) = mask.alignment { n } else { 0 }
-        push += [(scale * 1.442_695_04).bitPattern, UInt32(bitPattern: Int32(band.left)), UInt32(bitPattern: Int32(band.right)),
-                 mask.alignment == .bottomRight ? 1 : 0, UInt32(bitPattern: Int32(clamping: shift)), UInt32(keysPerSplit),
-                 ((softcap ?? 1) * 1.442_695_04).bitPattern]
+        let (qs, ks, vs) = (s.queryStrides, s.keyStrides, s.valueStrides)
+        // Input strides in texels of `width` elements; the window members are set per dispatch below.
+        var push = Shader.attention_attention_fused.PushConstants(
+            qLen: UInt32(s.queryLength), kLen: UInt32(s.keyLength), heads: UInt32(s.heads), group: UInt32(s.group),
+            qStrideB: UInt32(qs.batch / width), qStrideH: UInt32(qs.head / width), qStrideS: UInt32(qs.sequence / width),
+            kStrideB: UInt32(ks.batch / width), kStrideH: UInt32(ks.head / width), kStrideS: UInt32(ks.sequence / width),
+            vStrideB: UInt32(vs.batch / width), vStrideH: UInt32(vs.head / width), vStrideS: UInt32(vs.sequence / width),
+            oStrideB: UInt32(outputStrides[0]), oStrideH: UInt32(outputStrides[1]), oStrideS: UInt32(outputStrides[2]),
+            oStrideSplit: UInt32(outputStrides[3]),
+            scaleLog2: scale * 1.442_695_04, windowLeft: Int32(band.left), windowRight: Int32(band.right),
+            bottomRight: mask.alignment == .bottomRight ? 1 : 0, diagonalShift: Int32(clamping: shift), keysPerSplit: UInt32(keysPerSplit),
+            softcapLog2: (softcap ?? 1) * 1.442_695_04, tileBase: 0, zBase: 0, outputBase: 0, storeRowLo: 0, storeRowHi: 0)
 
         let fusedOutputIsF16 = dtype == .float16 && splitCount == 1
-        let spec = KernelSpec(shader: fusedOutputIsF16 ? .attention_attention_fused_f16 : .attention_attention_fused,
-                              bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer,
-                                         .storageBuffer, .storageBuffer, .uniformTexelBuffer, .uniformTexelBuffer],
-                              pushConstantBytes: (push.count + 5) * 4,
-                              specialization: [UInt32(s.headDim), UInt32(plan.tileQueries), UInt32(plan.lanes), features,
-                                               logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0, UInt32(s.valueDim), UInt32(width)],
-                              requiredSubgroupSize: plan.lanes)
+        let kernel = Kernel<Shader.attention_attention_fused>(
+            fusedOutputIsF16 ? .f16 : .base,
+            specialization: [UInt32(s.headDim), UInt32(plan.tileQueries), UInt32(plan.lanes), features,
+                             logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0, UInt32(s.valueDim), UInt32(width)],
+            requiredSubgroupSize: plan.lanes)
         let fusedLse = splitLse?.storage ?? lseTarget
         let biasView = BufferBinding.Kind.floatTexels(half: bias.dtype == .float16, vec4: false)
         // Output bindings start at a multiple of the offset alignment and of a vec4 (the fast path's stores).
@@ -190,25 +192,29 @@ extension CommandBatch {
             : [AttentionOutputWindow(tiles: 0..<plan.tileCount(s), z: 0..<(s.batch * s.kvHeads), rows: 0..<(s.group * s.queryLength), firstElement: 0,
                                      endElement: splitCount * rows * paddedValueDim)]
         for window in windows {
-            let windowPush = push + [window.tiles.lowerBound, window.z.lowerBound, window.firstElement,
-                                     window.rows.lowerBound, window.rows.upperBound].map { UInt32($0) }
-            try dispatch(spec, [BufferBinding(q, texel), BufferBinding(k, texel), BufferBinding(v, texel),
-                                BufferBinding(target, .storageWrite, byteOffset: window.firstElement * targetElementBytes,
-                                              byteCount: (window.endElement - window.firstElement) * targetElementBytes),
-                                BufferBinding(fusedLse, .storageWrite), BufferBinding(aux.storage, .storageRead),
-                                BufferBinding(bias.storage, biasView), BufferBinding(allowed, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))],
-                         push: windowPush, groups: (window.tiles.count, splitCount, window.z.count))
+            push.tileBase = UInt32(window.tiles.lowerBound)
+            push.zBase = UInt32(window.z.lowerBound)
+            push.outputBase = UInt32(window.firstElement)
+            push.storeRowLo = UInt32(window.rows.lowerBound)
+            push.storeRowHi = UInt32(window.rows.upperBound)
+            try dispatch(kernel, .init(queries: BufferBinding(q, texel), keys: BufferBinding(k, texel), values: BufferBinding(v, texel),
+                                       outputBuffer: BufferBinding(target, .storageWrite, byteOffset: window.firstElement * targetElementBytes,
+                                                                   byteCount: (window.endElement - window.firstElement) * targetElementBytes),
+                                       lseBuffer: BufferBinding(fusedLse, .storageWrite), aux: BufferBinding(aux.storage, .storageRead),
+                                       bias: BufferBinding(bias.storage, biasView),
+                                       allowedMask: BufferBinding(allowed, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))),
+                         push: push, groups: (window.tiles.count, splitCount, window.z.count))
         }
 
         guard let splitOutput, let splitLse else { return }
-        let mergePush: [UInt32] = [s.queryLength, s.heads, paddedValueDim / 4, splitCount,
-                                   s.outputStrides.batch, s.outputStrides.head, s.outputStrides.sequence,
-                                   logSumExp == nil ? 0 : 1, rows, s.valueDim].map { UInt32($0) }
-        let merge = KernelSpec(shader: dtype == .float16 ? .attention_attention_merge_splits_f16 : .attention_attention_merge_splits,
-                               bindings: [.storageBuffer, .storageBuffer, .storageBuffer, .storageBuffer], pushConstantBytes: 40)
-        try dispatch(merge, [BufferBinding(splitOutput.storage, .storageRead), BufferBinding(splitLse.storage, .storageRead),
-                             BufferBinding(output, .storageWrite, byteCount: rows * s.valueDim * elementBytes),
-                             BufferBinding(lseTarget, .storageWrite)],
+        let mergePush = Shader.attention_attention_merge_splits.PushConstants(
+            qLen: UInt32(s.queryLength), heads: UInt32(s.heads), dim4: UInt32(paddedValueDim / 4), splits: UInt32(splitCount),
+            oStrideB: UInt32(s.outputStrides.batch), oStrideH: UInt32(s.outputStrides.head), oStrideS: UInt32(s.outputStrides.sequence),
+            writeLse: logSumExp == nil ? 0 : 1, rows: UInt32(rows), dim: UInt32(s.valueDim))
+        try dispatch(Kernel<Shader.attention_attention_merge_splits>(dtype == .float16 ? .f16 : .base),
+                     .init(partialOutput: BufferBinding(splitOutput.storage, .storageRead), partialLse: BufferBinding(splitLse.storage, .storageRead),
+                           outputBuffer: BufferBinding(output, .storageWrite, byteCount: rows * s.valueDim * elementBytes),
+                           lseBuffer: BufferBinding(lseTarget, .storageWrite)),
                      push: mergePush, groups: ((rows * paddedValueDim / 4 + 63) / 64, 1, 1))
     }
 

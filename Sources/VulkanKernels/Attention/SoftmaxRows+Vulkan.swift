@@ -10,10 +10,11 @@ extension CommandBatch {
             throw KernelError.exceedsDeviceLimit(op: op, what: "bytes (one storage binding)", value: x.byteCount, limit: info.maxStorageBufferRange)
         }
         let lanes = info.subgroupLanes(.onCPUDriversOnly)
-        let spec = KernelSpec(shader: Element.dtype == .float16 ? .attention_softmax_rows_f16 : .attention_softmax_rows,
-                              bindings: [.storageBuffer], pushConstantBytes: 20, specialization: [UInt32(lanes)], requiredSubgroupSize: lanes)
-        try dispatch(spec, [BufferBinding(x.storage, .storageReadWrite, byteCount: x.byteCount)],
-                     push: [UInt32(rows), UInt32(columns), UInt32(rowsPerMatrix), causal ? 1 : 0, scale.bitPattern],
+        let kernel = Kernel<Shader.attention_softmax_rows>(Element.dtype == .float16 ? .f16 : .base, specialization: [UInt32(lanes)],
+                                                           requiredSubgroupSize: lanes)
+        try dispatch(kernel, .init(scores: BufferBinding(x.storage, .storageReadWrite, byteCount: x.byteCount)),
+                     push: .init(rows: UInt32(rows), columns: UInt32(columns), rowsPerMatrix: UInt32(rowsPerMatrix), causal: causal ? 1 : 0,
+                                 scale: scale),
                      groups: (min(rows, 4096), 1, 1))
     }
 }

@@ -76,13 +76,13 @@ extension CommandBatch {
             let (bBinding, bOffset) = try bindingWindow(of: b, from: bStart, to: bElements, elementBytes: elementBytes, as: plan.inputKind, device: info)
             let (cBinding, cOffset) = try bindingWindow(of: c, from: cStart, to: cEnd, elementBytes: elementBytes,
                                                  as: beta == 0 ? .storageWrite : .storageReadWrite, device: info)
-            let push: [UInt32] = [UInt32(rows.count), UInt32(s.n), UInt32(s.k),
-                                  UInt32(s.lda), UInt32(s.ldb), UInt32(s.ldc),
-                                  UInt32(s.strideA), UInt32(s.strideB), UInt32(s.strideC),
-                                  UInt32(aOffset), UInt32(bOffset), UInt32(cOffset),
-                                  alpha.bitPattern, beta.bitPattern]
-            try dispatch(plan.spec, [aBinding, bBinding, cBinding], push: push,
-                         groups: plan.groups(m: rows.count, n: s.n, batch: window.batch.count))
+            let push = GEMMPushConstants(M: UInt32(rows.count), N: UInt32(s.n), K: UInt32(s.k),
+                                         lda: UInt32(s.lda), ldb: UInt32(s.ldb), ldc: UInt32(s.ldc),
+                                         strideA: UInt32(s.strideA), strideB: UInt32(s.strideB), strideC: UInt32(s.strideC),
+                                         offsetA: UInt32(aOffset), offsetB: UInt32(bOffset), offsetC: UInt32(cOffset),
+                                         alpha: alpha, beta: beta)
+            try plan.dispatch(in: self, a: aBinding, b: bBinding, c: cBinding, push: push,
+                              groups: plan.groups(m: rows.count, n: s.n, batch: window.batch.count))
         }
     }
 
@@ -117,10 +117,40 @@ extension CommandBatch {
     }
 }
 
+/// The four GEMM shaders share one push-constant block (Shaders/common/gemm_params.glsl). Each shader's
+/// generated `PushConstants` conforms below: the conformance stops compiling if any shader's block stops
+/// matching this member list (names, order and types).
+typealias GEMMPushConstants = Shader.dense_gemm_subgroup.PushConstants
+protocol GEMMParameterBlock: PushConstantBlock {
+    init(M: UInt32, N: UInt32, K: UInt32, lda: UInt32, ldb: UInt32, ldc: UInt32, strideA: UInt32, strideB: UInt32, strideC: UInt32,
+         offsetA: UInt32, offsetB: UInt32, offsetC: UInt32, alpha: Float, beta: Float)
+    var M: UInt32 { get }; var N: UInt32 { get }; var K: UInt32 { get }
+    var lda: UInt32 { get }; var ldb: UInt32 { get }; var ldc: UInt32 { get }
+    var strideA: UInt32 { get }; var strideB: UInt32 { get }; var strideC: UInt32 { get }
+    var offsetA: UInt32 { get }; var offsetB: UInt32 { get }; var offsetC: UInt32 { get }
+    var alpha: Float { get }; var beta: Float { get }
+}
+extension GEMMParameterBlock {
+    init(_ p: some GEMMParameterBlock) {
+        self.init(M: p.M, N: p.N, K: p.K, lda: p.lda, ldb: p.ldb, ldc: p.ldc, strideA: p.strideA, strideB: p.strideB, strideC: p.strideC,
+                  offsetA: p.offsetA, offsetB: p.offsetB, offsetC: p.offsetC, alpha: p.alpha, beta: p.beta)
+    }
+}
+extension Shader.dense_gemm_subgroup.PushConstants: GEMMParameterBlock {}
+extension Shader.dense_gemm_tiled.PushConstants: GEMMParameterBlock {}
+extension Shader.dense_gemv.PushConstants: GEMMParameterBlock {}
+extension Shader.dense_gemm_naive.PushConstants: GEMMParameterBlock {}
+
 /// The pipeline, binding kinds and dispatch geometry of one GEMM kernel for one shape, as each
 /// shader's header comment (Shaders/dense/*.comp) specifies them.
 struct GEMMKernelPlan {
-    let spec: KernelSpec
+    private enum Pipeline {
+        case subgroup(Kernel<Shader.dense_gemm_subgroup>)
+        case tiled(Kernel<Shader.dense_gemm_tiled>)
+        case gemv(Kernel<Shader.dense_gemv>)
+        case naive(Kernel<Shader.dense_gemm_naive>)
+    }
+    private let pipeline: Pipeline
     let inputKind: BufferBinding.Kind
     /// Rows of C one workgroup covers: row windows are whole multiples of it (keeps vec4 alignment).
     let tileM: Int
@@ -131,8 +161,6 @@ struct GEMMKernelPlan {
         let transA = UInt32(s.transposeA ? 1 : 0), transB = UInt32(s.transposeB ? 1 : 0)
         func texel(vec4: Bool) -> BufferBinding.Kind { .floatTexels(half: f16, vec4: vec4) }
         func ceilDiv(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b }
-        let storageBindings: [DescriptorKind] = [.storageBuffer, .storageBuffer, .storageBuffer]
-        let texelBindings: [DescriptorKind] = [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]
         switch kernel {
         case .subgroup, .automatic:
             // 4-wide loads need every row and batch start of A and B on a multiple of 4 elements.
@@ -140,9 +168,8 @@ struct GEMMKernelPlan {
             // One subgroup per 16 × 4·S tile; 8 lanes where the size can be chosen (fastest measured on
             // lavapipe), else the device's size.
             let lanes = info.subgroupLanes(.whereverAvailable)
-            spec = KernelSpec(shader: f16 ? .dense_gemm_subgroup_f16 : .dense_gemm_subgroup, bindings: texelBindings,
-                              pushConstantBytes: 56, specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes)],
-                              requiredSubgroupSize: lanes)
+            pipeline = .subgroup(Kernel(f16 ? .f16 : .base, specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes)],
+                                        requiredSubgroupSize: lanes))
             inputKind = texel(vec4: vec4)
             tileM = 16
             groupsFor = { m, n in (ceilDiv(n, 4 * lanes), ceilDiv(m, 16)) }
@@ -153,8 +180,8 @@ struct GEMMKernelPlan {
                 else if info.maxComputeWorkGroupInvocations >= 256 { (64, 64, 16, 4, 4) }
                 else { (64, 32, 16, 4, 4) }
             let invocations = (bm / tm) * (bn / tn)
-            spec = KernelSpec(shader: f16 ? .dense_gemm_tiled_f16 : .dense_gemm_tiled, bindings: storageBindings, pushConstantBytes: 56,
-                              specialization: [transA, transB, UInt32(bm), UInt32(bn), UInt32(bk), UInt32(tm), UInt32(tn), UInt32(invocations)])
+            pipeline = .tiled(Kernel(f16 ? .f16 : .base,
+                                     specialization: [transA, transB, UInt32(bm), UInt32(bn), UInt32(bk), UInt32(tm), UInt32(tn), UInt32(invocations)]))
             inputKind = .storageRead
             tileM = bm
             groupsFor = { m, n in (ceilDiv(n, bn), ceilDiv(m, bm)) }
@@ -162,18 +189,27 @@ struct GEMMKernelPlan {
             let vec4 = s.lda % 4 == 0 && s.strideA % 4 == 0 && s.strideB % 4 == 0
             let lanes = info.subgroupSize
             let rows = 4
-            spec = KernelSpec(shader: f16 ? .dense_gemv_f16 : .dense_gemv, bindings: texelBindings, pushConstantBytes: 56,
-                              specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes), UInt32(rows)],
-                              requiredSubgroupSize: lanes)
+            pipeline = .gemv(Kernel(f16 ? .f16 : .base, specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes), UInt32(rows)],
+                                    requiredSubgroupSize: lanes))
             inputKind = texel(vec4: vec4)
             tileM = s.transposeA ? 4 * lanes : rows
             groupsFor = { m, _ in (s.transposeA ? ceilDiv(m, 4 * lanes) : ceilDiv(m, rows), 1) }
         case .naive:
-            spec = KernelSpec(shader: f16 ? .dense_gemm_naive_f16 : .dense_gemm_naive, bindings: storageBindings, pushConstantBytes: 56,
-                              specialization: [transA, transB, 16, 8])
+            pipeline = .naive(Kernel(f16 ? .f16 : .base, specialization: [transA, transB, 16, 8]))
             inputKind = .storageRead
             tileM = 8
             groupsFor = { m, n in (ceilDiv(n, 16), ceilDiv(m, 8)) }
+        }
+    }
+
+    /// Records this plan's kernel over one window of C.
+    func dispatch(in batch: CommandBatch, a: BufferBinding, b: BufferBinding, c: BufferBinding, push: GEMMPushConstants,
+                  groups: (Int, Int, Int)) throws {
+        switch pipeline {
+        case .subgroup(let kernel): try batch.dispatch(kernel, .init(matrixA: a, matrixB: b, outputC: c), push: .init(push), groups: groups)
+        case .tiled(let kernel): try batch.dispatch(kernel, .init(inputA: a, inputB: b, outputC: c), push: .init(push), groups: groups)
+        case .gemv(let kernel): try batch.dispatch(kernel, .init(matrixA: a, vectorX: b, outputC: c), push: .init(push), groups: groups)
+        case .naive(let kernel): try batch.dispatch(kernel, .init(inputA: a, inputB: b, outputC: c), push: .init(push), groups: groups)
         }
     }
 

@@ -155,15 +155,14 @@ public final class AnalyticField: RadianceField, @unchecked Sendable {
         }
         guard capacity > 0 else { return }
         let table = try primitiveTable(for: batch.context)
-        let spec = KernelSpec(shader: EmbeddedShader.nerf_analytic_field,
-                              bindings: [.uniformTexelBuffer, .storageBuffer, .uniformTexelBuffer, .storageBuffer],
-                              pushConstantBytes: 8, specialization: [64])
-        try batch.dispatch(spec, [BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16),
-                                                byteCount: capacity * 32),
-                                  BufferBinding(sampleCount.storage, .storageRead),
-                                  BufferBinding(table.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)),
-                                  BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16)],
-                           push: [UInt32(capacity), UInt32(primitives.count)], groups: ((capacity + 63) / 64, 1, 1))
+        try batch.dispatch(Kernel<Shader.nerf_analytic_field>(.base, specialization: [64]),
+                           .init(samples: BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16),
+                                                        byteCount: capacity * 32),
+                                 sampleCount: BufferBinding(sampleCount.storage, .storageRead),
+                                 primitives: BufferBinding(table.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)),
+                                 output: BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16)),
+                           push: .init(capacity: UInt32(capacity), primitiveCount: UInt32(primitives.count)),
+                           groups: ((capacity + 63) / 64, 1, 1))
     }
 
     /// The packed primitives on `context`'s device, uploaded once per context.

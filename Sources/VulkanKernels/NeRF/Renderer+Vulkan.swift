@@ -33,13 +33,14 @@ extension Renderer {
         }
         var live = Int(try liveCount.toArray()[0])
         let grid = parameters.grid
-        let marchSpec = KernelSpec(shader: EmbeddedShader.nerf_march_rays, bindings: Array(repeating: .storageBuffer, count: 8),
-                                   pushConstantBytes: 56, specialization: [64, 32])
-        let compositeSpec = KernelSpec(shader: EmbeddedShader.nerf_composite_rays, bindings: Array(repeating: .storageBuffer, count: 9),
-                                       pushConstantBytes: 8, specialization: [64])
-        let marchConstants: [UInt32] = [UInt32(grid.settings.resolution), UInt32(grid.settings.levels), parameters.useGrid ? 1 : 0]
-            + [parameters.minimumStep, parameters.maximumStep, parameters.stepRatio,
-               bounds.lower.x, bounds.lower.y, bounds.lower.z, bounds.upper.x, bounds.upper.y, bounds.upper.z].map(\.bitPattern)
+        let march = Kernel<Shader.nerf_march_rays>(.base, specialization: [64, 32])
+        let composite = Kernel<Shader.nerf_composite_rays>(.base, specialization: [64])
+        // liveCount and maxSteps are set per round.
+        var marchPush = Shader.nerf_march_rays.PushConstants(
+            liveCount: 0, maxSteps: 0, resolution: UInt32(grid.settings.resolution), levels: UInt32(grid.settings.levels),
+            useGrid: parameters.useGrid ? 1 : 0, minimumStep: parameters.minimumStep, maximumStep: parameters.maximumStep,
+            stepRatio: parameters.stepRatio, lx: bounds.lower.x, ly: bounds.lower.y, lz: bounds.lower.z,
+            ux: bounds.upper.x, uy: bounds.upper.y, uz: bounds.upper.z)
         var rounds = 0
         while live > 0 {
             rounds += 1
@@ -48,22 +49,28 @@ extension Renderer {
             try context.batch { batch in
                 try batch.fill(sampleCount.storage, word: 0)
                 try batch.fill(liveCount.storage, word: 0)
-                try batch.dispatch(marchSpec, [BufferBinding(liveRays.storage, .storageRead, byteCount: live * 4),
-                                               BufferBinding(origins.storage, .storageReadWrite), BufferBinding(directions.storage, .storageRead),
-                                               BufferBinding(occupancy.storage, .storageRead), BufferBinding(sampleCount.storage, .storageReadWrite),
-                                               BufferBinding(samples.storage, .storageWrite, byteCount: live * k * 32),
-                                               BufferBinding(steps.storage, .storageWrite, byteCount: live * k * 8),
-                                               BufferBinding(bookkeeping.storage, .storageReadWrite)],
-                                   push: [UInt32(live), UInt32(k)] + marchConstants, groups: groups)
+                marchPush.liveCount = UInt32(live)
+                marchPush.maxSteps = UInt32(k)
+                try batch.dispatch(march, .init(liveRays: BufferBinding(liveRays.storage, .storageRead, byteCount: live * 4),
+                                                origins: BufferBinding(origins.storage, .storageReadWrite),
+                                                directions: BufferBinding(directions.storage, .storageRead),
+                                                occupancy: BufferBinding(occupancy.storage, .storageRead),
+                                                sampleCount: BufferBinding(sampleCount.storage, .storageReadWrite),
+                                                samples: BufferBinding(samples.storage, .storageWrite, byteCount: live * k * 32),
+                                                sampleSteps: BufferBinding(steps.storage, .storageWrite, byteCount: live * k * 8),
+                                                bookkeeping: BufferBinding(bookkeeping.storage, .storageReadWrite)),
+                                   push: marchPush, groups: groups)
                 try field.encodeEvaluate(into: batch, samples: samples, sampleCount: sampleCount, capacity: live * k, output: radiance)
-                try batch.dispatch(compositeSpec, [BufferBinding(liveRays.storage, .storageRead, byteCount: live * 4),
-                                                   BufferBinding(origins.storage, .storageRead), BufferBinding(directions.storage, .storageRead),
-                                                   BufferBinding(steps.storage, .storageRead, byteCount: live * k * 8),
-                                                   BufferBinding(radiance.storage, .storageRead, byteCount: live * k * 16),
-                                                   BufferBinding(accumulation.storage, .storageReadWrite),
-                                                   BufferBinding(bookkeeping.storage, .storageReadWrite),
-                                                   BufferBinding(nextLive.storage, .storageWrite), BufferBinding(liveCount.storage, .storageReadWrite)],
-                                   push: [UInt32(live), options.terminationThreshold.bitPattern], groups: groups)
+                try batch.dispatch(composite, .init(liveRays: BufferBinding(liveRays.storage, .storageRead, byteCount: live * 4),
+                                                    origins: BufferBinding(origins.storage, .storageRead),
+                                                    directions: BufferBinding(directions.storage, .storageRead),
+                                                    sampleSteps: BufferBinding(steps.storage, .storageRead, byteCount: live * k * 8),
+                                                    radiance: BufferBinding(radiance.storage, .storageRead, byteCount: live * k * 16),
+                                                    accumulation: BufferBinding(accumulation.storage, .storageReadWrite),
+                                                    bookkeeping: BufferBinding(bookkeeping.storage, .storageReadWrite),
+                                                    nextLive: BufferBinding(nextLive.storage, .storageWrite),
+                                                    nextCount: BufferBinding(liveCount.storage, .storageReadWrite)),
+                                   push: .init(liveCount: UInt32(live), threshold: options.terminationThreshold), groups: groups)
             }
             live = Int(try liveCount.toArray()[0])
             swap(&liveRays, &nextLive)
@@ -84,19 +91,23 @@ extension Renderer {
                                    bookkeeping: Tensor<UInt32>, liveRays: Tensor<UInt32>, liveCount: Tensor<UInt32>) throws {
         let rays = camera.width * camera.height * spp
         let rotation = camera.cameraToWorld.rotation, translation = camera.cameraToWorld.translation
-        let cameraPush: [Float] = [rotation.0.x, rotation.0.y, rotation.0.z, rotation.1.x, rotation.1.y, rotation.1.z,
-                                   rotation.2.x, rotation.2.y, rotation.2.z, translation.x, translation.y, translation.z,
-                                   camera.focalX, camera.focalY, camera.principalX, camera.principalY,
-                                   bounds.lower.x, bounds.lower.y, bounds.lower.z, bounds.upper.x, bounds.upper.y, bounds.upper.z]
-            + camera.distortion.coefficients
+        let (lower, upper, d) = (bounds.lower, bounds.upper, camera.distortion)
+        // Rows of the camera-to-world rotation are r0, r1, r2 (Camera.swift's convention).
+        let push = Shader.nerf_generate_rays.PushConstants(
+            width: UInt32(camera.width), height: UInt32(camera.height), samplesPerPixel: UInt32(spp), rayCount: UInt32(rays),
+            r0x: rotation.0.x, r0y: rotation.0.y, r0z: rotation.0.z, r1x: rotation.1.x, r1y: rotation.1.y, r1z: rotation.1.z,
+            r2x: rotation.2.x, r2y: rotation.2.y, r2z: rotation.2.z, tx: translation.x, ty: translation.y, tz: translation.z,
+            fx: camera.focalX, fy: camera.focalY, cx: camera.principalX, cy: camera.principalY,
+            lx: lower.x, ly: lower.y, lz: lower.z, ux: upper.x, uy: upper.y, uz: upper.z,
+            k1: d.k1, k2: d.k2, k3: d.k3, k4: d.k4, p1: d.p1, p2: d.p2)
         try batch.fill(liveCount.storage, word: 0)
-        let spec = KernelSpec(shader: EmbeddedShader.nerf_generate_rays, bindings: Array(repeating: .storageBuffer, count: 6),
-                              pushConstantBytes: 128, specialization: [64])
-        try batch.dispatch(spec, [BufferBinding(origins.storage, .storageWrite), BufferBinding(directions.storage, .storageWrite),
-                                  BufferBinding(accumulation.storage, .storageWrite), BufferBinding(bookkeeping.storage, .storageWrite),
-                                  BufferBinding(liveRays.storage, .storageWrite), BufferBinding(liveCount.storage, .storageReadWrite)],
-                           push: [UInt32(camera.width), UInt32(camera.height), UInt32(spp), UInt32(rays)] + cameraPush.map(\.bitPattern),
-                           groups: ((rays + 63) / 64, 1, 1))
+        try batch.dispatch(Kernel<Shader.nerf_generate_rays>(.base, specialization: [64]),
+                           .init(origins: BufferBinding(origins.storage, .storageWrite), directions: BufferBinding(directions.storage, .storageWrite),
+                                 accumulation: BufferBinding(accumulation.storage, .storageWrite),
+                                 bookkeeping: BufferBinding(bookkeeping.storage, .storageWrite),
+                                 liveRays: BufferBinding(liveRays.storage, .storageWrite),
+                                 liveCount: BufferBinding(liveCount.storage, .storageReadWrite)),
+                           push: push, groups: ((rays + 63) / 64, 1, 1))
     }
 
     /// The rays generate_rays produces for `camera` (one per pixel, row-major, pixel centres), as the

@@ -94,16 +94,15 @@ public final class VoxelGridField: RadianceField, @unchecked Sendable {
         }
         guard capacity > 0 else { return }
         let grid = try deviceValues(for: batch.context)
-        let spec = KernelSpec(shader: EmbeddedShader.nerf_voxel_field,
-                              bindings: [.uniformTexelBuffer, .storageBuffer, .uniformTexelBuffer, .storageBuffer],
-                              pushConstantBytes: 32, specialization: [64])
-        let push: [UInt32] = [UInt32(capacity), UInt32(resolution)]
-            + [bounds.lower.x, bounds.lower.y, bounds.lower.z, bounds.upper.x, bounds.upper.y, bounds.upper.z].map(\.bitPattern)
-        try batch.dispatch(spec, [BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16), byteCount: capacity * 32),
-                                  BufferBinding(sampleCount.storage, .storageRead),
-                                  BufferBinding(grid.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)),
-                                  BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16)],
-                           push: push, groups: ((capacity + 63) / 64, 1, 1))
+        let (lower, upper) = (bounds.lower, bounds.upper)
+        try batch.dispatch(Kernel<Shader.nerf_voxel_field>(.base, specialization: [64]),
+                           .init(samples: BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16), byteCount: capacity * 32),
+                                 sampleCount: BufferBinding(sampleCount.storage, .storageRead),
+                                 grid: BufferBinding(grid.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)),
+                                 output: BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16)),
+                           push: .init(capacity: UInt32(capacity), n: UInt32(resolution), lx: lower.x, ly: lower.y, lz: lower.z,
+                                       ux: upper.x, uy: upper.y, uz: upper.z),
+                           groups: ((capacity + 63) / 64, 1, 1))
     }
 
     private func deviceValues(for context: ComputeContext) throws -> Tensor<Float> {

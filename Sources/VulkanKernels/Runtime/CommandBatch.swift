@@ -96,9 +96,16 @@ public final class CommandBatch: @unchecked Sendable {
         }
     }
 
-    /// Records one compute dispatch (Vulkan only).
-    func dispatch(_ spec: KernelSpec, _ bindings: [BufferBinding], push: [UInt32], groups: (Int, Int, Int)) throws {
+    /// Records one compute dispatch (Vulkan only). Ops call the typed `dispatch(_:_:push:groups:)` of their
+    /// shader's generated interface (ShaderInterface.swift), which lands here.
+    func dispatch(_ spec: KernelSpec, _ bindings: [BufferBinding], pushBytes push: [UInt8], groups: (Int, Int, Int)) throws {
         try ensureRecording(spec.shader.name)
+        precondition(bindings.count == spec.bindings.count, "\(spec.shader.name): \(bindings.count) bindings for \(spec.bindings.count) slots")
+        for (index, binding) in bindings.enumerated() {
+            let texel = if case .texel = binding.kind { true } else { false }
+            precondition(texel == (spec.bindings[index] == .uniformTexelBuffer),
+                         "\(spec.shader.name) binding \(index): the view kind does not match the shader's declaration")
+        }
         guard let device = context.device, let resources else { preconditionFailure("dispatch on the CPU backend") }
         let info = device.info
         for (axis, count) in [groups.0, groups.1, groups.2].enumerated() where count > info.maxComputeWorkGroupCount[axis] {
@@ -116,7 +123,7 @@ public final class CommandBatch: @unchecked Sendable {
         var setCopy: VkDescriptorSet? = set
         device.vk.cmdBindDescriptorSets(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &setCopy, 0, nil)
         if !push.isEmpty {
-            precondition(push.count * 4 == spec.pushConstantBytes, "push constants of \(spec.shader.name) do not match its spec")
+            precondition(push.count == spec.pushConstantBytes, "push constants of \(spec.shader.name) do not match its spec")
             push.withUnsafeBytes { bytes in
                 device.vk.cmdPushConstants(commandBuffer, pipeline.layout, VK_SHADER_STAGE_COMPUTE_BIT.rawValue, 0,
                                             UInt32(bytes.count), bytes.baseAddress)

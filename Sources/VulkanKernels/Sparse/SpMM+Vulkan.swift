@@ -83,81 +83,73 @@ extension CommandBatch {
         let pretransposed = s.linear && s.n % 4 == 0 && s.k % 4 == 0
         if pretransposed {
             let transposed = try context.empty(Element.self, shape: [s.k, s.n]).storage
-            let spec = KernelSpec(shader: f16 ? .sparse_transpose_tokens_f16 : .sparse_transpose_tokens,
-                                  bindings: [.uniformTexelBuffer, .storageBuffer], pushConstantBytes: 8, specialization: [8])
-            try dispatch(spec, [BufferBinding(b, SparseViews.float(f16, vec4: true)), BufferBinding(transposed, .storageWrite)],
-                         push: [UInt32(s.n), UInt32(s.k)], groups: ((s.k / 4 + 7) / 8, s.n / 4, 1))
+            try dispatch(Kernel<Shader.sparse_transpose_tokens>(f16 ? .f16 : .base, specialization: [8]),
+                         .init(tokens: BufferBinding(b, SparseViews.float(f16, vec4: true)), transposed: BufferBinding(transposed, .storageWrite)),
+                         push: .init(N: UInt32(s.n), K: UInt32(s.k)), groups: ((s.k / 4 + 7) / 8, s.n / 4, 1))
             b = transposed
         }
         let linearMode: UInt32 = s.linear ? (pretransposed ? 2 : 1) : 0
         let vec4 = (!s.linear || pretransposed) && s.n % 4 == 0
         let bView = SparseViews.float(f16, vec4: vec4)
         let output = BufferBinding(c, beta == 0 ? .storageWrite : .storageReadWrite)
-        let push: [UInt32]
         switch (chosen, a.matrix) {
         case (.nmTiles, .nm(let matrix)):
             let rows = SpMMKernel.nmTileRows
-            let spec = KernelSpec(shader: f16 ? .sparse_spmm_nm_f16 : .sparse_spmm_nm,
-                                  bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
-                                  pushConstantBytes: 24,
-                                  specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m), linearMode],
-                                  requiredSubgroupSize: lanes)
+            let kernel = Kernel<Shader.sparse_spmm_nm>(f16 ? .f16 : .base,
+                                                       specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m), linearMode],
+                                                       requiredSubgroupSize: lanes)
             // Positions are bytes; the R32UI view hands a lane the 4 positions of one values texel at once.
-            try dispatch(spec, [BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
-                                BufferBinding(a.buffers["positions"]!, SparseViews.uint32),
-                                BufferBinding(b, SparseViews.float(f16, vec4: true)), output],
-                         push: [UInt32(s.m), UInt32(s.n), UInt32(s.k), UInt32(matrix.groupsPerRow), alpha.bitPattern, beta.bitPattern],
+            try dispatch(kernel, .init(values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
+                                       positions: BufferBinding(a.buffers["positions"]!, SparseViews.uint32),
+                                       matrixB: BufferBinding(b, SparseViews.float(f16, vec4: true)), sparseOutput: output),
+                         push: .init(M: UInt32(s.m), N: UInt32(s.n), K: UInt32(s.k), groupsPerRow: UInt32(matrix.groupsPerRow),
+                                     alpha: alpha, beta: beta),
                          groups: ((s.n + 4 * lanes - 1) / (4 * lanes), (s.m + rows - 1) / rows, 1))
         case (_, .csr), (_, .nm):
             let vec4PerLane = [1, 2, 4, 8].first { 4 * lanes * $0 >= s.n } ?? 8
             let rowsPerGroup = min(8, max(1, s.m / 512))
             var nm = (n: 0, m: 0, groups: 0)
-            let bindings: [BufferBinding]
+            let bindings: Shader.sparse_spmm_csr.Bindings
             if case .nm(let matrix) = a.matrix {
                 nm = (matrix.n, matrix.m, matrix.groupsPerRow)
-                let positions = a.buffers["positions"]!
-                bindings = [BufferBinding(positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1)),
-                            BufferBinding(positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1)),
-                            BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: false)),
-                            BufferBinding(positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1)),
-                            BufferBinding(b, bView), output]
+                // The N:M build reads positions for the CSR arrays it does not have (never pointers or row order).
+                let positions = BufferBinding(a.buffers["positions"]!, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
+                bindings = .init(rowPointers: positions, columns: positions,
+                                 values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: false)),
+                                 rowOrder: positions, matrixB: BufferBinding(b, bView), sparseOutput: output)
             } else {
-                bindings = [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
-                            BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
-                            BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: false)),
-                            BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
-                            BufferBinding(b, bView), output]
+                bindings = .init(rowPointers: BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
+                                 columns: BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
+                                 values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: false)),
+                                 rowOrder: BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
+                                 matrixB: BufferBinding(b, bView), sparseOutput: output)
             }
             let isNM = nm.m > 0
-            let shader: EmbeddedShader = switch (isNM, f16) {
-            case (false, false): .sparse_spmm_csr
-            case (false, true): .sparse_spmm_csr_f16
-            case (true, false): .sparse_spmm_csr_nm
-            case (true, true): .sparse_spmm_csr_nm_f16
+            let variant: Shader.sparse_spmm_csr.Variant = switch (isNM, f16) {
+            case (false, false): .base
+            case (false, true): .f16
+            case (true, false): .nm
+            case (true, true): .nm_f16
             }
-            let spec = KernelSpec(shader: shader, bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
-                                                             .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
-                                  pushConstantBytes: 36,
-                                  specialization: [UInt32(lanes), UInt32(vec4PerLane), vec4 ? 1 : 0, linearMode],
-                                  requiredSubgroupSize: lanes)
-            push = [UInt32(s.m), UInt32(s.n), UInt32(s.k), UInt32(rowsPerGroup), UInt32(nm.n), UInt32(nm.m), UInt32(nm.groups),
-                    alpha.bitPattern, beta.bitPattern]
+            let kernel = Kernel<Shader.sparse_spmm_csr>(variant, specialization: [UInt32(lanes), UInt32(vec4PerLane), vec4 ? 1 : 0, linearMode],
+                                                        requiredSubgroupSize: lanes)
             let columnsPerGroup = 4 * lanes * vec4PerLane
-            try dispatch(spec, bindings, push: push,
+            try dispatch(kernel, bindings,
+                         push: .init(M: UInt32(s.m), N: UInt32(s.n), K: UInt32(s.k), rowsPerGroup: UInt32(rowsPerGroup),
+                                     nmN: UInt32(nm.n), nmM: UInt32(nm.m), groupsPerRow: UInt32(nm.groups), alpha: alpha, beta: beta),
                          groups: ((s.n + columnsPerGroup - 1) / columnsPerGroup, (s.m + rowsPerGroup - 1) / rowsPerGroup, 1))
         case (_, .bsr(let matrix)):
             let tileRows = min(matrix.blockSize, 16)
-            let spec = KernelSpec(shader: f16 ? .sparse_spmm_bsr_f16 : .sparse_spmm_bsr,
-                                  bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
-                                  pushConstantBytes: 20,
-                                  specialization: [UInt32(lanes), UInt32(matrix.blockSize), vec4 ? 1 : 0, linearMode, UInt32(tileRows)],
-                                  requiredSubgroupSize: lanes)
-            push = [UInt32(s.m), UInt32(s.n), UInt32(s.k), alpha.bitPattern, beta.bitPattern]
-            try dispatch(spec, [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
-                                BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
-                                BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
-                                BufferBinding(b, bView), output],
-                         push: push, groups: ((s.n + 4 * lanes - 1) / (4 * lanes), s.m / tileRows, 1))
+            let kernel = Kernel<Shader.sparse_spmm_bsr>(f16 ? .f16 : .base,
+                                                        specialization: [UInt32(lanes), UInt32(matrix.blockSize), vec4 ? 1 : 0, linearMode,
+                                                                         UInt32(tileRows)],
+                                                        requiredSubgroupSize: lanes)
+            try dispatch(kernel, .init(blockRowPointers: BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
+                                       blockColumns: BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
+                                       values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
+                                       matrixB: BufferBinding(b, bView), sparseOutput: output),
+                         push: .init(M: UInt32(s.m), N: UInt32(s.n), K: UInt32(s.k), alpha: alpha, beta: beta),
+                         groups: ((s.n + 4 * lanes - 1) / (4 * lanes), s.m / tileRows, 1))
         }
     }
 

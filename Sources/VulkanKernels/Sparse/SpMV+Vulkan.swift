@@ -16,40 +16,42 @@ extension CommandBatch {
         let rowsPerGroup = min(16, max(1, m / 1024))
         let scalar = SparseViews.float(f16, vec4: false)
         var nm = (n: 0, m: 0, groups: 0)
-        let bindings: [BufferBinding]
+        let output = BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)
+        let bindings: Shader.sparse_spmv_csr.Bindings
         if case .bsr(let matrix) = a.matrix {
             nm = (0, matrix.blockSize, 0)
+            // The BSR build has no row order: the pointers stand in for it.
             let pointers = BufferBinding(a.buffers["pointers"]!, SparseViews.uint32)
-            bindings = [pointers, BufferBinding(a.buffers["indices"]!, SparseViews.uint32), BufferBinding(a.buffers["values"]!, scalar),
-                        pointers, BufferBinding(x, scalar), BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
+            bindings = .init(rowPointers: pointers, columns: BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
+                             values: BufferBinding(a.buffers["values"]!, scalar), rowOrder: pointers, vectorX: BufferBinding(x, scalar),
+                             sparseOutput: output)
         } else if case .nm(let matrix) = a.matrix {
             nm = (matrix.n, matrix.m, matrix.groupsPerRow)
+            // The N:M build reads positions for the CSR arrays it does not have.
             let positions = BufferBinding(a.buffers["positions"]!, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
-            bindings = [positions, positions, BufferBinding(a.buffers["values"]!, scalar), positions, BufferBinding(x, scalar),
-                        BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
+            bindings = .init(rowPointers: positions, columns: positions, values: BufferBinding(a.buffers["values"]!, scalar),
+                             rowOrder: positions, vectorX: BufferBinding(x, scalar), sparseOutput: output)
         } else {
             // Columns and values 4 entries per texel. lavapipe, DLMC transformer FFN
             // 2048 x 512, two alternating runs each: 50% 1099-1100 us (was 1250-1562), 70% 620-885 (849-1186),
             // 90% 432-630 (510-708); at 98% dispatch overhead dominates either way.
-            bindings = [BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
-                        BufferBinding(a.buffers["indices"]!, .texel(VK_FORMAT_R32G32B32A32_UINT, texelBytes: 16)),
-                        BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
-                        BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
-                        BufferBinding(x, scalar), BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)]
+            bindings = .init(rowPointers: BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
+                             columns: BufferBinding(a.buffers["indices"]!, .texel(VK_FORMAT_R32G32B32A32_UINT, texelBytes: 16)),
+                             values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
+                             rowOrder: BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
+                             vectorX: BufferBinding(x, scalar), sparseOutput: output)
         }
-        let shader: EmbeddedShader = switch (a.matrix, f16) {
-        case (.csr, false): .sparse_spmv_csr
-        case (.csr, true): .sparse_spmv_csr_f16
-        case (.nm, false): .sparse_spmv_csr_nm
-        case (.nm, true): .sparse_spmv_csr_nm_f16
-        case (.bsr, false): .sparse_spmv_csr_bsr
-        case (.bsr, true): .sparse_spmv_csr_bsr_f16
+        let variant: Shader.sparse_spmv_csr.Variant = switch (a.matrix, f16) {
+        case (.csr, false): .base
+        case (.csr, true): .f16
+        case (.nm, false): .nm
+        case (.nm, true): .nm_f16
+        case (.bsr, false): .bsr
+        case (.bsr, true): .bsr_f16
         }
-        let spec = KernelSpec(shader: shader, bindings: [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
-                                                         .uniformTexelBuffer, .storageBuffer],
-                              pushConstantBytes: 36, specialization: [UInt32(lanes)], requiredSubgroupSize: lanes)
-        let push: [UInt32] = [UInt32(m), UInt32(a.matrix.columns), UInt32(rowsPerGroup), UInt32(nm.n), UInt32(nm.m), UInt32(nm.groups),
-                              alpha.bitPattern, beta.bitPattern, 0]
-        try dispatch(spec, bindings, push: push, groups: ((m + rowsPerGroup - 1) / rowsPerGroup, 1, 1))
+        try dispatch(Kernel<Shader.sparse_spmv_csr>(variant, specialization: [UInt32(lanes)], requiredSubgroupSize: lanes), bindings,
+                     push: .init(M: UInt32(m), K: UInt32(a.matrix.columns), rowsPerGroup: UInt32(rowsPerGroup), nmN: UInt32(nm.n),
+                                 nmM: UInt32(nm.m), groupsPerRow: UInt32(nm.groups), alpha: alpha, beta: beta, pad: 0),
+                     groups: ((m + rowsPerGroup - 1) / rowsPerGroup, 1, 1))
     }
 }

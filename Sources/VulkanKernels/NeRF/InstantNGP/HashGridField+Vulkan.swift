@@ -51,23 +51,19 @@ extension HashGridField {
         // CPU drivers vectorise along x in groups of 8 and did best with small groups; GPUs want 64.
         let localSize = info.isCPUDriver ? 16 : 64
         let maxWidth = max(c.encodingWidth, c.densityWidth, c.colorWidth, 32)
-        let spec = KernelSpec(shader: fixedShapeShader ?? .nerf_hashgrid_evaluate,
-                              bindings: [.uniformTexelBuffer, .storageBuffer, .uniformTexelBuffer, .uniformTexelBuffer,
-                                         .storageBuffer, .storageBuffer],
-                              pushConstantBytes: 32,
-                              specialization: [localSize, c.levels, features, c.encodingWidth, c.densityWidth,
-                                               c.densityHiddenLayers, c.colorWidth, c.colorHiddenLayers, maxWidth].map { UInt32($0) })
-        let inverse = 1 / bounds.size
-        let push: [UInt32] = [bounds.lower.x.bitPattern, bounds.lower.y.bitPattern, bounds.lower.z.bitPattern, UInt32(capacity),
-                              inverse.x.bitPattern, inverse.y.bitPattern, inverse.z.bitPattern, 0]
-        try batch.dispatch(spec, [
-            BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16), byteCount: capacity * 32),
-            BufferBinding(sampleCount.storage, .storageRead, byteCount: 4),
-            BufferBinding(resources.grid.storage, .texel(gridFormat.0, texelBytes: gridFormat.1)),
-            BufferBinding(resources.weights.storage, .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)),
-            BufferBinding(resources.levels.storage, .storageRead),
-            BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16),
-        ], push: push, groups: Self.groups(capacity: capacity, localSize: localSize, maxX: info.maxComputeWorkGroupCount[0]))
+        let kernel = Kernel<Shader.nerf_hashgrid_evaluate>(
+            fixedShapeVariant ?? .base,
+            specialization: [localSize, c.levels, features, c.encodingWidth, c.densityWidth,
+                             c.densityHiddenLayers, c.colorWidth, c.colorHiddenLayers, maxWidth].map { UInt32($0) })
+        try batch.dispatch(kernel, .init(
+            samples: BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16), byteCount: capacity * 32),
+            count: BufferBinding(sampleCount.storage, .storageRead, byteCount: 4),
+            grid: BufferBinding(resources.grid.storage, .texel(gridFormat.0, texelBytes: gridFormat.1)),
+            weights: BufferBinding(resources.weights.storage, .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)),
+            levels: BufferBinding(resources.levels.storage, .storageRead),
+            output: BufferBinding(output.storage, .storageWrite, byteCount: capacity * 16)),
+            push: .init(aabbLower: bounds.lower, capacity: UInt32(capacity), inverseSize: 1 / bounds.size, pad: 0),
+            groups: Self.groups(capacity: capacity, localSize: localSize, maxX: info.maxComputeWorkGroupCount[0]))
     }
 
     /// Workgroups for `capacity` samples: a row of at most `maxX` groups, as many rows as needed.
@@ -79,12 +75,12 @@ extension HashGridField {
 
     /// The compile-time-shaped variant for instant-ngp's standard networks, when this is one: all loops
     /// unrolled, activations in registers.
-    var fixedShapeShader: EmbeddedShader? {
+    var fixedShapeVariant: Shader.nerf_hashgrid_evaluate.Variant? {
         let c = configuration
         guard c.densityWidth == 64, c.densityHiddenLayers == 1, c.colorWidth == 64, c.colorHiddenLayers == 2 else { return nil }
         switch (c.levels, c.featuresPerLevel) {
-        case (8, 4): return .nerf_hashgrid_evaluate_l8f4
-        case (16, 2): return .nerf_hashgrid_evaluate_l16f2
+        case (8, 4): return .l8f4
+        case (16, 2): return .l16f2
         default: return nil
         }
     }
