@@ -69,8 +69,6 @@ public final class AnalyticField: RadianceField, @unchecked Sendable {
 
     /// The primitives as scalar float64 values (the CPU evaluators' form).
     private let table: [ScalarPrimitive]
-    private let lock = NSLockLike()
-    private var deviceCache: [ObjectIdentifier: Tensor<Float>] = [:]
 
     public init(name: String, bounds: AABB, primitives: [AnalyticPrimitive]) throws {
         guard !primitives.isEmpty else { throw KernelError.invalidParameter(op: "AnalyticField", name: "primitives", value: "empty") }
@@ -167,13 +165,9 @@ public final class AnalyticField: RadianceField, @unchecked Sendable {
 
     /// The packed primitives on `context`'s device, uploaded once per context.
     private func primitiveTable(for context: ComputeContext) throws -> Tensor<Float> {
-        try lock.withLock {
-            if let table = deviceCache[ObjectIdentifier(context)] { return table }
-            let packed = primitives.flatMap(\.packed)
-            let table = try context.tensor(packed, shape: [primitives.count, 16])
-            deviceCache[ObjectIdentifier(context)] = table
-            return table
-        }
+        try context.resident.value(for: self) {
+            ResidentPrimitiveTable(table: try context.residentTensor(primitives.flatMap(\.packed), shape: [primitives.count, 16]))
+        }.table
     }
 }
 
@@ -208,4 +202,9 @@ struct ScalarPrimitive {
             return sigmaMax * s * s * (3 - 2 * s)
         }
     }
+}
+
+/// An analytic field's packed primitives on one context.
+struct ResidentPrimitiveTable: Sendable {
+    let table: Tensor<Float>
 }

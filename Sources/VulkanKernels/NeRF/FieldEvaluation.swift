@@ -1,17 +1,3 @@
-import Glibc
-
-/// A small mutex for caches of per-context device data.
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
-}
-
 /// Checks the operands of a ``RadianceField/encodeEvaluate(into:samples:sampleCount:capacity:output:)`` call.
 func validateEvaluation(op: String, batch: CommandBatch, samples: Tensor<Float>, sampleCount: Tensor<UInt32>,
                         capacity: Int, output: Tensor<Float>) throws {

@@ -23,7 +23,7 @@ extension Renderer {
         let samples = try context.empty(Float.self, shape: [capacity, 8])
         let steps = try context.empty(Float.self, shape: [capacity, 2])
         let radiance = try context.empty(Float.self, shape: [capacity, 4])
-        let occupancy = try deviceWords(of: parameters.grid, field: field)
+        let occupancy = try deviceWords(of: parameters.grid)
 
         let bounds = field.bounds
         try context.batch { batch in

@@ -1,3 +1,4 @@
+import Synchronization
 /// Renders a ``RadianceField`` seen by a ``Camera`` on a context's backend.
 ///
 /// The frame is marched in rounds, so that work stays balanced when rays end at very different depths:
@@ -16,11 +17,12 @@
 /// ```
 public final class Renderer: @unchecked Sendable {
     public let context: ComputeContext
-    private let lock = NSLockLike()
-    private var grids: [GridKey: OccupancyGrid] = [:]
-    private var deviceGrids: [GridKey: Tensor<UInt32>] = [:]
-    /// The fields the caches describe, kept alive so that their identities are never reused.
-    private var fields: [ObjectIdentifier: RadianceField] = [:]
+    private struct Caches {
+        var grids: [GridKey: OccupancyGrid] = [:]
+        /// The fields the grids describe, kept alive so that their identities are never reused.
+        var fields: [ObjectIdentifier: RadianceField] = [:]
+    }
+    private let caches = Mutex(Caches())
 
     private struct GridKey: Hashable {
         let field: ObjectIdentifier
@@ -29,7 +31,7 @@ public final class Renderer: @unchecked Sendable {
 
     /// Drops every cached grid (and the references to their fields).
     public func clearCaches() {
-        lock.withLock { grids.removeAll(); deviceGrids.removeAll(); fields.removeAll() }
+        caches.withLock { $0 = Caches() }
     }
 
     public init(context: ComputeContext) { self.context = context }
@@ -37,24 +39,24 @@ public final class Renderer: @unchecked Sendable {
     /// The occupancy grid of `field` for `settings`, built on first use and kept (the field must not change).
     public func occupancyGrid(for field: RadianceField, settings: OccupancyGrid.Settings = .init()) throws -> OccupancyGrid {
         let key = GridKey(field: ObjectIdentifier(field), settings: settings)
-        if let grid = lock.withLock({ grids[key] }) { return grid }
+        if let grid = caches.withLock({ $0.grids[key] }) { return grid }
         let grid = try OccupancyGrid.build(from: field, on: context, settings: settings)
-        lock.withLock { grids[key] = grid; fields[key.field] = field }
+        caches.withLock { $0.grids[key] = grid; $0.fields[key.field] = field }
         return grid
     }
 
     /// Replaces the grid used for `field` (e.g. the density grid loaded with a snapshot).
     public func setOccupancyGrid(_ grid: OccupancyGrid, for field: RadianceField) {
         let key = GridKey(field: ObjectIdentifier(field), settings: grid.settings)
-        lock.withLock { grids[key] = grid; deviceGrids[key] = nil; fields[key.field] = field }
+        caches.withLock { $0.grids[key] = grid; $0.fields[key.field] = field }
     }
 
-    func deviceWords(of grid: OccupancyGrid, field: RadianceField) throws -> Tensor<UInt32> {
-        let key = GridKey(field: ObjectIdentifier(field), settings: grid.settings)
-        if let cached = lock.withLock({ deviceGrids[key] }), grids[key] === grid { return cached }
-        let tensor = try context.tensor(grid.words, shape: [grid.words.count])
-        lock.withLock { deviceGrids[key] = tensor }
-        return tensor
+    /// The grid's words on the context's device, uploaded once per grid (the context's ``ResidentCache``,
+    /// keyed by the grid object: a replaced grid gets its own upload).
+    func deviceWords(of grid: OccupancyGrid) throws -> Tensor<UInt32> {
+        try context.resident.value(for: grid) {
+            ResidentOccupancyWords(words: try context.residentTensor(grid.words, shape: [grid.words.count]))
+        }.words
     }
 
     /// Renders one frame. Throws ``KernelError`` for invalid options or a camera with no pixels.
@@ -187,4 +189,9 @@ public final class Renderer: @unchecked Sendable {
         image.rounds = rounds
         return image
     }
+}
+
+/// An occupancy grid's bitfield on one context.
+struct ResidentOccupancyWords: Sendable {
+    let words: Tensor<UInt32>
 }

@@ -16,8 +16,6 @@ public final class VoxelGridField: RadianceField, @unchecked Sendable {
     /// Vertices per axis.
     public let resolution: Int
     public let values: [Float]
-    private let lock = NSLockLike()
-    private var deviceCache: [ObjectIdentifier: Tensor<Float>] = [:]
 
     public init(name: String = "voxels", bounds: AABB, resolution: Int, values: [Float]) throws {
         let op = "VoxelGridField"
@@ -105,17 +103,15 @@ public final class VoxelGridField: RadianceField, @unchecked Sendable {
                            groups: ((capacity + 63) / 64, 1, 1))
     }
 
+    /// The vertex values on `context`'s device, uploaded once per context (its ``ResidentCache``).
     private func deviceValues(for context: ComputeContext) throws -> Tensor<Float> {
-        try lock.withLock {
-            if let cached = deviceCache[ObjectIdentifier(context)] { return cached }
+        try context.resident.value(for: self) {
             let texels = values.count / 4
             if let limit = context.deviceInfo?.maxTexelBufferElements, texels > limit {
                 throw KernelError.exceedsDeviceLimit(op: "VoxelGridField", what: "texels", value: texels, limit: limit)
             }
-            let tensor = try context.tensor(values, shape: [values.count])
-            deviceCache[ObjectIdentifier(context)] = tensor
-            return tensor
-        }
+            return ResidentVoxelGrid(values: try context.residentTensor(values, shape: [values.count]))
+        }.values
     }
 
     // MARK: Baking
@@ -197,4 +193,9 @@ public final class VoxelGridField: RadianceField, @unchecked Sendable {
         }
         return (0..<9).flatMap { k in (0..<d).map { Float(m[k][9 + $0]) } }
     }
+}
+
+/// A voxel grid's vertex values on one context.
+struct ResidentVoxelGrid: Sendable {
+    let values: Tensor<Float>
 }

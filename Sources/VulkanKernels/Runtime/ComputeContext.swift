@@ -49,6 +49,8 @@ public final class ComputeContext: @unchecked Sendable {
     var device: VulkanDevice? { backend.device }
     /// Why `.auto` chose the CPU, when it did.
     public let fallbackReason: String?
+    /// Data kept on this context for the objects it belongs to (field weights, occupancy grids).
+    let resident = ResidentCache()
 
     /// True when kernels run through Vulkan.
     public var isVulkan: Bool { device != nil }
@@ -127,6 +129,11 @@ public final class ComputeContext: @unchecked Sendable {
         return try VulkanDevice(instance: instance, physical: physical[chosen], info: devices[chosen], forceStaging: options.forceStaging)
     }
 
+    deinit {
+        // Resident tensors do not retain the context: free them while its device still exists.
+        resident.removeAll()
+    }
+
     // MARK: Diagnostics
 
     /// Messages from the validation layer since the context was made (or last cleared). Empty when
@@ -162,6 +169,13 @@ public final class ComputeContext: @unchecked Sendable {
             try batch.fill(tensor.storage, word: 0)
             try batch.commit()
         }
+        return tensor
+    }
+
+    /// A tensor holding `values` for ``resident`` (does not retain this context; see ``ResidentCache``).
+    func residentTensor<Element: TensorElement>(_ values: [Element], shape: [Int]) throws -> Tensor<Element> {
+        let tensor = Tensor<Element>(shape: shape, storage: try Storage(residentByteCount: values.count * MemoryLayout<Element>.stride, in: self))
+        try tensor.copy(from: values)
         return tensor
     }
 

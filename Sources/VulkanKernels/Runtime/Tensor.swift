@@ -10,18 +10,33 @@ final class Storage: @unchecked Sendable {
 
     let byteCount: Int
     let backing: Backing
-    /// Keeps the device (and so its pools) alive while any tensor exists.
-    let owner: ComputeContext
+    /// The context this storage belongs to.
+    unowned let owner: ComputeContext
+    /// Keeps the device (and so its pools) alive while any tensor exists; nil only for the context's
+    /// own resident data (``ResidentCache``), which the context outlives by construction.
+    private let retainedOwner: ComputeContext?
 
     init(backing: Backing, byteCount: Int, owner: ComputeContext) {
         self.backing = backing
         self.byteCount = byteCount
         self.owner = owner
+        retainedOwner = owner
     }
 
-    init(byteCount: Int, owner: ComputeContext) throws {
+    convenience init(byteCount: Int, owner: ComputeContext) throws {
+        try self.init(byteCount: byteCount, owner: owner, retainsOwner: true)
+    }
+
+    /// Storage for ``ResidentCache`` entries: it does not retain `owner`, so a context's cache does not
+    /// keep the context alive.
+    convenience init(residentByteCount byteCount: Int, in owner: ComputeContext) throws {
+        try self.init(byteCount: byteCount, owner: owner, retainsOwner: false)
+    }
+
+    private init(byteCount: Int, owner: ComputeContext, retainsOwner: Bool) throws {
         self.byteCount = byteCount
         self.owner = owner
+        retainedOwner = retainsOwner ? owner : nil
         if let device = owner.device {
             backing = .device(try device.tensorPool.allocate(bytes: byteCount), device.tensorPool)
         } else {

@@ -15,8 +15,8 @@ extension CommandBatch {
         let groups = (nnz + groupSize - 1) / groupSize
         let maxX = info.maxComputeWorkGroupCount[0]
         let grid = groups <= maxX ? (groups, 1) : (maxX, (groups + maxX - 1) / maxX)
-        try dispatch(kernel, .init(entryRows: BufferBinding(pattern.buffers["entryRows"]!, SparseViews.uint32),
-                                   columns: BufferBinding(pattern.buffers["indices"]!, SparseViews.uint32),
+        try dispatch(kernel, .init(entryRows: BufferBinding(pattern.csrArrays.entryRows, SparseViews.uint32),
+                                   columns: BufferBinding(pattern.csrArrays.indices, SparseViews.uint32),
                                    matrixA: BufferBinding(a, SparseViews.float(f16, vec4: vec4)),
                                    matrixB: BufferBinding(b, SparseViews.float(f16, vec4: vec4)),
                                    sparseOutput: BufferBinding(out, beta == 0 ? .storageWrite : .storageReadWrite)),

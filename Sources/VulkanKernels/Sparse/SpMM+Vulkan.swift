@@ -78,8 +78,8 @@ extension CommandBatch {
         let chosen = try SpMMKernel.resolve(kernel, a.matrix, s, op: op)
         var b = b
         // The linear form with N and K multiples of 4: X is transposed to K × N first (one cheap pass), so
-        // the kernels read vec4 rows of B instead of 4 scalars from 4 rows of X per piece (measured at
-        // 4096 × 4096 × 256 tokens, CSR 90%: 738 ms with scalar reads, 89–95 ms transposed).
+        // the kernels read vec4 rows of B instead of 4 scalars from 4 rows of X per piece (about 8× faster
+        // on lavapipe; Benchmarks/RESULTS.md, "Measurements behind choices in the code").
         let pretransposed = s.linear && s.n % 4 == 0 && s.k % 4 == 0
         if pretransposed {
             let transposed = try context.empty(Element.self, shape: [s.k, s.n]).storage
@@ -99,8 +99,8 @@ extension CommandBatch {
                                                        specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m), linearMode],
                                                        requiredSubgroupSize: lanes)
             // Positions are bytes; the R32UI view hands a lane the 4 positions of one values texel at once.
-            try dispatch(kernel, .init(values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
-                                       positions: BufferBinding(a.buffers["positions"]!, SparseViews.uint32),
+            try dispatch(kernel, .init(values: BufferBinding(a.nmArrays.values, SparseViews.float(f16, vec4: true)),
+                                       positions: BufferBinding(a.nmArrays.positions, SparseViews.uint32),
                                        matrixB: BufferBinding(b, SparseViews.float(f16, vec4: true)), sparseOutput: output),
                          push: .init(M: UInt32(s.m), N: UInt32(s.n), K: UInt32(s.k), groupsPerRow: UInt32(matrix.groupsPerRow),
                                      alpha: alpha, beta: beta),
@@ -113,15 +113,16 @@ extension CommandBatch {
             if case .nm(let matrix) = a.matrix {
                 nm = (matrix.n, matrix.m, matrix.groupsPerRow)
                 // The N:M build reads positions for the CSR arrays it does not have (never pointers or row order).
-                let positions = BufferBinding(a.buffers["positions"]!, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
+                let positions = BufferBinding(a.nmArrays.positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
                 bindings = .init(rowPointers: positions, columns: positions,
-                                 values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: false)),
+                                 values: BufferBinding(a.nmArrays.values, SparseViews.float(f16, vec4: false)),
                                  rowOrder: positions, matrixB: BufferBinding(b, bView), sparseOutput: output)
             } else {
-                bindings = .init(rowPointers: BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
-                                 columns: BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
-                                 values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: false)),
-                                 rowOrder: BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
+                let arrays = a.csrArrays
+                bindings = .init(rowPointers: BufferBinding(arrays.pointers, SparseViews.uint32),
+                                 columns: BufferBinding(arrays.indices, SparseViews.uint32),
+                                 values: BufferBinding(arrays.values, SparseViews.float(f16, vec4: false)),
+                                 rowOrder: BufferBinding(arrays.rowOrder, SparseViews.uint32),
                                  matrixB: BufferBinding(b, bView), sparseOutput: output)
             }
             let isNM = nm.m > 0
@@ -144,9 +145,10 @@ extension CommandBatch {
                                                         specialization: [UInt32(lanes), UInt32(matrix.blockSize), vec4 ? 1 : 0, linearMode,
                                                                          UInt32(tileRows)],
                                                         requiredSubgroupSize: lanes)
-            try dispatch(kernel, .init(blockRowPointers: BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
-                                       blockColumns: BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
-                                       values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
+            let arrays = a.bsrArrays
+            try dispatch(kernel, .init(blockRowPointers: BufferBinding(arrays.pointers, SparseViews.uint32),
+                                       blockColumns: BufferBinding(arrays.indices, SparseViews.uint32),
+                                       values: BufferBinding(arrays.values, SparseViews.float(f16, vec4: true)),
                                        matrixB: BufferBinding(b, bView), sparseOutput: output),
                          push: .init(M: UInt32(s.m), N: UInt32(s.n), K: UInt32(s.k), alpha: alpha, beta: beta),
                          groups: ((s.n + 4 * lanes - 1) / (4 * lanes), s.m / tileRows, 1))

@@ -21,24 +21,25 @@ extension CommandBatch {
         if case .bsr(let matrix) = a.matrix {
             nm = (0, matrix.blockSize, 0)
             // The BSR build has no row order: the pointers stand in for it.
-            let pointers = BufferBinding(a.buffers["pointers"]!, SparseViews.uint32)
-            bindings = .init(rowPointers: pointers, columns: BufferBinding(a.buffers["indices"]!, SparseViews.uint32),
-                             values: BufferBinding(a.buffers["values"]!, scalar), rowOrder: pointers, vectorX: BufferBinding(x, scalar),
+            let arrays = a.bsrArrays
+            let pointers = BufferBinding(arrays.pointers, SparseViews.uint32)
+            bindings = .init(rowPointers: pointers, columns: BufferBinding(arrays.indices, SparseViews.uint32),
+                             values: BufferBinding(arrays.values, scalar), rowOrder: pointers, vectorX: BufferBinding(x, scalar),
                              sparseOutput: output)
         } else if case .nm(let matrix) = a.matrix {
             nm = (matrix.n, matrix.m, matrix.groupsPerRow)
             // The N:M build reads positions for the CSR arrays it does not have.
-            let positions = BufferBinding(a.buffers["positions"]!, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
-            bindings = .init(rowPointers: positions, columns: positions, values: BufferBinding(a.buffers["values"]!, scalar),
+            let positions = BufferBinding(a.nmArrays.positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
+            bindings = .init(rowPointers: positions, columns: positions, values: BufferBinding(a.nmArrays.values, scalar),
                              rowOrder: positions, vectorX: BufferBinding(x, scalar), sparseOutput: output)
         } else {
-            // Columns and values 4 entries per texel. lavapipe, DLMC transformer FFN
-            // 2048 x 512, two alternating runs each: 50% 1099-1100 us (was 1250-1562), 70% 620-885 (849-1186),
-            // 90% 432-630 (510-708); at 98% dispatch overhead dominates either way.
-            bindings = .init(rowPointers: BufferBinding(a.buffers["pointers"]!, SparseViews.uint32),
-                             columns: BufferBinding(a.buffers["indices"]!, .texel(VK_FORMAT_R32G32B32A32_UINT, texelBytes: 16)),
-                             values: BufferBinding(a.buffers["values"]!, SparseViews.float(f16, vec4: true)),
-                             rowOrder: BufferBinding(a.buffers["rowOrder"]!, SparseViews.uint32),
+            // Columns and values 4 entries per texel: fewer fetches per entry, faster on lavapipe at every
+            // sparsity below the dispatch-bound ~98% (Benchmarks/RESULTS.md, "Measurements behind choices in the code").
+            let arrays = a.csrArrays
+            bindings = .init(rowPointers: BufferBinding(arrays.pointers, SparseViews.uint32),
+                             columns: BufferBinding(arrays.indices, .texel(VK_FORMAT_R32G32B32A32_UINT, texelBytes: 16)),
+                             values: BufferBinding(arrays.values, SparseViews.float(f16, vec4: true)),
+                             rowOrder: BufferBinding(arrays.rowOrder, SparseViews.uint32),
                              vectorX: BufferBinding(x, scalar), sparseOutput: output)
         }
         let variant: Shader.sparse_spmv_csr.Variant = switch (a.matrix, f16) {

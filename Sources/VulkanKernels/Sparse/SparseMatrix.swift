@@ -24,16 +24,13 @@ public enum SparseMatrix<Element: FloatingPointElement>: Sendable, Equatable {
 public final class UploadedSparseMatrix<Element: FloatingPointElement>: @unchecked Sendable {
     public let matrix: SparseMatrix<Element>
     public let context: ComputeContext
-    /// Device copies by role (Vulkan only): "pointers", "indices", "values", "rowOrder", "entryRows", "positions".
-    let buffers: [String: Storage]
-    /// The values widened to fp32 once (CPU backend only), for the CPU kernels.
-    let hostValues: [Float]
+    /// The arrays the kernels read, in this format's uploaded form.
+    let arrays: UploadedSparseArrays
 
     init(_ matrix: SparseMatrix<Element>, context: ComputeContext) throws {
         self.matrix = matrix
         self.context = context
-        guard case .vulkan = context.backend else { buffers = [:]; hostValues = SparseCPU.floatValues(matrix); return }
-        hostValues = []
+        guard case .vulkan = context.backend else { arrays = .host(values: SparseCPU.floatValues(matrix)); return }
         // Every array is padded to at least 16 bytes so that no binding is empty.
         func upload<T: TensorElement & Numeric>(_ values: [T], minimum: Int) throws -> Storage {
             let padded = values.count >= minimum ? values : values + [T](repeating: 0, count: minimum - values.count)
@@ -41,16 +38,59 @@ public final class UploadedSparseMatrix<Element: FloatingPointElement>: @uncheck
         }
         switch matrix {
         case .csr(let a):
-            buffers = ["pointers": try upload(a.rowPointers, minimum: 4), "indices": try upload(a.columnIndices, minimum: 4),
-                       "values": try upload(a.values, minimum: 8), "rowOrder": try upload(a.rowsByDescendingLength(), minimum: 4),
-                       "entryRows": try upload(a.entryRows(), minimum: 4)]
+            arrays = .csr(.init(pointers: try upload(a.rowPointers, minimum: 4), indices: try upload(a.columnIndices, minimum: 4),
+                                values: try upload(a.values, minimum: 8), rowOrder: try upload(a.rowsByDescendingLength(), minimum: 4),
+                                entryRows: try upload(a.entryRows(), minimum: 4)))
         case .bsr(let a):
-            buffers = ["pointers": try upload(a.blockRowPointers, minimum: 4), "indices": try upload(a.blockColumnIndices, minimum: 4),
-                       "values": try upload(a.values, minimum: 16)]
+            arrays = .bsr(.init(pointers: try upload(a.blockRowPointers, minimum: 4), indices: try upload(a.blockColumnIndices, minimum: 4),
+                                values: try upload(a.values, minimum: 16)))
         case .nm(let a):
-            buffers = ["values": try upload(a.values, minimum: 8), "positions": try upload(a.indices, minimum: 16)]
+            arrays = .nm(.init(values: try upload(a.values, minimum: 8), positions: try upload(a.indices, minimum: 16)))
         }
     }
+
+    /// The values widened to fp32 once (CPU backend only), for the CPU kernels.
+    var hostValues: [Float] {
+        if case .host(let values) = arrays { return values }
+        return []
+    }
+
+    // The format of `arrays` is the format of `matrix` by construction; the encodings, having matched on
+    // `matrix`, take the arrays of that format.
+    var csrArrays: UploadedSparseArrays.CSR {
+        guard case .csr(let arrays) = arrays else { preconditionFailure("CSR arrays of a \(matrix.formatName) upload") }
+        return arrays
+    }
+    var bsrArrays: UploadedSparseArrays.BSR {
+        guard case .bsr(let arrays) = arrays else { preconditionFailure("BSR arrays of a \(matrix.formatName) upload") }
+        return arrays
+    }
+    var nmArrays: UploadedSparseArrays.NM {
+        guard case .nm(let arrays) = arrays else { preconditionFailure("N:M arrays of a \(matrix.formatName) upload") }
+        return arrays
+    }
+}
+
+/// A sparse matrix's arrays as one context holds them: device buffers by format on Vulkan, fp32 values on
+/// the CPU backend.
+enum UploadedSparseArrays: @unchecked Sendable {
+    struct CSR {
+        let pointers: Storage, indices: Storage, values: Storage
+        /// Rows in descending-length order (load balance of the row kernels).
+        let rowOrder: Storage
+        /// The row of every stored entry (SDDMM's one invocation per entry).
+        let entryRows: Storage
+    }
+    struct BSR {
+        /// Block-row pointers and block-column indices.
+        let pointers: Storage, indices: Storage, values: Storage
+    }
+    struct NM {
+        /// Stored values, and each one's position (byte) in its group of M.
+        let values: Storage, positions: Storage
+    }
+    case csr(CSR), bsr(BSR), nm(NM)
+    case host(values: [Float])
 }
 
 extension ComputeContext {

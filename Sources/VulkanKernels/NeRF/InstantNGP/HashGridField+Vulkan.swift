@@ -1,8 +1,8 @@
 import CVulkan
 
-/// A field's parameters uploaded to one context (made on first use, reused by every later dispatch).
-struct HashGridGPUResources: @unchecked Sendable {
-    let context: ComputeContext
+/// A field's parameters uploaded to one context (made on first use, reused by every later dispatch;
+/// kept in the context's ``ResidentCache``).
+struct HashGridGPUResources: Sendable {
     let grid: Tensor<Float16>
     let weights: Tensor<Float16>
     let levels: Tensor<UInt32>
@@ -87,21 +87,18 @@ extension HashGridField {
 
     /// Uploads the grid tables, MLP weights and level table to `context` once.
     func uploaded(to context: ComputeContext) throws -> HashGridGPUResources {
-        try gpuCache.withLock { cache in
-            if let cache, cache.context === context { return cache }
+        try context.resident.value(for: self) {
             let c = configuration
             let split = c.gridParameterOffset
-            let grid = try context.tensor(Array(parameters[split...]), shape: [c.gridParameterCount])
-            let weights = try context.tensor(Array(parameters[..<split]), shape: [split])
+            let grid = try context.residentTensor(Array(parameters[split...]), shape: [c.gridParameterCount])
+            let weights = try context.residentTensor(Array(parameters[..<split]), shape: [split])
             var table: [UInt32] = []
             for level in geometry {
                 table += [UInt32(level.tableOffset), UInt32(level.tableSize), level.scale.bitPattern,
                           UInt32(level.resolution) | (level.isDense ? 0x8000_0000 : 0)]
             }
-            let levels = try context.tensor(table, shape: [geometry.count, 4])
-            let made = HashGridGPUResources(context: context, grid: grid, weights: weights, levels: levels)
-            cache = made
-            return made
+            let levels = try context.residentTensor(table, shape: [geometry.count, 4])
+            return HashGridGPUResources(grid: grid, weights: weights, levels: levels)
         }
     }
 

@@ -20,7 +20,6 @@ public final class HashGridField: RadianceField, @unchecked Sendable {
     let geometry: [HashGridConfiguration.Level]
     /// Parameters widened to fp32 once, for the CPU evaluator.
     let weights: [Float]
-    let gpuCache = Mutex<HashGridGPUResources?>(nil)
 
     /// Throws when the configuration is unsupported, `parameters` has the wrong length or holds a
     /// non-finite value, or `bounds` is empty.
