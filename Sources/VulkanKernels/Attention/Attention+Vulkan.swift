@@ -12,8 +12,8 @@ struct AttentionKernelPlan {
         lanes = info.subgroupLanes(.onCPUDriversOnly)
         // Decode (a few query rows) wastes no arithmetic on rows that do not exist. On CPU drivers a
         // 32-row tile halves the K and V fetches per multiply-add, which pays while the per-lane output
-        // stays small (head dims ≤ 64; lavapipe, L = 4096, d64: 1025–1060 ms against 1080–1225 ms with 16
-        // rows; d128: no gain).
+        // stays small (head dims ≤ 64; no gain at 128: Benchmarks/RESULTS.md, "Measurements behind choices
+        // in the code").
         let cap = info.isCPUDriver && lanes == 8 && max(s.headDim, s.valueDim) <= 64 ? 32 : 16
         var rows = 1
         while rows < min(s.group * s.queryLength, cap) { rows *= 2 }
