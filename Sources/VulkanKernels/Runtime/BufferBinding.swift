@@ -1,0 +1,40 @@
+import CVulkan
+
+/// One binding of a dispatch: a byte range of a tensor's storage and how the shader sees it.
+struct BufferBinding {
+    enum Kind {
+        case storageRead, storageWrite, storageReadWrite
+        /// A uniform texel buffer view (`samplerBuffer`) of the given format.
+        case texel(VkFormat, texelBytes: Int)
+
+        /// The texel view of fp32 (`half` false) or fp16 data, four elements per texel (`vec4`) or one.
+        static func floatTexels(half: Bool, vec4: Bool) -> Kind {
+            switch (half, vec4) {
+            case (false, true): .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16)
+            case (false, false): .texel(VK_FORMAT_R32_SFLOAT, texelBytes: 4)
+            case (true, true): .texel(VK_FORMAT_R16G16B16A16_SFLOAT, texelBytes: 8)
+            case (true, false): .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
+            }
+        }
+    }
+
+    let storage: Storage
+    let kind: Kind
+    let byteOffset: Int
+    let byteCount: Int
+
+    init(_ storage: Storage, _ kind: Kind, byteOffset: Int = 0, byteCount: Int? = nil) {
+        self.storage = storage
+        self.kind = kind
+        self.byteOffset = byteOffset
+        self.byteCount = byteCount ?? (storage.byteCount - byteOffset)
+    }
+
+    var reads: Bool { if case .storageWrite = kind { false } else { true } }
+    var writes: Bool {
+        switch kind {
+        case .storageWrite, .storageReadWrite: true
+        default: false
+        }
+    }
+}
