@@ -11,8 +11,8 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "Storage type: f32 or f16 (fp16 storage, fp32 accumulation).")
     var dtype: DTypeChoice = .f32
 
-    @Option(help: "Vulkan kernel: \(GEMMAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var algorithm: GEMMAlgorithm = .automatic
+    @Option(help: "Vulkan kernel: \(GEMMKernel.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var algorithm: GEMMKernel = .automatic
 
     @Flag(help: "Skip the naive one-invocation-per-output shader comparison.")
     var noNaive = false
@@ -67,7 +67,7 @@ struct BenchGEMM: ParsableCommand {
         let b = try context.tensor([Float].benchData(count: k * n, seed: 2).map { Element($0) }, shape: [k, n])
         let c = try context.zeros(Element.self, shape: [m, n])
         let seconds = try medianSeconds(context, warmup: options.warmup, repeats: options.repeats) {
-            try $0.gemm(a, b, into: c, algorithm: algorithm)
+            try $0.gemm(a, b, into: c, kernel: algorithm)
         }
         let flops = 2 * Double(m) * Double(n) * Double(k)
         let bytes = Double(m * k + k * n + m * n) * Double(MemoryLayout<Element>.stride)
@@ -82,10 +82,10 @@ struct BenchGEMM: ParsableCommand {
         var naiveSeconds = Double.nan
         if context.isVulkan && !noNaive && test.label == "square" && m <= 2048 {
             naiveSeconds = try medianSeconds(context, warmup: 1, repeats: max(1, options.repeats / 2)) {
-                try $0.gemm(a, b, into: c, algorithm: .naive)
+                try $0.gemm(a, b, into: c, kernel: .naive)
             }
         }
-        let kernel = context.isVulkan ? (algorithm == .automatic ? context.automaticGEMMAlgorithm(n: n)?.rawValue ?? "?" : algorithm.rawValue)
+        let kernel = context.isVulkan ? (algorithm == .automatic ? context.automaticGEMMKernel(n: n)?.rawValue ?? "?" : algorithm.rawValue)
                                       : "openblas"
         return BenchRow([
             "case": .text(test.label), "M": .integer(m), "N": .integer(n), "K": .integer(k), "kernel": .text(kernel),
@@ -97,7 +97,7 @@ struct BenchGEMM: ParsableCommand {
     }
 }
 
-extension GEMMAlgorithm: ExpressibleByArgument {}
+extension GEMMKernel: ExpressibleByArgument {}
 
 extension Array where Element == Float {
     /// Deterministic values in [-1, 1) for benchmark inputs (a cheap LCG: the values do not matter, only

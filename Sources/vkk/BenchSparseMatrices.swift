@@ -163,8 +163,8 @@ struct MatrixCollectionSweep {
 
     private func denseAlgorithmDescription(_ context: ComputeContext, collection: SparseMatrixCollection) -> String {
         guard context.isVulkan else { return "OpenBLAS sgemm on the CPU backend" }
-        let wide = context.automaticGEMMAlgorithm(n: collection.defaultTokens).map(\.rawValue) ?? "?"
-        let vector = context.automaticGEMMAlgorithm(n: 1).map(\.rawValue) ?? "?"
+        let wide = context.automaticGEMMKernel(n: collection.defaultTokens).map(\.rawValue) ?? "?"
+        let vector = context.automaticGEMMKernel(n: 1).map(\.rawValue) ?? "?"
         return "automatic (\(wide) for N > 1, \(vector) for N = 1)"
     }
 

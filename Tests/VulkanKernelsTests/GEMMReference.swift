@@ -70,7 +70,7 @@ func float16RoundingBound(_ x: Double) -> Double {
 extension XCTestCase {
     /// Runs `test` on `context` with element type `Element` and checks every element against the reference.
     func checkGEMM<Element: TensorElement & BinaryFloatingPoint>(_ test: GEMMCase, _ type: Element.Type, on context: ComputeContext,
-                                                               algorithm: GEMMAlgorithm = .automatic,
+                                                               kernel: GEMMKernel = .automatic,
                                                                file: StaticString = #filePath, line: UInt = #line) throws {
         let (a, b, c) = test.data(Element.self)
         let tensorA = try context.tensor(a, shape: test.aShape)
@@ -78,7 +78,7 @@ extension XCTestCase {
         let tensorC = try context.tensor(c, shape: test.cShape)
         try context.batch {
             try $0.gemm(tensorA, tensorB, into: tensorC, transposeA: test.transposeA, transposeB: test.transposeB,
-                        alpha: test.alpha, beta: test.beta, algorithm: algorithm)
+                        alpha: test.alpha, beta: test.beta, kernel: kernel)
         }
         let result = try tensorC.toArray()
         let (expected, bound) = test.reference(a: a.map(Double.init), b: b.map(Double.init), c: c.map(Double.init))
@@ -90,7 +90,7 @@ extension XCTestCase {
             if !(abs(got - expected[index]) <= tolerance) {
                 failures += 1
                 if failures <= 3 {
-                    XCTFail("\(test) [\(Element.self), \(algorithm), \(context.backendDescription)] element \(index): "
+                    XCTFail("\(test) [\(Element.self), \(kernel), \(context.backendDescription)] element \(index): "
                             + "got \(got), expected \(expected[index]) ± \(tolerance)", file: file, line: line)
                 }
             }

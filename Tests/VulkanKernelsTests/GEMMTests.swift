@@ -69,19 +69,19 @@ final class GEMMTests: XCTestCase {
     /// Every Vulkan kernel, forced, over the edge shapes it accepts.
     func testEveryVulkanKernel() throws {
         try onVulkan { context in
-            for algorithm in GEMMAlgorithm.allCases where algorithm != .automatic {
+            for algorithm in GEMMKernel.allCases where algorithm != .automatic {
                 for (index, shape) in Self.edgeShapes.enumerated() where algorithm != .gemv || shape.n == 1 {
                     for transpose in [false, true] {
                         let test = GEMMCase(m: shape.m, n: shape.n, k: shape.k, transposeA: transpose, transposeB: transpose,
                                             alpha: 0.5, beta: index % 2 == 0 ? 0 : 2, seed: UInt64(index))
-                        try checkGEMM(test, Float.self, on: context, algorithm: algorithm)
-                        try checkGEMM(test, Float16.self, on: context, algorithm: algorithm)
+                        try checkGEMM(test, Float.self, on: context, kernel: algorithm)
+                        try checkGEMM(test, Float16.self, on: context, kernel: algorithm)
                     }
                 }
                 if algorithm == .gemv {
                     for m in [1, 7, 64, 300] {
-                        try checkGEMM(GEMMCase(m: m, n: 1, k: 257, transposeA: false, beta: 1), Float.self, on: context, algorithm: algorithm)
-                        try checkGEMM(GEMMCase(m: m, n: 1, k: 257, transposeA: true), Float.self, on: context, algorithm: algorithm)
+                        try checkGEMM(GEMMCase(m: m, n: 1, k: 257, transposeA: false, beta: 1), Float.self, on: context, kernel: algorithm)
+                        try checkGEMM(GEMMCase(m: m, n: 1, k: 257, transposeA: true), Float.self, on: context, kernel: algorithm)
                     }
                 }
             }

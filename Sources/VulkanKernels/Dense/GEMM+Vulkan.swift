@@ -1,8 +1,9 @@
 import CVulkan
 
 /// Which GEMM kernel runs on a Vulkan device. `.automatic` picks by device and shape; the others exist
-/// for benchmarks and tests, and throw if the shape or device cannot use them.
-public enum GEMMAlgorithm: String, Sendable, CaseIterable {
+/// for benchmarks and tests, and throw if the shape or device cannot use them. (The sparse ops name
+/// theirs the same way: ``SpMMKernel``.)
+public enum GEMMKernel: String, Sendable, CaseIterable {
     case automatic
     /// Texel-buffer loads, subgroup shuffles, no shared memory: for CPU drivers (lavapipe).
     case subgroup
@@ -14,16 +15,23 @@ public enum GEMMAlgorithm: String, Sendable, CaseIterable {
     case naive
 }
 
+/// The name ``GEMMKernel`` had before the GEMM and sparse families settled on "kernel".
+@available(*, deprecated, renamed: "GEMMKernel")
+public typealias GEMMAlgorithm = GEMMKernel
+
 extension ComputeContext {
     /// The kernel `.automatic` runs for a GEMM with `n` columns on this context's device; nil on the CPU.
-    public func automaticGEMMAlgorithm(n: Int) -> GEMMAlgorithm? {
+    public func automaticGEMMKernel(n: Int) -> GEMMKernel? {
         guard let info = deviceInfo else { return nil }
-        return GEMMAlgorithm.automatic(n: n, info: info)
+        return GEMMKernel.automatic(n: n, info: info)
     }
+
+    @available(*, deprecated, renamed: "automaticGEMMKernel(n:)")
+    public func automaticGEMMAlgorithm(n: Int) -> GEMMKernel? { automaticGEMMKernel(n: n) }
 }
 
-extension GEMMAlgorithm {
-    static func automatic(n: Int, info: DeviceInfo) -> GEMMAlgorithm {
+extension GEMMKernel {
+    static func automatic(n: Int, info: DeviceInfo) -> GEMMKernel {
         if n == 1 && info.supportsSubgroupArithmetic { return .gemv }
         return info.isCPUDriver && info.supportsSubgroupShuffle ? .subgroup : .tiled
     }
@@ -31,10 +39,10 @@ extension GEMMAlgorithm {
 
 extension CommandBatch {
     func encodeGEMM(_ s: GEMMShape, a: Storage, b: Storage, c: Storage, dtype: DType, alpha: Float, beta: Float,
-                    algorithm: GEMMAlgorithm = .automatic, on device: VulkanDevice) throws {
+                    kernel requested: GEMMKernel = .automatic, on device: VulkanDevice) throws {
         let info = device.info
         try info.requireStorage(of: dtype, op: "gemm")
-        let kernel = try resolve(algorithm, s, info: info)
+        let kernel = try resolve(requested, s, info: info)
         let elementBytes = dtype.byteSize
         let plan = GEMMKernelPlan(kernel: kernel, shape: s, dtype: dtype, info: info)
 
@@ -86,19 +94,19 @@ extension CommandBatch {
         }
     }
 
-    private func resolve(_ algorithm: GEMMAlgorithm, _ s: GEMMShape, info: DeviceInfo) throws -> GEMMAlgorithm {
-        switch algorithm {
+    private func resolve(_ kernel: GEMMKernel, _ s: GEMMShape, info: DeviceInfo) throws -> GEMMKernel {
+        switch kernel {
         case .automatic:
             return .automatic(n: s.n, info: info)
         case .gemv:
-            guard s.n == 1 else { throw KernelError.invalidParameter(op: "gemm", name: "algorithm", value: "gemv needs N = 1, got N = \(s.n)") }
+            guard s.n == 1 else { throw KernelError.invalidParameter(op: "gemm", name: "kernel", value: "gemv needs N = 1, got N = \(s.n)") }
             guard info.supportsSubgroupArithmetic else { throw KernelError.unsupportedOnDevice(op: "gemv", feature: "subgroup arithmetic") }
             return .gemv
         case .subgroup:
             guard info.supportsSubgroupShuffle else { throw KernelError.unsupportedOnDevice(op: "gemm", feature: "subgroup shuffle") }
             return .subgroup
         case .tiled, .naive:
-            return algorithm
+            return kernel
         }
     }
 
@@ -156,7 +164,7 @@ struct GEMMKernelPlan {
     let tileM: Int
     private let groupsFor: (_ m: Int, _ n: Int) -> (Int, Int)
 
-    init(kernel: GEMMAlgorithm, shape s: GEMMShape, dtype: DType, info: DeviceInfo) {
+    init(kernel: GEMMKernel, shape s: GEMMShape, dtype: DType, info: DeviceInfo) {
         let f16 = dtype == .float16
         let transA = UInt32(s.transposeA ? 1 : 0), transB = UInt32(s.transposeB ? 1 : 0)
         func texel(vec4: Bool) -> BufferBinding.Kind { .floatTexels(half: f16, vec4: vec4) }

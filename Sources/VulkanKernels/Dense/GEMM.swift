@@ -47,13 +47,13 @@ extension CommandBatch {
     ///   rank 2 and shared by every batch.
     /// - `Float` and `Float16` storage; products and sums are accumulated in fp32.
     /// - `beta == 0` overwrites C without reading it (NaNs in C do not propagate); `K == 0` gives beta·C.
-    /// - `algorithm` forces one Vulkan kernel (benchmarks, tests); the CPU backend has one path and ignores it.
+    /// - `kernel` forces one Vulkan kernel (benchmarks, tests); the CPU backend has one path and ignores it.
     /// - Throws ``KernelError`` for mismatched shapes, non-float element types, an empty C, non-finite
     ///   alpha/beta or tensors of another context, before anything runs.
     public func gemm<Element: TensorElement>(_ a: Tensor<Element>, _ b: Tensor<Element>, into c: Tensor<Element>,
                                              transposeA: Bool = false, transposeB: Bool = false,
                                              alpha: Float = 1, beta: Float = 0,
-                                             algorithm: GEMMAlgorithm = .automatic) throws {
+                                             kernel: GEMMKernel = .automatic) throws {
         let op = "gemm"
         try checkOperands(op, ("A", a.context), ("B", b.context), ("C", c.context), finite: [("alpha", alpha), ("beta", beta)])
         try requireFloatElement(Element.dtype, op: op)
@@ -61,10 +61,19 @@ extension CommandBatch {
         switch backend {
         case .vulkan(let device):
             try encodeGEMM(shape, a: a.storage, b: b.storage, c: c.storage, dtype: Element.dtype, alpha: alpha, beta: beta,
-                           algorithm: algorithm, on: device)
+                           kernel: kernel, on: device)
         case .cpu:
             cpuGEMM(shape, a: a.storage, b: b.storage, c: c.storage, dtype: Element.dtype, alpha: alpha, beta: beta)
         }
+    }
+}
+
+extension CommandBatch {
+    @available(*, deprecated, renamed: "gemm(_:_:into:transposeA:transposeB:alpha:beta:kernel:)")
+    public func gemm<Element: TensorElement>(_ a: Tensor<Element>, _ b: Tensor<Element>, into c: Tensor<Element>,
+                                             transposeA: Bool = false, transposeB: Bool = false,
+                                             alpha: Float = 1, beta: Float = 0, algorithm: GEMMKernel) throws {
+        try gemm(a, b, into: c, transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta, kernel: algorithm)
     }
 }
 
