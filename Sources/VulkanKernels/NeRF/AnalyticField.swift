@@ -60,7 +60,7 @@ public struct AnalyticPrimitive: Sendable, Equatable {
 /// Density is the sum of the primitives' densities. Colour is their mix weighted by
 /// wᵢ = σᵢ + 10⁻³/(1 + 100·gᵢ²) (gᵢ: distance outside primitive i's support), so it is defined, and
 /// smooth, also where the density vanishes (which keeps baked voxel grids free of dark fringes).
-public final class AnalyticField: RadianceField, @unchecked Sendable {
+public final class AnalyticField: RadianceField, RadianceFieldKernel, @unchecked Sendable {
     public let name: String
     public let bounds: AABB
     public let primitives: [AnalyticPrimitive]
@@ -144,14 +144,8 @@ public final class AnalyticField: RadianceField, @unchecked Sendable {
 
     // MARK: Vulkan
 
-    public func encodeEvaluate(into batch: CommandBatch, samples: Tensor<Float>, sampleCount: Tensor<UInt32>,
-                               capacity: Int, output: Tensor<Float>) throws {
-        try validateEvaluation(op: "AnalyticField.encodeEvaluate", batch: batch, samples: samples, sampleCount: sampleCount,
-                               capacity: capacity, output: output)
-        guard case .vulkan = batch.backend else {
-            return try evaluateOnHost(self, samples: samples, sampleCount: sampleCount, capacity: capacity, output: output)
-        }
-        guard capacity > 0 else { return }
+    func encodeEvaluate(into batch: CommandBatch, samples: Tensor<Float>, sampleCount: Tensor<UInt32>, capacity: Int,
+                        output: Tensor<Float>, on device: VulkanDevice) throws {
         let table = try primitiveTable(for: batch.context)
         try batch.dispatch(Kernel<Shader.nerf_analytic_field>(.base, specialization: [64]),
                            .init(samples: BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16),

@@ -9,7 +9,7 @@ import Glibc
 ///
 /// Vertex (x, y, z) is element x + n·(y + n·z); its 28 floats are σ, then the 9 coefficients of red,
 /// of green, of blue.
-public final class VoxelGridField: RadianceField, @unchecked Sendable {
+public final class VoxelGridField: RadianceField, RadianceFieldKernel, @unchecked Sendable {
     public static let floatsPerVertex = 28
     public let name: String
     public let bounds: AABB
@@ -83,14 +83,8 @@ public final class VoxelGridField: RadianceField, @unchecked Sendable {
 
     // MARK: Vulkan
 
-    public func encodeEvaluate(into batch: CommandBatch, samples: Tensor<Float>, sampleCount: Tensor<UInt32>,
-                               capacity: Int, output: Tensor<Float>) throws {
-        try validateEvaluation(op: "VoxelGridField.encodeEvaluate", batch: batch, samples: samples, sampleCount: sampleCount,
-                               capacity: capacity, output: output)
-        guard case .vulkan = batch.backend else {
-            return try evaluateOnHost(self, samples: samples, sampleCount: sampleCount, capacity: capacity, output: output)
-        }
-        guard capacity > 0 else { return }
+    func encodeEvaluate(into batch: CommandBatch, samples: Tensor<Float>, sampleCount: Tensor<UInt32>, capacity: Int,
+                        output: Tensor<Float>, on device: VulkanDevice) throws {
         let grid = try deviceValues(for: batch.context)
         let (lower, upper) = (bounds.lower, bounds.upper)
         try batch.dispatch(Kernel<Shader.nerf_voxel_field>(.base, specialization: [64]),

@@ -10,27 +10,9 @@ struct HashGridGPUResources: Sendable {
 
 extension HashGridField {
     /// Records the fused encode + MLP kernel (Shaders/nerf/hashgrid_evaluate.comp) over `capacity` samples.
-    public func encodeEvaluate(into batch: CommandBatch, samples: Tensor<Float>, sampleCount: Tensor<UInt32>,
-                               capacity: Int, output: Tensor<Float>) throws {
+    func encodeEvaluate(into batch: CommandBatch, samples: Tensor<Float>, sampleCount: Tensor<UInt32>, capacity: Int,
+                        output: Tensor<Float>, on device: VulkanDevice) throws {
         let context = batch.context
-        for (operand, tensor) in [("samples", samples.context), ("sampleCount", sampleCount.context), ("output", output.context)]
-        where tensor !== context {
-            throw KernelError.foreignTensor(op: "hashgrid", operand: operand)
-        }
-        guard capacity > 0 else { return }
-        guard samples.count >= capacity * 8 else {
-            throw KernelError.invalidShape(op: "hashgrid", operand: "samples", shape: samples.shape, expected: "[\(capacity), 8]")
-        }
-        guard output.count >= capacity * 4 else {
-            throw KernelError.invalidShape(op: "hashgrid", operand: "output", shape: output.shape, expected: "[\(capacity), 4]")
-        }
-        guard sampleCount.count >= 1 else { throw KernelError.emptyTensor(op: "hashgrid", operand: "sampleCount") }
-        guard case .vulkan(let device) = batch.backend else {
-            // CPU backend: the batch runs ops as they are recorded.
-            let count = min(capacity, Int(try sampleCount.toArray()[0]))
-            try evaluateOnHost(samples: samples, count: count, output: output)
-            return
-        }
         let info = device.info
         let resources = try uploaded(to: context)
         let c = configuration
@@ -102,14 +84,4 @@ extension HashGridField {
         }
     }
 
-    /// The CPU backend's path of `encodeEvaluate`: host tensors, evaluated in place.
-    private func evaluateOnHost(samples: Tensor<Float>, count: Int, output: Tensor<Float>) throws {
-        guard count > 0 else { return }
-        guard let input = samples.storage.hostPointer, let out = output.storage.hostPointer else {
-            throw KernelError.unsupportedOnDevice(op: "hashgrid", feature: "host-visible tensors")
-        }
-        evaluate(samples: UnsafeBufferPointer(start: input.assumingMemoryBound(to: Float.self), count: count * 8),
-                 output: UnsafeMutableBufferPointer(start: out.assumingMemoryBound(to: Float.self), count: count * 4),
-                 count: count)
-    }
 }

@@ -8,7 +8,7 @@ import Synchronization
 /// A world position p inside `bounds` enters the encoding as x = (p − lower) / size ∈ [0, 1]³ (instant-ngp's
 /// `warp_position`); outside `bounds` the field is empty (all four outputs 0). σ = exp(density output 0),
 /// RGB = sigmoid(colour outputs 0…2).
-public final class HashGridField: RadianceField, @unchecked Sendable {
+public final class HashGridField: RadianceField, RadianceFieldKernel, @unchecked Sendable {
     public let name: String
     public let bounds: AABB
     public let configuration: HashGridConfiguration
