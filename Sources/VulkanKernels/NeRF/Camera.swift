@@ -169,9 +169,11 @@ extension RigidTransform {
     }
 }
 
-public func dot(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Float { (a * b).sum() }
-public func cross(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> SIMD3<Float> {
+// Vector helpers of the NeRF code. Internal: a library must not put global `dot`, `cross` or `length`
+// into every client module.
+func dot(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Float { (a * b).sum() }
+func cross(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> SIMD3<Float> {
     SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
 }
-public func length(_ a: SIMD3<Float>) -> Float { dot(a, a).squareRoot() }
-public func normalized(_ a: SIMD3<Float>) -> SIMD3<Float> { a / length(a) }
+func length(_ a: SIMD3<Float>) -> Float { dot(a, a).squareRoot() }
+func normalized(_ a: SIMD3<Float>) -> SIMD3<Float> { a / length(a) }
