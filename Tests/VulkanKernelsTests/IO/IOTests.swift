@@ -176,7 +176,9 @@ final class SparseMatrixFileTests: XCTestCase {
 /// The shared data folder: `VKK_SHARED_DATA`, else `../shared/data` beside the checkout.
 func sharedDataDirectory() -> URL {
     if let path = ProcessInfo.processInfo.environment["VKK_SHARED_DATA"] { return URL(fileURLWithPath: path) }
+    // This file is Tests/VulkanKernelsTests/IO/IOTests.swift: four levels below the checkout's parent.
     let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     return checkout.deletingLastPathComponent().appendingPathComponent("shared/data")
 }
 
