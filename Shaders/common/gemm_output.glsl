@@ -5,9 +5,12 @@
 // fp16 is a storage format only: every value is widened to fp32 before arithmetic, which needs
 // storageBuffer16BitAccess but not shaderFloat16.
 //
-// gemmEpilogue applies alpha and beta. beta == 0 never reads C, so C may hold NaN or garbage then.
+// gemmEpilogue applies alpha and beta (epilogue.glsl). beta == 0 never reads C, so C may hold NaN or
+// garbage then.
 #ifndef GEMM_OUTPUT_GLSL
 #define GEMM_OUTPUT_GLSL
+
+#include "epilogue.glsl"
 
 #ifndef STORAGE_F16
 #define STORAGE_F16 0
@@ -42,8 +45,8 @@ bool gemmOutputAligned() {
 }
 
 float gemmEpilogue(float accumulated, uint index) {
-    float result = p.alpha * accumulated;
-    if (p.beta != 0.0) result += p.beta * loadC(index);
+    float result;
+    APPLY_EPILOGUE(result, accumulated, loadC(index));
     return result;
 }
 
@@ -51,8 +54,8 @@ float gemmEpilogue(float accumulated, uint index) {
 // accumulated op(A)*op(B) values. Takes the vec4 path when all four are inside the row and aligned.
 void gemmStoreRow4(uint index, uint count, vec4 acc, bool aligned) {
     if (count == 4u && aligned && (index & 3u) == 0u) {
-        vec4 result = p.alpha * acc;
-        if (p.beta != 0.0) result += p.beta * loadC4(index >> 2);
+        vec4 result;
+        APPLY_EPILOGUE(result, acc, loadC4(index >> 2));
         storeC4(index >> 2, result);
     } else {
         for (uint j = 0u; j < count; ++j) storeC(index + j, gemmEpilogue(acc[j], index + j));

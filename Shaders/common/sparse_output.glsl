@@ -1,8 +1,11 @@
 // The dense output of the sparse shaders: a read-write storage buffer at binding SPARSE_OUTPUT_BINDING
 // (defined by the includer), float[] or float16_t[] with -DSTORAGE_F16=1, declared as scalar and vec4
-// views of the same memory. Expects push constants `p.alpha` and `p.beta`; beta == 0 never reads it.
+// views of the same memory. Expects push constants `p.alpha` and `p.beta` (epilogue.glsl); beta == 0 never
+// reads it.
 #ifndef SPARSE_OUTPUT_GLSL
 #define SPARSE_OUTPUT_GLSL
+
+#include "epilogue.glsl"
 
 #ifndef STORAGE_F16
 #define STORAGE_F16 0
@@ -23,16 +26,16 @@ layout(set = 0, binding = SPARSE_OUTPUT_BINDING, std430) buffer SparseOutputVect
 
 // out[i] = alpha * v + beta * out[i]
 void storeOutput(uint i, float v) {
-    float result = p.alpha * v;
-    if (p.beta != 0.0) result += p.beta * float(sparseOutput.values[i]);
+    float result;
+    APPLY_EPILOGUE(result, v, float(sparseOutput.values[i]));
     sparseOutput.values[i] = OUTPUT_SCALAR(result);
 }
 
 // `count` (1..4) consecutive outputs from element i; one vec4 access when all 4 are there and aligned.
 void storeOutputRow4(uint i, uint count, vec4 v, bool aligned) {
     if (count == 4u && aligned && (i & 3u) == 0u) {
-        vec4 result = p.alpha * v;
-        if (p.beta != 0.0) result += p.beta * vec4(sparseOutput4.values[i >> 2]);
+        vec4 result;
+        APPLY_EPILOGUE(result, v, vec4(sparseOutput4.values[i >> 2]));
         sparseOutput4.values[i >> 2] = OUTPUT_VECTOR(result);
     } else {
         for (uint j = 0u; j < count; ++j) storeOutput(i + j, v[j]);
