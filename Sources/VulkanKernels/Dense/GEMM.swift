@@ -78,7 +78,7 @@ extension CommandBatch {
 }
 
 extension ComputeContext {
-    /// C = alpha·op(A)·op(B) + beta·C in a batch of its own (see ``CommandBatch/gemm(_:_:into:transposeA:transposeB:alpha:beta:)``).
+    /// C = alpha·op(A)·op(B) + beta·C in a batch of its own (see ``CommandBatch/gemm(_:_:into:transposeA:transposeB:alpha:beta:kernel:)``).
     public func gemm<Element: TensorElement>(_ a: Tensor<Element>, _ b: Tensor<Element>, into c: Tensor<Element>,
                                              transposeA: Bool = false, transposeB: Bool = false,
                                              alpha: Float = 1, beta: Float = 0) throws {

@@ -2,7 +2,7 @@
 /// entries, at `columnIndices[rowPointers[r]...]` (sorted, unique) with `values` alongside.
 ///
 /// A host-side value: it holds arrays and is uploaded when an op runs (or once, with
-/// ``ComputeContext/upload(_:)-csr``). `Element` is `Float` or `Float16`; ops accumulate in fp32.
+/// ``ComputeContext/upload(_:)-(CSRMatrix<Element>)``). `Element` is `Float` or `Float16`; ops accumulate in fp32.
 /// Construction validates everything the kernels rely on, so a `CSRMatrix` can never make a kernel
 /// read out of bounds.
 public struct CSRMatrix<Element: FloatingPointElement>: Sendable, Equatable {

@@ -18,7 +18,8 @@ extension CommandBatch {
     }
 
     /// Y = alpha·X·Wᵀ + beta·Y, the product a linear layer with a pruned weight computes: X is `[T, K]`
-    /// (T tokens), W a sparse `[O, K]` weight, Y `[T, O]`. Same types, accumulation and errors as ``spmm``.
+    /// (T tokens), W a sparse `[O, K]` weight, Y `[T, O]`. Same types, accumulation and errors as
+    /// ``spmm(_:_:into:alpha:beta:kernel:)-(UploadedSparseMatrix<Element>,_,_,_,_,_)``.
     public func linear<Element>(_ x: Tensor<Element>, weight: UploadedSparseMatrix<Element>, into y: Tensor<Element>,
                                 alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "linear"
@@ -30,13 +31,13 @@ extension CommandBatch {
         }
     }
 
-    /// ``spmm(_:_:into:alpha:beta:)`` with a host-side matrix, uploaded for this batch.
+    /// ``spmm(_:_:into:alpha:beta:kernel:)-(UploadedSparseMatrix<Element>,_,_,_,_,_)`` with a host-side matrix, uploaded for this batch.
     public func spmm<Element>(_ a: SparseMatrix<Element>, _ b: Tensor<Element>, into c: Tensor<Element>,
                               alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         try spmm(try context.upload(a), b, into: c, alpha: alpha, beta: beta, kernel: kernel)
     }
 
-    /// ``linear(_:weight:into:alpha:beta:)`` with a host-side weight, uploaded for this batch.
+    /// ``linear(_:weight:into:alpha:beta:kernel:)-(_,UploadedSparseMatrix<Element>,_,_,_,_)`` with a host-side weight, uploaded for this batch.
     public func linear<Element>(_ x: Tensor<Element>, weight: SparseMatrix<Element>, into y: Tensor<Element>,
                                 alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         try linear(x, weight: try context.upload(weight), into: y, alpha: alpha, beta: beta, kernel: kernel)
