@@ -98,15 +98,3 @@ struct BenchGEMM: ParsableCommand {
 }
 
 extension GEMMKernel: ExpressibleByArgument {}
-
-extension Array where Element == Float {
-    /// Deterministic values in [-1, 1) for benchmark inputs (a cheap LCG: the values do not matter, only
-    /// that they are finite and not all equal).
-    static func benchData(count: Int, seed: UInt32) -> [Float] {
-        var state = seed &* 2_654_435_761 &+ 1
-        return (0..<count).map { _ in
-            state = state &* 1_664_525 &+ 1_013_904_223
-            return Float(state >> 8) / Float(1 << 23) - 1
-        }
-    }
-}

@@ -151,3 +151,40 @@ extension String {
     init(twoDigits value: Int) { self = value < 10 ? "0\(value)" : "\(value)" }
     init(format4 value: Int) { self = String(value) }
 }
+
+// MARK: - Benchmark inputs
+
+extension Array where Element == Float {
+    /// Deterministic values in [-1, 1) for benchmark inputs (a cheap LCG: the values do not matter, only
+    /// that they are finite and not all equal).
+    static func benchData(count: Int, seed: UInt32) -> [Float] {
+        var state = seed &* 2_654_435_761 &+ 1
+        return (0..<count).map { _ in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(state >> 8) / Float(1 << 23) - 1
+        }
+    }
+}
+
+extension Array where Element == Float {
+    /// Samples as a ray marcher produces them: 32 ordered samples along each of count/32 rays that cross
+    /// the unit cube from an orbit around it (neighbouring samples touch neighbouring grid cells, as in a
+    /// render; uniformly random positions would instead measure DRAM latency on the hashed levels).
+    static func benchSamples(count: Int) -> [Float] {
+        let perRay = 32
+        let rays = (count + perRay - 1) / perRay
+        let side = Int(Double(rays).squareRoot().rounded(.up))
+        let box = AABB(lower: SIMD3(repeating: 0), upper: SIMD3(repeating: 1))
+        let camera = Camera(width: side, height: side, fieldOfViewX: 0.9,
+                            cameraToWorld: .lookAt(eye: SIMD3(1.9, -0.8, 1.2), target: SIMD3(0.5, 0.5, 0.5)))
+        var samples = [Float](repeating: 0, count: count * 8)
+        for i in 0..<count {
+            let r = i / perRay
+            let ray = camera.ray(pixelX: r % side, pixelY: r / side)
+            let (near, far) = box.intersect(ray) ?? (0, 1)
+            let p = ray.at(near + (far - near) * (Float(i % perRay) + 0.5) / Float(perRay))
+            samples.replaceSubrange((8 * i)..<(8 * i + 8), with: [p.x, p.y, p.z, 0, ray.direction.x, ray.direction.y, ray.direction.z, 0])
+        }
+        return samples
+    }
+}
