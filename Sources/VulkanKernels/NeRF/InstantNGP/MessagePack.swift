@@ -184,7 +184,8 @@ private struct MessagePackReader {
     mutating func integer<T: FixedWidthInteger>(_ type: T.Type, _ what: String) throws -> T {
         let raw = try take(MemoryLayout<T>.size, what)
         var value: T = 0
-        for byte in raw { value = value << 8 | T(byte) }
+        // Bit patterns: `T(byte)` would trap for a signed T and a byte ≥ 0x80 (an int8 of −1).
+        for byte in raw { value = value << 8 | T(truncatingIfNeeded: byte) }
         return value
     }
 
