@@ -1,0 +1,17 @@
+import VulkanKernels
+
+/// What every libFuzzer target runs: one input through one reader with small limits. A thrown error is
+/// the expected outcome for most inputs; a trap, a hang (libFuzzer's -timeout) or memory over
+/// -rss_limit_mb is a finding.
+public enum FuzzHarness {
+    /// The limits of the in-suite pass (ReaderFuzzTests.limits): what a limit admits stays far below
+    /// libFuzzer's default 2 GiB RSS limit, so a reader allocating what a file merely declares is caught.
+    public static let limits = ReadLimits(maxFileBytes: 16 << 20, maxElements: 1 << 20, maxDecompressedBytes: 16 << 20,
+                                          maxCompressionRatio: 1100, maxHeaderBytes: 1 << 20, maxImagePixels: 1 << 20)
+
+    public static func run(_ format: FileFormat, _ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+        let bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
+        do { try format.validate(bytes, name: "input", limits: limits) } catch {}
+        return 0
+    }
+}
