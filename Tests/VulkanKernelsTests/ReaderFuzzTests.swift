@@ -147,8 +147,27 @@ final class ReaderFuzzTests: XCTestCase {
 
     // MARK: Seeds
 
-    static func seeds(for format: FileFormat) throws -> [[UInt8]] {
+    /// Writes each format's own seeds (not the shared-data files, which stay out of the repository) to
+    /// `VKK_FUZZ_WRITE_SEEDS`/<format>/: how Fuzz/Seeds was made.
+    func testWriteSeedsForLibFuzzer() throws {
+        guard let folder = ProcessInfo.processInfo.environment["VKK_FUZZ_WRITE_SEEDS"] else {
+            throw XCTSkip("set VKK_FUZZ_WRITE_SEEDS=<package>/Fuzz/Seeds to regenerate the libFuzzer seeds")
+        }
+        for format in FileFormat.allCases {
+            let directory = URL(fileURLWithPath: folder).appendingPathComponent(format.rawValue)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for (index, seed) in try Self.seeds(for: format, includeShared: false).enumerated() {
+                try Data(seed).write(to: directory.appendingPathComponent("seed-\(index)"))
+            }
+        }
+    }
+
+    static func seeds(for format: FileFormat, includeShared: Bool = true) throws -> [[UInt8]] {
         func base64(_ text: String) -> [UInt8] { [UInt8](Data(base64Encoded: text)!) }
+        func sharedFiles(under folder: String, suffix: String, maxBytes: Int, count: Int) -> [[UInt8]] {
+            includeShared ? Self.sharedFiles(under: folder, suffix: suffix, maxBytes: maxBytes, count: count) : []
+        }
+        func sharedFiles(named paths: [String]) -> [[UInt8]] { includeShared ? Self.sharedFiles(named: paths) : [] }
         switch format {
         case .npy:
             return [Fixtures.f32, Fixtures.f16, Fixtures.i32, Fixtures.u8, Fixtures.scalar, Fixtures.v2].map(base64)

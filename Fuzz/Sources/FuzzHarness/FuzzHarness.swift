@@ -9,9 +9,26 @@ public enum FuzzHarness {
     public static let limits = ReadLimits(maxFileBytes: 16 << 20, maxElements: 1 << 20, maxDecompressedBytes: 16 << 20,
                                           maxCompressionRatio: 1100, maxHeaderBytes: 1 << 20, maxImagePixels: 1 << 20)
 
+    /// The format this process fuzzes (set once by ``main(_:_:_:)`` before libFuzzer starts).
+    nonisolated(unsafe) static var format = FileFormat.npy
+
+    /// A target's entry point: runs libFuzzer's driver (command-line flags as libFuzzer documents them)
+    /// on `format`'s reader.
+    public static func main(_ format: FileFormat, _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+        self.format = format
+        var count = argc
+        var arguments = argv
+        return LLVMFuzzerRunDriver(&count, &arguments) { data, size in FuzzHarness.run(FuzzHarness.format, data, size) }
+    }
+
     public static func run(_ format: FileFormat, _ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
         do { try format.validate(bytes, name: "input", limits: limits) } catch {}
         return 0
     }
 }
+
+/// libFuzzer's driver (FuzzerInterface.h), from libclang_rt.fuzzer_no_main.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32

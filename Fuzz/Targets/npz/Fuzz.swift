@@ -1,4 +1,7 @@
 import FuzzHarness
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 { FuzzHarness.run(.npz, data, size) }
+/// SwiftPM makes `fuzz_npz_main` the program's entry point (the target is `fuzz-npz`).
+@_cdecl("fuzz_npz_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    FuzzHarness.main(.npz, argc, argv)
+}

@@ -1,4 +1,7 @@
 import FuzzHarness
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 { FuzzHarness.run(.safetensors, data, size) }
+/// SwiftPM makes `fuzz_safetensors_main` the program's entry point (the target is `fuzz-safetensors`).
+@_cdecl("fuzz_safetensors_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    FuzzHarness.main(.safetensors, argc, argv)
+}

@@ -1,4 +1,7 @@
 import FuzzHarness
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 { FuzzHarness.run(.smtx, data, size) }
+/// SwiftPM makes `fuzz_smtx_main` the program's entry point (the target is `fuzz-smtx`).
+@_cdecl("fuzz_smtx_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    FuzzHarness.main(.smtx, argc, argv)
+}

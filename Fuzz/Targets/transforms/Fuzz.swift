@@ -1,4 +1,7 @@
 import FuzzHarness
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 { FuzzHarness.run(.transforms, data, size) }
+/// SwiftPM makes `fuzz_transforms_main` the program's entry point (the target is `fuzz-transforms`).
+@_cdecl("fuzz_transforms_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    FuzzHarness.main(.transforms, argc, argv)
+}
