@@ -6,10 +6,10 @@
 // executable, the ShaderEmbedder build tool included. So the script builds everything with AddressSanitizer
 // and libFuzzer's coverage instrumentation (`--sanitize=address -Xswiftc -sanitize-coverage=edge,
 // inline-8bit-counters,pc-table,trace-cmp`) and only these targets link libFuzzer, in its no-main form (its
-// path in VKK_LIBFUZZER); each target's entry point hands its reader to LLVMFuzzerRunDriver.
+// path in VKK_LIBFUZZER); each target's main hands its reader to LLVMFuzzerRunDriver.
 import PackageDescription
 
-/// FileFormat's cases: each gets an executable `fuzz-<format>` whose only source is Targets/<format>/Fuzz.swift.
+/// FileFormat's cases: each gets an executable `fuzz-<format>` whose only source is Targets/<format>/main.swift.
 let formats = ["npy", "safetensors", "matrixMarket", "smtx", "npz", "gzip", "messagePack", "snapshot", "transforms", "cameraPath", "png"]
 
 /// libclang_rt.fuzzer_no_main-<arch>.a of the toolchain (scripts/fuzz.sh finds it).

@@ -1,3 +1,4 @@
+import Glibc
 import VulkanKernels
 
 /// What every libFuzzer target runs: one input through one reader with small limits. A thrown error is
@@ -9,16 +10,16 @@ public enum FuzzHarness {
     public static let limits = ReadLimits(maxFileBytes: 16 << 20, maxElements: 1 << 20, maxDecompressedBytes: 16 << 20,
                                           maxCompressionRatio: 1100, maxHeaderBytes: 1 << 20, maxImagePixels: 1 << 20)
 
-    /// The format this process fuzzes (set once by ``main(_:_:_:)`` before libFuzzer starts).
+    /// The format this process fuzzes (set once by ``start(_:)`` before libFuzzer starts).
     nonisolated(unsafe) static var format = FileFormat.npy
 
-    /// A target's entry point: runs libFuzzer's driver (command-line flags as libFuzzer documents them)
-    /// on `format`'s reader.
-    public static func main(_ format: FileFormat, _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    /// A target's whole program: runs libFuzzer's driver (command-line flags as libFuzzer documents them)
+    /// on `format`'s reader, then exits with its status.
+    public static func start(_ format: FileFormat) -> Never {
         self.format = format
-        var count = argc
-        var arguments = argv
-        return LLVMFuzzerRunDriver(&count, &arguments) { data, size in FuzzHarness.run(FuzzHarness.format, data, size) }
+        var count = CommandLine.argc
+        var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&count, &arguments) { data, size in FuzzHarness.run(FuzzHarness.format, data, size) })
     }
 
     public static func run(_ format: FileFormat, _ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
