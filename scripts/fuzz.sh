@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [FORMAT ...]     default: 60 s each, every format
 #   RUNS=1000000 scripts/fuzz.sh 0 npy                    stop after a number of executions instead
+#   RUNS=1000000 scripts/fuzz.sh 300                      whichever comes first
 #   JOBS=2 scripts/fuzz.sh 600                            run that many targets at a time
 #
 # Each target starts from Fuzz/Seeds/<format> (small files written by the library and reference tools)
@@ -36,12 +37,13 @@ bin="$(cd Fuzz && swift build "${flags[@]}" --show-bin-path)"
 real_files() {
     [ -d "$data" ] || return 0
     case "$1" in
-        npy) find "$data/attention_vectors" -name '*.npy' -size -64k | head -n 40 ;;
-        smtx) find "$data/dlmc_subset" -name '*.smtx' -size -64k | head -n 20 ;;
+        npy) find "$data/attention_vectors" -name '*.npy' -size -64k | sort | head -n 40 ;;
+        smtx) find "$data/dlmc_subset" -name '*.smtx' -size -64k | sort | head -n 20 ;;
         transforms) find "$data/nerf_scenes" -name 'transforms*.json' ;;
         cameraPath) find "$data/nerf_scenes/nerfstudio_camera_paths" -name '*.json' ;;
-        png) find "$data/nerf_scenes" -name '*.png' | head -n 3 ;;
+        png) find "$data/nerf_scenes" -name '*.png' | sort | head -n 3 ;;
     esac
+    return 0  # `head` closing the pipe early is not a failure
 }
 
 mkdir -p Fuzz/.build/artifacts
@@ -51,15 +53,17 @@ run_one() {
     local format="$1" corpus="Fuzz/.build/corpus/$1" seeds="Fuzz/.build/seeds/$1"
     mkdir -p "$corpus" "$seeds"
     cp Fuzz/Seeds/"$format"/* "$seeds"/ 2>/dev/null || true
-    real_files "$format" | while read -r file; do cp "$file" "$seeds/$(echo "$file" | tr '/' '_')"; done
-    local limit=(-max_total_time="$seconds")
-    [ -n "${RUNS:-}" ] && limit=(-runs="$RUNS")
+    real_files "$format" > "Fuzz/.build/$format.seeds" || true
+    while read -r file; do cp "$file" "$seeds/$(echo "$file" | tr '/' '_')"; done < "Fuzz/.build/$format.seeds"
+    local limit=()
+    [ "$seconds" -gt 0 ] && limit+=(-max_total_time="$seconds")
+    [ -n "${RUNS:-}" ] && limit+=(-runs="$RUNS")
     "$bin/fuzz-$format" "${limit[@]}" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=512 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="Fuzz/.build/artifacts/$format-" "$corpus" "$seeds" > "Fuzz/.build/$format.log" 2>&1
 }
 running=0
 for format in "${formats[@]}"; do
-    echo "fuzzing $format ($([ -n "${RUNS:-}" ] && echo "$RUNS runs" || echo "$seconds s"))"
+    echo "fuzzing $format ($( [ "$seconds" -gt 0 ] && echo "${RUNS:+$RUNS runs or }$seconds s" || echo "${RUNS:-?} runs" ))"
     run_one "$format" &
     running=$((running + 1))
     if [ "$running" -ge "${JOBS:-1}" ]; then wait -n || status=1; running=$((running - 1)); fi
