@@ -55,7 +55,8 @@ public enum Zlib {
         }
         defer { inflateEnd(&stream) }
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        // 1 MiB steps, or less when the cap is lower (a small stream must not cost a 1 MiB buffer per call).
+        var chunk = [UInt8](repeating: 0, count: max(1, min(1 << 20, cap)))
         var input = bytes
         var status: Int32 = Z_OK
         try input.withUnsafeMutableBufferPointer { source in
