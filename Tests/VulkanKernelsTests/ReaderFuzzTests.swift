@@ -65,6 +65,22 @@ final class ReaderFuzzTests: XCTestCase {
         XCTAssertThrowsError(try FileFormat.safetensors.validate(bytes, name: "huge-header.safetensors")) { error in
             XCTAssert("\(error)".contains("maxHeaderBytes"), "\(error)")
         }
+        // PNG: a text chunk declaring 512 MiB in a file of a few hundred bytes (libpng allocated it: found by
+        // libFuzzer), and a zTXt chunk that inflates 1100-fold.
+        let png = try Self.seeds(for: .png, includeShared: false)[0]
+        let lie: [UInt8] = [0x20, 0, 0, 0x09] + Array("tEXt".utf8) + Array("Comment\0x".utf8)
+        let lying = Array(png[..<33]) + lie + Array(png[33...])
+        let memory = PeakMemory()
+        XCTAssertThrowsError(try FileFormat.png.validate(lying, name: "lying.png")) { XCTAssert("\($0)".contains("lying.png: truncated"), "\($0)") }
+        XCTAssertLessThan(memory.growth() ?? 0, 64 << 20, "nothing near the declared 512 MiB was allocated")
+        let inflating = try Zlib.compress([UInt8](repeating: 0x41, count: 4 << 20), gzip: false)
+        var zText = Array("Comment".utf8) + [0, 0] + inflating
+        zText = withUnsafeBytes(of: UInt32(zText.count).bigEndian, Array.init) + Array("zTXt".utf8) + zText + [0, 0, 0, 0]
+        var textLimits = ReadLimits.default
+        textLimits.maxHeaderBytes = 1 << 20
+        XCTAssertThrowsError(try FileFormat.png.validate(Array(png[..<33]) + zText + Array(png[33...]), name: "ztxt.png", limits: textLimits)) {
+            XCTAssert("\($0)".contains("zTXt chunk"), "\($0)")
+        }
         // A gzip bomb: 64 MiB of zeros compress to ~64 KiB; the ratio cap stops it before the size cap.
         let bomb = try Zlib.compress([UInt8](repeating: 0, count: 64 << 20))
         var ratioLimits = ReadLimits.default

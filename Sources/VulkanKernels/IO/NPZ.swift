@@ -96,7 +96,8 @@ struct NPZArchive {
         case 0: data = Array(stored)
         case 8:
             do {
-                data = try Zlib.decompress(Array(stored), raw: true, limit: entry.size, maxRatio: limits.maxCompressionRatio)
+                data = try Zlib.decompress(Array(stored), raw: true, limit: entry.size, maxRatio: limits.maxCompressionRatio,
+                                           limitName: "the member's declared size")
             } catch {
                 throw DataFileError.malformed(file: name, reason: "member \(member): \(error)")
             }

@@ -5,6 +5,8 @@ import CZlib
 public enum Zlib {
     public struct Error: Swift.Error, CustomStringConvertible, Equatable {
         public let reason: String
+        /// The stream was cut off at a size or ratio cap (not corrupt as far as it was read).
+        public var exceedsLimit = false
         public var description: String { "zlib: \(reason)" }
     }
 
@@ -41,8 +43,10 @@ public enum Zlib {
     /// stream (zip members). Truncated or corrupt input throws; the output is capped at `limit` bytes and
     /// at `maxRatio` times the input's size (deflate cannot exceed about 1032:1, so a larger ratio is a
     /// crafted stream), so a decompression bomb stops at the cap instead of exhausting memory.
+    /// `limitName` names `limit` in the error (the ``ReadLimits`` field, or what the caller took it from).
     public static func decompress(_ bytes: [UInt8], raw: Bool = false, limit: Int = ReadLimits.default.maxDecompressedBytes,
-                                  maxRatio: Int = ReadLimits.default.maxCompressionRatio) throws -> [UInt8] {
+                                  maxRatio: Int = ReadLimits.default.maxCompressionRatio,
+                                  limitName: String = "ReadLimits.maxDecompressedBytes") throws -> [UInt8] {
         guard bytes.count <= Int(uInt.max) else { throw Error(reason: "compressed input of \(bytes.count) bytes is over 4 GiB") }
         // A little slack over the ratio for the stream's own header and trailer.
         let (byRatio, overflow) = bytes.count.multipliedReportingOverflow(by: max(maxRatio, 1))
@@ -78,8 +82,9 @@ public enum Zlib {
                 }
                 guard produced <= cap - output.count else {
                     throw Error(reason: cap == limit
-                        ? "decompressed size exceeds \(limit) bytes (ReadLimits.maxDecompressedBytes)"
-                        : "decompresses to more than \(maxRatio) times its \(bytes.count) bytes (ReadLimits.maxCompressionRatio): a decompression bomb or a corrupt stream")
+                        ? "decompressed size exceeds \(limit) bytes (\(limitName))"
+                        : "decompresses to more than \(maxRatio) times its \(bytes.count) bytes (ReadLimits.maxCompressionRatio): a decompression bomb or a corrupt stream",
+                                exceedsLimit: true)
                 }
                 output += chunk[0..<produced]
                 if status == Z_OK && produced == 0 && stream.avail_in == 0 {

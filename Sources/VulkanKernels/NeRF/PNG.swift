@@ -83,7 +83,8 @@ public enum PNG {
     /// allocated, and runs `body` while libpng may still read the bytes.
     private static func withImage<Result>(_ file: [UInt8], name: String, limits: ReadLimits,
                                           _ body: (inout png_image) throws -> Result) throws -> Result {
-        try file.withUnsafeBytes { bytes in
+        try checkChunks(file, name: name, limits: limits)
+        return try file.withUnsafeBytes { bytes in
             var image = png_image()
             image.version = UInt32(PNG_IMAGE_VERSION)
             guard png_image_begin_read_from_memory(&image, bytes.baseAddress, bytes.count) != 0 else {
@@ -97,6 +98,46 @@ public enum PNG {
             }
             return try body(&image)
         }
+    }
+
+    /// libpng allocates what a chunk's length field declares before reading it (a 1 KiB file declaring a
+    /// 512 MiB `tEXt` chunk made it allocate 512 MiB: found by fuzzing) and inflates compressed text and
+    /// ICC profiles without a bound. So every chunk's length is checked against the bytes that follow, and
+    /// compressed `zTXt`, `iTXt` and `iCCP` data against `limits.maxHeaderBytes` and the compression ratio,
+    /// before libpng sees the file.
+    static func checkChunks(_ file: [UInt8], name: String, limits: ReadLimits) throws {
+        var position = 8  // after the signature (libpng reports a bad one)
+        while position + 8 <= file.count {
+            let length = file[position..<(position + 4)].reduce(0) { $0 << 8 | Int($1) }
+            let type = String(decoding: file[(position + 4)..<(position + 8)], as: UTF8.self)
+            guard length <= file.count - position - 12 else {
+                throw DataFileError.truncated(file: name, needed: position + 12 + length, available: file.count)
+            }
+            let data = file[(position + 8)..<(position + 8 + length)]
+            if let compressed = compressedPart(of: data, type: type) {
+                do {
+                    _ = try Zlib.decompress(Array(compressed), limit: limits.maxHeaderBytes, maxRatio: limits.maxCompressionRatio,
+                                            limitName: "ReadLimits.maxHeaderBytes")
+                } catch let error as Zlib.Error where error.exceedsLimit {
+                    throw DataFileError.malformed(file: name, reason: "\(type) chunk: \(error)")
+                } catch {
+                    // A corrupt stream: libpng reports it (or ignores the ancillary chunk) itself.
+                }
+            }
+            if type == "IEND" { break }
+            position += 12 + length
+        }
+    }
+
+    /// The zlib stream inside a `zTXt` / `iCCP` (keyword, 0, method, stream) or compressed `iTXt` chunk.
+    private static func compressedPart(of data: ArraySlice<UInt8>, type: String) -> ArraySlice<UInt8>? {
+        guard ["zTXt", "iCCP", "iTXt"].contains(type), let keywordEnd = data.firstIndex(of: 0) else { return nil }
+        if type != "iTXt" { return data.index(keywordEnd, offsetBy: 2, limitedBy: data.endIndex).map { data[$0...] } }
+        // iTXt: keyword, 0, compression flag, method, language, 0, translated keyword, 0, text.
+        guard keywordEnd + 2 < data.endIndex, data[keywordEnd + 1] == 1,
+              let languageEnd = data[(keywordEnd + 3)...].firstIndex(of: 0),
+              let translatedEnd = data[(languageEnd + 1)...].firstIndex(of: 0) else { return nil }
+        return data[(translatedEnd + 1)...]
     }
 
     private static func channels(of image: png_image) -> Int {
