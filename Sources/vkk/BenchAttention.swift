@@ -19,6 +19,13 @@ struct BenchAttention: ParsableCommand {
 
     enum Sweep: String, ExpressibleByArgument { case prefill, decode, both }
 
+    func validate() throws {
+        guard length.allSatisfy({ $0 > 0 }) else { throw ValidationError("--length must be positive, got \(length.map { "\($0)" }.joined(separator: ", "))") }
+        if let headDim, !(1...256).contains(headDim) { throw ValidationError("--head-dim takes 1...256, got \(headDim)") }
+        if let softcap, !(softcap.isFinite && softcap > 0) { throw ValidationError("--softcap must be positive and finite, got \(softcap)") }
+        guard cpuLimit.isFinite, cpuLimit >= 0 else { throw ValidationError("--cpu-limit must be a finite number of GFLOP, got \(cpuLimit)") }
+    }
+
     struct Case {
         var heads: Int, kvHeads: Int, queryLength: Int, keyLength: Int, headDim: Int, causal: Bool
         var batch = 1
@@ -48,6 +55,7 @@ struct BenchAttention: ParsableCommand {
     private func runSweeps<E: FloatingPointElement>(_ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws {
         let prefillTable = BenchTable(title: "attention prefill (batch 1) on \(vulkan.backendDescription), \(todayUTC())")
         let decodeTable = BenchTable(title: "attention decode (1 query row, batch 1) on \(vulkan.backendDescription), \(todayUTC())")
+        var offered = Set<Int>()  // key lengths of the sweeps that ran, for a --length that matches none
         if sweep != .decode {
             let cases: [Case] = options.quick
                 ? [Case(heads: 8, kvHeads: 8, queryLength: 256, keyLength: 256, headDim: 64, causal: false),
@@ -61,6 +69,7 @@ struct BenchAttention: ParsableCommand {
                    Case(heads: 16, kvHeads: 16, queryLength: 4096, keyLength: 4096, headDim: 64, causal: true),
                    Case(heads: 8, kvHeads: 8, queryLength: 4096, keyLength: 4096, headDim: 128, causal: true),
                    Case(heads: 16, kvHeads: 16, queryLength: 16384, keyLength: 16384, headDim: 64, causal: true)]
+            offered.formUnion(cases.map(\.keyLength))
             for var c in cases where length.isEmpty || length.contains(c.keyLength) {
                 c.headDim = headDim ?? c.headDim
                 c.softcap = softcap
@@ -71,10 +80,14 @@ struct BenchAttention: ParsableCommand {
             let lengths = options.quick ? [1024, 8192] : [1024, 4096, 16384, 32768, 131072]
             var cases = lengths.map { Case(heads: 32, kvHeads: 8, queryLength: 1, keyLength: $0, headDim: 128, causal: true) }
             if !options.quick { cases.append(Case(heads: 32, kvHeads: 32, queryLength: 1, keyLength: 32768, headDim: 128, causal: true)) }
+            offered.formUnion(cases.map(\.keyLength))
             for var c in cases where length.isEmpty || length.contains(c.keyLength) {
                 c.softcap = softcap
                 decodeTable.add(try decode(c, E.self, vulkan: vulkan, cpu: cpu))
             }
+        }
+        if prefillTable.isEmpty && decodeTable.isEmpty {
+            throw CommandError("--length \(length.map { "\($0)" }.joined(separator: ", ")) selects no case; the \(sweep.rawValue) sweep\(options.quick ? " (--quick)" : "") has key lengths \(offered.sorted().map { "\($0)" }.joined(separator: ", "))")
         }
         if let path = options.json {
             let extra = ["date": todayUTC(), "dtype": fp16 ? "f16" : "f32"]

@@ -48,6 +48,11 @@ struct BenchGEMM: ParsableCommand {
         let context = try options.makeContext()
         let blas = try ComputeContext(backend: .cpu)
         let table = BenchTable(title: "gemm \(dtype.rawValue) on \(context.backendDescription), \(todayUTC())")
+        // Host data, device tensors and the OpenBLAS copies of A, B and C at once.
+        for test in try cases() {
+            let what = "gemm \(test.m)x\(test.n)x\(test.k)"
+            try RunLimits.checkMemory(RunLimits.floatBytes([[3, test.m, test.k], [3, test.k, test.n], [3, test.m, test.n]], what), for: what, context: context)
+        }
         for test in try cases() {
             let row: BenchRow = switch dtype {
             case .f32: try measure(Float.self, test, context: context, blas: blas)

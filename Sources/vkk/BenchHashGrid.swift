@@ -14,9 +14,18 @@ struct BenchHashGrid: ParsableCommand {
     @Flag(help: "Skip the multi-threaded CPU evaluator comparison.")
     var noCPU = false
 
+    func validate() throws {
+        guard samples.allSatisfy({ $0 > 0 }) else { throw ValidationError("--samples must be positive") }
+    }
+
     func run() throws {
         let context = try options.makeContext()
         let counts = samples.isEmpty ? (options.quick ? [1 << 16] : [1 << 16, 1 << 18, 1 << 20]) : samples
+        for count in counts {
+            // Samples (8 floats) and outputs (4) on the host and the device, plus the CPU evaluator's copy.
+            let what = "hashgrid --samples \(count)"
+            try RunLimits.checkMemory(RunLimits.floatBytes([[3, count, 12]], what), for: what, context: context)
+        }
         let table = BenchTable(title: "hashgrid evaluation on \(context.backendDescription), \(todayUTC())")
         let cases: [(String, HashGridConfiguration)] = [
             ("base 8x4 T2^19", HashGridConfiguration()),

@@ -18,6 +18,14 @@ struct BenchNeRF: ParsableCommand {
     var fullUniform = false
     @Option(help: "Also write the rows as JSON to this file.") var json: String?
 
+    func validate() throws {
+        guard resolution > 0, resolution <= 8192, resolution * resolution <= Renderer.maximumPixels else {
+            throw ValidationError("--resolution takes 1…\(Int(Double(Renderer.maximumPixels).squareRoot())) (at most \(Renderer.maximumPixels) pixels), got \(resolution)")
+        }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard psnrStride >= 1 else { throw ValidationError("--psnr-stride must be at least 1") }
+    }
+
     func run() throws {
         guard let builtIn = BuiltInScene(rawValue: scene) else { throw ValidationError("unknown scene \(scene)") }
         let field = builtIn.makeField()

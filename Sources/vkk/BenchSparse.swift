@@ -42,6 +42,8 @@ struct BenchSparse: ParsableCommand {
     private var spmmKernel: SpMMKernel { SpMMKernel(rawValue: kernel) ?? .automatic }
 
     func validate() throws {
+        guard tokens.allSatisfy({ $0 > 0 }) else { throw ValidationError("--tokens must be positive") }
+        guard sparsity.allSatisfy({ $0.isFinite && $0 >= 0 && $0 < 100 }) else { throw ValidationError("--sparsity takes percentages in [0, 100)") }
         guard SpMMKernel(rawValue: kernel) != nil else {
             throw ValidationError("unknown --kernel \(kernel): \(SpMMKernel.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -67,6 +69,13 @@ struct BenchSparse: ParsableCommand {
             let parts = text.split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--weight takes OUTxIN, got \(text)") }
             return (rows: parts[0], columns: parts[1])
+        }
+        for shape in weights {
+            // The dense weight (host, device, pruned copies and the OpenBLAS baseline) and B and C at the largest N.
+            let what = "sparse --weight \(shape.rows)x\(shape.columns)"
+            let n = tokenCounts.max() ?? 1
+            try RunLimits.checkMemory(RunLimits.floatBytes([[4, shape.rows, shape.columns], [3, shape.columns, n], [3, shape.rows, n]], what),
+                                      for: what, context: context)
         }
         for shape in weights {
             let dense = [Float].benchData(count: shape.rows * shape.columns, seed: 11)

@@ -37,6 +37,12 @@ struct MatrixCollectionSweep {
             return data.values == nil ? data.withRandomValues(seed: Self.valueSeed) : data
         }
         let context = try options.makeContext()
+        // The dense baseline materialises every matrix: refuse one this machine or device cannot hold.
+        for (entry, data) in zip(entries, matrices) {
+            let what = "the dense baseline of \(entry.path) (\(data.rows) × \(data.columns), N = \(entry.tokens))"
+            try RunLimits.checkMemory(RunLimits.floatBytes([[2, data.rows, data.columns], [2, data.columns, entry.tokens], [2, data.rows, entry.tokens]], what),
+                                      for: what, context: context)
+        }
         let dtype = f16 ? "f16" : "f32"
         let device = context.backendDescription
         print("\(entries.count) \(entries.count == 1 ? "matrix" : "matrices") under \(directory)\(options.quick ? " (--quick sample)" : ""); " + tokensDescription(collection))

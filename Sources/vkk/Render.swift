@@ -35,6 +35,9 @@ struct Render: ParsableCommand {
     var noSkipping = false
     @OptionGroup var backend: BackendOptions
 
+    /// Frames an orbit may have (a camera list of this size costs a few MiB).
+    static let maximumFrames = 1_000_000
+
     func run() throws {
         let requested = try resolution.map(parseResolution)
         let (width, height) = requested ?? (800, 800)
@@ -44,6 +47,7 @@ struct Render: ParsableCommand {
         guard channels.count == 3 else { throw ValidationError("--background needs R,G,B") }
         options.background = SIMD3(channels[0], channels[1], channels[2])
         options.skipEmptySpace = !noSkipping
+        try options.validate()
 
         let field = try FieldCatalog.field(named: scene)
         var cameras: [Camera]
@@ -65,10 +69,17 @@ struct Render: ParsableCommand {
             cameras = try FieldCatalog.cameras(fromFile: camera, width: requested?.0, height: requested?.1)
         } else {
             let count = orbit ?? 1
-            guard count > 0 else { throw ValidationError("--orbit needs at least 1 frame") }
+            guard count > 0, count <= Self.maximumFrames else { throw ValidationError("--orbit takes 1…\(Self.maximumFrames) frames, got \(count)") }
             cameras = (0..<count).map { Camera.orbit(frame: $0, of: count, width: width, height: height) }
         }
         let selected = try selectFrames(cameras.count)
+        // Every selected camera is checked before the first frame: a size the renderer refuses, or a
+        // singular or non-finite pose (which would render a blank frame), fails the run up front.
+        for index in selected {
+            do { try Renderer.validate(cameras[index]) } catch {
+                throw CommandError("frame \(index)\(camera.map { " of \($0)" } ?? ""): \(error)")
+            }
+        }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
 
         let context = try backend.makeContext()
@@ -115,9 +126,14 @@ struct Render: ParsableCommand {
     private func parseResolution(_ resolution: String) throws -> (Int, Int) {
         let parts = resolution.lowercased().split(separator: "x").compactMap { Int($0) }
         guard (parts.count == 1 || parts.count == 2), parts.allSatisfy({ $0 > 0 && $0 <= 8192 }) else {
-            throw ValidationError("--resolution: expected WIDTHxHEIGHT or N, got \(resolution)")
+            throw ValidationError("--resolution: expected WIDTHxHEIGHT or N with sides 1…8192, got \(resolution)")
         }
-        return (parts[0], parts.count == 2 ? parts[1] : parts[0])
+        let size = (parts[0], parts.count == 2 ? parts[1] : parts[0])
+        // The renderer's own limit, checked here so that the run fails before any work.
+        guard size.0 * size.1 <= Renderer.maximumPixels else {
+            throw ValidationError("--resolution \(size.0)x\(size.1) has \(size.0 * size.1) pixels; the renderer takes at most \(Renderer.maximumPixels) per frame")
+        }
+        return size
     }
 
     /// The frame indices this invocation renders: the --frames range, then this --shard's block of it.
@@ -137,7 +153,13 @@ struct Render: ParsableCommand {
             throw ValidationError("--shard: expected I/N with 0 <= I < N, got \(shard)")
         }
         let (i, n) = (parts[0], parts[1])
-        let lower = range.lowerBound + range.count * i / n, upper = range.lowerBound + range.count * (i + 1) / n
+        // count · i / n in double width: i and n come from the command line and may be near Int.max.
+        func share(_ part: Int) -> Int { n.dividingFullWidth(range.count.multipliedFullWidth(by: part)).quotient }
+        let lower = range.lowerBound + share(i), upper = range.lowerBound + share(i + 1)
+        // A shard that selects nothing is a scheduling mistake (more shards than frames), not a success.
+        guard lower < upper else {
+            throw ValidationError("--shard \(shard) selects no frame of \(range.count) (use at most \(range.count) shards)")
+        }
         return Array(lower..<upper)
     }
 }

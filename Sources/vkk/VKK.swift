@@ -6,6 +6,16 @@ struct VKK: ParsableCommand {
         commandName: "vkk",
         abstract: "VulkanKernels: GPU compute kernels on any Vulkan device, with a CPU path.",
         subcommands: [Info.self, Render.self, Bench.self])
+
+    /// ArgumentParser's main, with Foundation errors turned into one readable line (``readableError(_:)``).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: readableError(error))
+        }
+    }
 }
 
 /// Which backend a command runs on.

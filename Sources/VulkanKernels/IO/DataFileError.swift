@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 
 /// A data file that cannot be read: what is wrong and where, with the file's name.
 public enum DataFileError: Error, CustomStringConvertible, Equatable {
@@ -8,8 +9,10 @@ public enum DataFileError: Error, CustomStringConvertible, Equatable {
     case malformed(file: String, reason: String)
     /// A valid file whose element type or layout this library does not read.
     case unsupported(file: String, what: String)
-    /// The file could not be opened or written.
+    /// The file could not be opened or written, or is not a regular file.
     case io(file: String, reason: String)
+    /// A size the file declares (`field`) is over a ``ReadLimits`` limit (named with its value in `limit`).
+    case limitExceeded(file: String, field: String, value: Int, limit: String)
 
     public var description: String {
         switch self {
@@ -17,24 +20,29 @@ public enum DataFileError: Error, CustomStringConvertible, Equatable {
         case let .malformed(file, reason): "\(file): malformed: \(reason)"
         case let .unsupported(file, what): "\(file): unsupported: \(what)"
         case let .io(file, reason): "\(file): \(reason)"
+        case let .limitExceeded(file, field, value, limit): "\(file): \(field) is \(value), over the limit \(limit) (raise it to read this file)"
         }
     }
 }
 
-/// Reads a whole file, turning failures into ``DataFileError/io(file:reason:)``.
-func readFile(_ path: String) throws -> [UInt8] {
-    do {
-        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    } catch {
-        throw DataFileError.io(file: path, reason: "cannot read (\(error))")
-    }
+/// Reads a whole regular file (see ``readRegularFile(_:limits:)``): special files are refused without
+/// blocking, failures are ``DataFileError/io(file:reason:)``.
+func readFile(_ path: String, limits: ReadLimits = .default) throws -> [UInt8] {
+    try readRegularFile(path, limits: limits)
 }
 
+/// Writes `bytes` to `path` (created or truncated); failures are ``DataFileError/io(file:reason:)`` with the
+/// system's message.
 func writeFile(_ bytes: [UInt8], to path: String) throws {
-    do {
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-    } catch {
-        throw DataFileError.io(file: path, reason: "cannot write (\(error))")
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else { throw DataFileError.io(file: path, reason: "cannot write: \(systemMessage(errno))") }
+    defer { close(descriptor) }
+    var done = 0
+    while done < bytes.count {
+        let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + done, bytes.count - done) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { throw DataFileError.io(file: path, reason: "cannot write: \(systemMessage(errno))") }
+        done += count
     }
 }
 

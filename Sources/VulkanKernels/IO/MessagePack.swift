@@ -80,12 +80,16 @@ public struct MessagePackError: Error, CustomStringConvertible, Equatable {
 extension MessagePack {
     /// Nesting deeper than this is rejected (a crafted file must not overflow the stack).
     public static let maximumDepth = 128
+    /// Values in one document decoded at most by default: each costs a few dozen bytes of memory, so a
+    /// file of one-byte values must not cost fifty times its size (instant-ngp snapshots hold a few
+    /// hundred values, their parameters and grids being single binary values).
+    public static let defaultMaximumValues = 1 << 22
 
-    /// Decodes one complete document; trailing bytes, truncation, invalid UTF-8, reserved type bytes
-    /// and nesting beyond ``maximumDepth`` throw ``MessagePackError``.
-    public static func decode(_ bytes: [UInt8]) throws -> MessagePack {
+    /// Decodes one complete document; trailing bytes, truncation, invalid UTF-8, reserved type bytes,
+    /// nesting beyond ``maximumDepth`` and more than `maximumValues` values throw ``MessagePackError``.
+    public static func decode(_ bytes: [UInt8], maximumValues: Int = defaultMaximumValues) throws -> MessagePack {
         try bytes.withUnsafeBufferPointer { buffer in
-            var reader = MessagePackReader(bytes: buffer)
+            var reader = MessagePackReader(bytes: buffer, valuesLeft: maximumValues)
             let value = try reader.value(depth: 0)
             guard reader.position == buffer.count else {
                 throw MessagePackError(offset: reader.position, reason: "\(buffer.count - reader.position) bytes after the document")
@@ -155,8 +159,15 @@ extension MessagePack {
 private struct MessagePackReader {
     let bytes: UnsafeBufferPointer<UInt8>
     var position = 0
+    /// Values still allowed (see ``MessagePack/decode(_:maximumValues:)``).
+    var valuesLeft: Int
+    let maximumValues: Int
 
-    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(bytes: UnsafeBufferPointer<UInt8>, valuesLeft: Int) {
+        self.bytes = bytes
+        self.valuesLeft = valuesLeft
+        maximumValues = valuesLeft
+    }
 
     func fail(_ reason: String, at offset: Int? = nil) -> MessagePackError {
         MessagePackError(offset: offset ?? position, reason: reason)
@@ -173,7 +184,8 @@ private struct MessagePackReader {
     mutating func integer<T: FixedWidthInteger>(_ type: T.Type, _ what: String) throws -> T {
         let raw = try take(MemoryLayout<T>.size, what)
         var value: T = 0
-        for byte in raw { value = value << 8 | T(byte) }
+        // Bit patterns: `T(byte)` would trap for a signed T and a byte ≥ 0x80 (an int8 of −1).
+        for byte in raw { value = value << 8 | T(truncatingIfNeeded: byte) }
         return value
     }
 
@@ -187,6 +199,8 @@ private struct MessagePackReader {
 
     mutating func value(depth: Int) throws -> MessagePack {
         guard depth < MessagePack.maximumDepth else { throw fail("nesting deeper than \(MessagePack.maximumDepth)") }
+        guard valuesLeft > 0 else { throw fail("more than \(maximumValues) values (the decoder's maximumValues)") }
+        valuesLeft -= 1
         let start = position
         let type = try take(1, "a type byte")[0]
         switch type {
@@ -234,6 +248,7 @@ private struct MessagePackReader {
     mutating func array(_ count: Int, _ depth: Int) throws -> MessagePack {
         // Every element takes at least one byte: a length beyond what is left is a truncated file, not an allocation.
         guard count <= bytes.count - position else { throw fail("truncated: array of \(count) elements, \(bytes.count - position) bytes left") }
+        guard count <= valuesLeft else { throw fail("array of \(count) elements: more than \(maximumValues) values (the decoder's maximumValues)") }
         var items: [MessagePack] = []
         items.reserveCapacity(count)
         for _ in 0..<count { items.append(try value(depth: depth + 1)) }
@@ -242,6 +257,7 @@ private struct MessagePackReader {
 
     mutating func map(_ count: Int, _ depth: Int) throws -> MessagePack {
         guard count <= (bytes.count - position) / 2 else { throw fail("truncated: map of \(count) pairs, \(bytes.count - position) bytes left") }
+        guard count <= valuesLeft / 2 else { throw fail("map of \(count) pairs: more than \(maximumValues) values (the decoder's maximumValues)") }
         var pairs: [MessagePackPair] = []
         pairs.reserveCapacity(count)
         for _ in 0..<count {

@@ -37,14 +37,15 @@ public struct NPYArray: Sendable, Equatable {
 public enum NPY {
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
-    /// Reads a `.npy` file.
-    public static func read(contentsOf path: String) throws -> NPYArray {
-        try read(bytes: readFile(path), name: path)
+    /// Reads a `.npy` file (a regular file within `limits`; see ``ReadLimits``).
+    public static func read(contentsOf path: String, limits: ReadLimits = .default) throws -> NPYArray {
+        try read(bytes: readFile(path, limits: limits), name: path, limits: limits)
     }
 
-    /// Reads `.npy` bytes (`name` appears in error messages).
-    public static func read(bytes: [UInt8], name: String) throws -> NPYArray {
-        let raw = try readRaw(bytes: bytes, name: name)
+    /// Reads `.npy` bytes (`name` appears in error messages). Non-finite values are kept as stored: a NaN
+    /// weight or mask value may be meaningful, and the ops that take tensors check what they must.
+    public static func read(bytes: [UInt8], name: String, limits: ReadLimits = .default) throws -> NPYArray {
+        let raw = try readRaw(bytes: bytes, name: name, limits: limits)
         if raw.descr == "<i8" { return try narrowedInt64(raw, name: name) }
         if raw.descr == "|b1" {
             return NPYArray(shape: raw.shape, dtype: .uint8, bytes: raw.bytes.map { $0 == 0 ? 0 : 1 })
@@ -87,7 +88,7 @@ public enum NPY {
     }
 
     /// Parses the header and takes `count × itemsize` bytes, the item size read from `descr`'s digits.
-    static func readRaw(bytes: [UInt8], name: String) throws -> RawArray {
+    static func readRaw(bytes: [UInt8], name: String, limits: ReadLimits = .default) throws -> RawArray {
         var reader = ByteReader(bytes, file: name)
         guard Array(try reader.take(6)) == magic else { throw DataFileError.malformed(file: name, reason: "no \\x93NUMPY magic") }
         let major = try reader.littleEndian(UInt8.self)
@@ -97,14 +98,16 @@ public enum NPY {
         case 2, 3: Int(try reader.littleEndian(UInt32.self))
         default: throw DataFileError.unsupported(file: name, what: "format version \(major)")
         }
+        try limits.check(headerLength, \.maxHeaderBytes, file: name, field: "header length")
         let header = String(decoding: try reader.take(headerLength), as: UTF8.self)
         let descr = try field("descr", in: header, name: name)
         let fortran = try field("fortran_order", in: header, name: name)
         let shapeText = try field("shape", in: header, name: name)
         guard fortran == "False" else { throw DataFileError.unsupported(file: name, what: "Fortran-order array (save it C-ordered)") }
         let type = descr.trimmingCharacters(in: "'\"")
-        guard let order = type.first, order == "<" || order == "|", let itemCount = Int(type.dropFirst(2)), itemCount > 0 else {
-            throw DataFileError.unsupported(file: name, what: "element type \(descr) (little-endian fixed-size types are read)")
+        guard let order = type.first, order == "<" || order == "|", let itemCount = Int(type.dropFirst(2)), itemCount > 0,
+              itemCount <= 1 << 20 else {
+            throw DataFileError.unsupported(file: name, what: "element type \(descr) (little-endian fixed-size types of at most 2^20 bytes are read)")
         }
         // NumPy's unicode strings ('<U3') hold 4 bytes per character.
         let itemSize = type.dropFirst().first == "U" ? 4 * itemCount : itemCount
@@ -116,12 +119,12 @@ public enum NPY {
             guard let dimension = Int(text), dimension >= 0 else { throw DataFileError.malformed(file: name, reason: "shape \(shapeText)") }
             shape.append(dimension)
         }
-        let (count, overflow) = shape.reduce((1, false)) { partial, d in
-            let product = partial.0.multipliedReportingOverflow(by: d)
-            return (product.partialValue, partial.1 || product.overflow)
+        // The data must be in the file, so the byte count is bounded by the file's size once it is known
+        // not to overflow.
+        guard shape.count <= 64, let byteCount = checkedProduct(shape + [itemSize]) else {
+            throw DataFileError.malformed(file: name, reason: "shape \(shapeText) × \(itemSize)-byte items overflows")
         }
-        guard !overflow, count <= Int.max / 64 else { throw DataFileError.malformed(file: name, reason: "shape \(shapeText) is too large") }
-        let data = try reader.take(count * itemSize)
+        let data = try reader.take(byteCount)
         return RawArray(descr: type, shape: shape, bytes: Array(data))
     }
 

@@ -2,14 +2,16 @@
 /// read). Members are parsed on demand; every offset and size is checked against the file.
 struct NPZArchive {
     let name: String
+    let limits: ReadLimits
     private let bytes: [UInt8]
     /// Member name (without `.npy`) → (local header offset, method, compressed size, uncompressed size, CRC).
     private var members: [String: (offset: Int, method: UInt16, compressed: Int, size: Int, crc: UInt32)] = [:]
 
     var memberNames: [String] { members.keys.sorted() }
 
-    init(bytes: [UInt8], name: String) throws {
+    init(bytes: [UInt8], name: String, limits: ReadLimits = .default) throws {
         self.name = name
+        self.limits = limits
         self.bytes = bytes
         // The end-of-central-directory record sits in the last 22 + 65535 (comment) bytes.
         let searchStart = max(0, bytes.count - 22 - 65_535)
@@ -23,14 +25,19 @@ struct NPZArchive {
         var directoryOffset = Int(try record.littleEndian(UInt32.self))
         if directoryOffset == 0xFFFF_FFFF || entryCount == 0xFFFF {
             // Zip64: the locator just before the record points at the zip64 end record.
+            guard end >= 20 else { throw DataFileError.malformed(file: name, reason: "zip64 archive without a zip64 locator") }
             var locator = ByteReader(bytes, file: name)
             locator.position = end - 20
-            guard end >= 20, try locator.littleEndian(UInt32.self) == 0x0706_4b50 else {
+            guard try locator.littleEndian(UInt32.self) == 0x0706_4b50 else {
                 throw DataFileError.malformed(file: name, reason: "zip64 archive without a zip64 locator")
             }
             _ = try locator.littleEndian(UInt32.self)
             var zip64 = ByteReader(bytes, file: name)
-            zip64.position = Int(clamping: try locator.littleEndian(UInt64.self)) + 32
+            let zip64Offset = try locator.littleEndian(UInt64.self)
+            guard zip64Offset <= UInt64(bytes.count) else {
+                throw DataFileError.truncated(file: name, needed: Int(clamping: zip64Offset), available: bytes.count)
+            }
+            zip64.position = Int(zip64Offset) + 32
             entryCount = Int(clamping: try zip64.littleEndian(UInt64.self))
             _ = try zip64.littleEndian(UInt64.self)
             directoryOffset = Int(clamping: try zip64.littleEndian(UInt64.self))
@@ -83,12 +90,14 @@ struct NPZArchive {
         let nameLength = Int(try local.littleEndian(UInt16.self)), extraLength = Int(try local.littleEndian(UInt16.self))
         _ = try local.take(nameLength + extraLength)
         let stored = try local.take(entry.compressed)
+        try limits.check(entry.size, \.maxDecompressedBytes, file: name, field: "member \(member).npy's uncompressed size")
         let data: [UInt8]
         switch entry.method {
         case 0: data = Array(stored)
         case 8:
             do {
-                data = try Zlib.decompress(Array(stored), raw: true, limit: entry.size)
+                data = try Zlib.decompress(Array(stored), raw: true, limit: entry.size, maxRatio: limits.maxCompressionRatio,
+                                           limitName: "the member's declared size")
             } catch {
                 throw DataFileError.malformed(file: name, reason: "member \(member): \(error)")
             }
@@ -97,7 +106,7 @@ struct NPZArchive {
         guard data.count == entry.size, Zlib.crc32(data[...]) == entry.crc else {
             throw DataFileError.malformed(file: name, reason: "member \(member): size or CRC does not match (corrupt archive)")
         }
-        return try NPY.readRaw(bytes: data, name: "\(name):\(member).npy")
+        return try NPY.readRaw(bytes: data, name: "\(name):\(member).npy", limits: limits)
     }
 }
 
@@ -110,12 +119,15 @@ public struct ScipySparseFile: Sendable {
     /// The matrix in CSR (a BSR matrix's blocks expanded, explicit zeros inside blocks kept).
     public var matrix: SparseMatrixData
 
-    public init(contentsOf path: String) throws {
-        try self.init(bytes: readFile(path), name: path)
+    /// Reads a regular file within `limits` (see ``ReadLimits``): members inflate to at most
+    /// `maxDecompressedBytes` and `maxCompressionRatio` times their compressed size, and the matrix's
+    /// dimensions are at most `maxElements`. Non-finite values are kept (a NaN weight may be meaningful).
+    public init(contentsOf path: String, limits: ReadLimits = .default) throws {
+        try self.init(bytes: readFile(path, limits: limits), name: path, limits: limits)
     }
 
-    public init(bytes: [UInt8], name: String) throws {
-        let archive = try NPZArchive(bytes: bytes, name: name)
+    public init(bytes: [UInt8], name: String, limits: ReadLimits = .default) throws {
+        let archive = try NPZArchive(bytes: bytes, name: name, limits: limits)
         let formatArray = try archive.array("format")
         format = Self.string(formatArray)
         guard ["csr", "csc", "bsr"].contains(format) else {
@@ -125,6 +137,10 @@ public struct ScipySparseFile: Sendable {
         guard shape.count == 2, shape.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }) else {
             throw DataFileError.malformed(file: name, reason: "shape \(shape)")
         }
+        // Row-offset tables (rows + 1 entries, also after a CSC transpose or a BSR expansion) are sized by
+        // the declared shape, not by bytes in the archive.
+        try limits.check(shape[0], \.maxElements, file: name, field: "shape[0]")
+        try limits.check(shape[1], \.maxElements, file: name, field: "shape[1]")
         let pointers = try Self.int32s(try archive.array("indptr"), name: name, what: "indptr")
         let indices = try Self.int32s(try archive.array("indices"), name: name, what: "indices")
         let dataArray = try archive.array("data")

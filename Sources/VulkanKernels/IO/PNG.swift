@@ -42,34 +42,102 @@ public enum PNG {
     }
 
     /// Reads a PNG as 16-bit-per-channel values when it is 16-bit gray, else 8-bit values (in UInt16s),
-    /// keeping its channel count (1, 2, 3 or 4).
-    public static func read(_ path: String) throws -> (width: Int, height: Int, channels: Int, bitDepth: Int, values: [UInt16]) {
-        var image = try begin(path)
-        defer { png_image_free(&image) }
-        let channels = channels(of: image)
-        if image.format & linearFlag != 0 {
-            var values = [UInt16](repeating: 0, count: Int(image.width) * Int(image.height) * channels)
-            let ok = values.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
-            guard ok != 0 else { throw PNGError(path: path, message: message(of: image)) }
-            return (Int(image.width), Int(image.height), channels, 16, values)
+    /// keeping its channel count (1, 2, 3 or 4). The file must be a regular file within `limits`
+    /// (``ReadLimits/maxFileBytes``; width × height at most ``ReadLimits/maxImagePixels``, checked from the
+    /// header before the pixels are allocated).
+    public static func read(_ path: String, limits: ReadLimits = .default) throws -> (width: Int, height: Int, channels: Int, bitDepth: Int, values: [UInt16]) {
+        try decode(readFile(path, limits: limits), name: path, limits: limits)
+    }
+
+    /// ``read(_:limits:)`` of PNG bytes in memory (`name` appears in errors).
+    public static func decode(_ file: [UInt8], name: String, limits: ReadLimits = .default) throws -> (width: Int, height: Int, channels: Int, bitDepth: Int, values: [UInt16]) {
+        try withImage(file, name: name, limits: limits) { image in
+            let channels = channels(of: image)
+            if image.format & linearFlag != 0 {
+                var values = [UInt16](repeating: 0, count: Int(image.width) * Int(image.height) * channels)
+                let ok = values.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+                guard ok != 0 else { throw PNGError(path: name, message: message(of: image)) }
+                return (Int(image.width), Int(image.height), channels, 16, values)
+            }
+            return (Int(image.width), Int(image.height), channels, 8, try finish8(&image, path: name).map(UInt16.init))
         }
-        return (Int(image.width), Int(image.height), channels, 8, try finish8(&image, path: path).map(UInt16.init))
     }
 
     /// Reads a PNG as 8-bit values (16-bit files are reduced by libpng), keeping its channel count
-    /// (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA); row-major, top row first, channels interleaved.
-    public static func read8(_ path: String) throws -> (width: Int, height: Int, channels: Int, values: [UInt8]) {
-        var image = try begin(path)
-        defer { png_image_free(&image) }
-        image.format &= ~linearFlag
-        return (Int(image.width), Int(image.height), channels(of: image), try finish8(&image, path: path))
+    /// (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA); row-major, top row first, channels interleaved. Limits as
+    /// ``read(_:limits:)``.
+    public static func read8(_ path: String, limits: ReadLimits = .default) throws -> (width: Int, height: Int, channels: Int, values: [UInt8]) {
+        try decode8(readFile(path, limits: limits), name: path, limits: limits)
     }
 
-    private static func begin(_ path: String) throws -> png_image {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        guard png_image_begin_read_from_file(&image, path) != 0 else { throw PNGError(path: path, message: message(of: image)) }
-        return image
+    /// ``read8(_:limits:)`` of PNG bytes in memory (`name` appears in errors).
+    public static func decode8(_ file: [UInt8], name: String, limits: ReadLimits = .default) throws -> (width: Int, height: Int, channels: Int, values: [UInt8]) {
+        try withImage(file, name: name, limits: limits) { image in
+            image.format &= ~linearFlag
+            return (Int(image.width), Int(image.height), channels(of: image), try finish8(&image, path: name))
+        }
+    }
+
+    /// Parses the header of PNG bytes already in memory (so a FIFO or device was refused by ``readFile``
+    /// before anything was opened), checks the image's size against `limits` before any pixel is
+    /// allocated, and runs `body` while libpng may still read the bytes.
+    private static func withImage<Result>(_ file: [UInt8], name: String, limits: ReadLimits,
+                                          _ body: (inout png_image) throws -> Result) throws -> Result {
+        try checkChunks(file, name: name, limits: limits)
+        return try file.withUnsafeBytes { bytes in
+            var image = png_image()
+            image.version = UInt32(PNG_IMAGE_VERSION)
+            guard png_image_begin_read_from_memory(&image, bytes.baseAddress, bytes.count) != 0 else {
+                throw PNGError(path: name, message: message(of: image))
+            }
+            defer { png_image_free(&image) }
+            let pixels = Int(image.width) * Int(image.height)  // two UInt32s: cannot overflow an Int
+            guard pixels <= limits.maxImagePixels else {
+                throw DataFileError.limitExceeded(file: name, field: "image size \(image.width)×\(image.height) (pixels)", value: pixels,
+                                                  limit: "ReadLimits.maxImagePixels = \(limits.maxImagePixels)")
+            }
+            return try body(&image)
+        }
+    }
+
+    /// libpng allocates what a chunk's length field declares before reading it (a 1 KiB file declaring a
+    /// 512 MiB `tEXt` chunk made it allocate 512 MiB: found by fuzzing) and inflates compressed text and
+    /// ICC profiles without a bound. So every chunk's length is checked against the bytes that follow, and
+    /// compressed `zTXt`, `iTXt` and `iCCP` data against `limits.maxHeaderBytes` and the compression ratio,
+    /// before libpng sees the file.
+    static func checkChunks(_ file: [UInt8], name: String, limits: ReadLimits) throws {
+        var position = 8  // after the signature (libpng reports a bad one)
+        while position + 8 <= file.count {
+            let length = file[position..<(position + 4)].reduce(0) { $0 << 8 | Int($1) }
+            let type = String(decoding: file[(position + 4)..<(position + 8)], as: UTF8.self)
+            guard length <= file.count - position - 12 else {
+                throw DataFileError.truncated(file: name, needed: position + 12 + length, available: file.count)
+            }
+            let data = file[(position + 8)..<(position + 8 + length)]
+            if let compressed = compressedPart(of: data, type: type) {
+                do {
+                    _ = try Zlib.decompress(Array(compressed), limit: limits.maxHeaderBytes, maxRatio: limits.maxCompressionRatio,
+                                            limitName: "ReadLimits.maxHeaderBytes")
+                } catch let error as Zlib.Error where error.exceedsLimit {
+                    throw DataFileError.malformed(file: name, reason: "\(type) chunk: \(error)")
+                } catch {
+                    // A corrupt stream: libpng reports it (or ignores the ancillary chunk) itself.
+                }
+            }
+            if type == "IEND" { break }
+            position += 12 + length
+        }
+    }
+
+    /// The zlib stream inside a `zTXt` / `iCCP` (keyword, 0, method, stream) or compressed `iTXt` chunk.
+    private static func compressedPart(of data: ArraySlice<UInt8>, type: String) -> ArraySlice<UInt8>? {
+        guard ["zTXt", "iCCP", "iTXt"].contains(type), let keywordEnd = data.firstIndex(of: 0) else { return nil }
+        if type != "iTXt" { return data.index(keywordEnd, offsetBy: 2, limitedBy: data.endIndex).map { data[$0...] } }
+        // iTXt: keyword, 0, compression flag, method, language, 0, translated keyword, 0, text.
+        guard keywordEnd + 2 < data.endIndex, data[keywordEnd + 1] == 1,
+              let languageEnd = data[(keywordEnd + 3)...].firstIndex(of: 0),
+              let translatedEnd = data[(languageEnd + 1)...].firstIndex(of: 0) else { return nil }
+        return data[(translatedEnd + 1)...]
     }
 
     private static func channels(of image: png_image) -> Int {

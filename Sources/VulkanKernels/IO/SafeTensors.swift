@@ -9,13 +9,16 @@ public struct SafeTensorsFile: Sendable {
     /// The optional `__metadata__` string map.
     public var metadata: [String: String]
 
-    public init(contentsOf path: String) throws {
-        try self.init(bytes: readFile(path), name: path)
+    /// Reads a regular file within `limits` (see ``ReadLimits``). Non-finite values are kept as stored (a
+    /// NaN weight may be meaningful; the ops check what they must).
+    public init(contentsOf path: String, limits: ReadLimits = .default) throws {
+        try self.init(bytes: readFile(path, limits: limits), name: path, limits: limits)
     }
 
-    public init(bytes: [UInt8], name: String) throws {
+    public init(bytes: [UInt8], name: String, limits: ReadLimits = .default) throws {
         var reader = ByteReader(bytes, file: name)
         let headerLength = try reader.littleEndian(UInt64.self)
+        try limits.check(Int(clamping: headerLength), \.maxHeaderBytes, file: name, field: "header length")
         guard headerLength <= UInt64(bytes.count - 8) else {
             throw DataFileError.truncated(file: name, needed: 8 + Int(clamping: headerLength), available: bytes.count)
         }
@@ -25,7 +28,7 @@ public struct SafeTensorsFile: Sendable {
         do {
             entries = try JSONDecoder().decode(Header.self, from: Data(header)).entries
         } catch {
-            throw DataFileError.malformed(file: name, reason: "header is not the expected JSON (\(error))")
+            throw DataFileError.malformed(file: name, reason: "header is not the expected JSON (\(decodingMessage(error)))")
         }
         metadata = (try? JSONDecoder().decode(MetadataOnly.self, from: Data(header)).metadata) ?? [:]
         var tensors: [String: NPYArray] = [:]
@@ -42,8 +45,10 @@ public struct SafeTensorsFile: Sendable {
                 throw DataFileError.malformed(file: name, reason: "tensor \(tensorName): bad shape or data_offsets")
             }
             let (begin, end) = (entry.data_offsets[0], entry.data_offsets[1])
-            let count = entry.shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-            guard begin >= 0, end >= begin, end - begin == count * dtype.byteSize else {
+            guard entry.shape.count <= 64, let byteCount = checkedProduct(entry.shape + [dtype.byteSize]) else {
+                throw DataFileError.malformed(file: name, reason: "tensor \(tensorName): shape \(entry.shape) × \(dtype) overflows")
+            }
+            guard begin >= 0, end >= begin, end - begin == byteCount else {
                 throw DataFileError.malformed(file: name, reason: "tensor \(tensorName): data_offsets [\(begin), \(end)] do not hold \(entry.shape) × \(dtype)")
             }
             guard end <= bytes.count - dataStart else {
@@ -83,4 +88,17 @@ public struct SafeTensorsFile: Sendable {
         init(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { nil }
     }
+}
+
+/// A `DecodingError` as one line: what was wrong and where (the coding path), without the underlying
+/// Foundation error's dump.
+func decodingMessage(_ error: any Error) -> String {
+    guard let error = error as? DecodingError else { return "\(type(of: error))" }
+    let context: DecodingError.Context
+    switch error {
+    case let .typeMismatch(_, c), let .valueNotFound(_, c), let .keyNotFound(_, c), let .dataCorrupted(c): context = c
+    @unknown default: return "undecodable"
+    }
+    let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    return (path.isEmpty ? "" : "at \(path): ") + context.debugDescription
 }

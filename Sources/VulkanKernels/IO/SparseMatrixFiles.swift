@@ -54,7 +54,9 @@ public struct SparseMatrixData: Sendable, Equatable {
 
     /// The same pattern with values taken from a dense row-major `rows × columns` weight.
     public func withValues(fromDense dense: [Float]) throws -> SparseMatrixData {
-        guard dense.count == rows * columns else { throw KernelError.countMismatch(expected: rows * columns, got: dense.count) }
+        guard let size = checkedProduct([rows, columns]), dense.count == size else {
+            throw KernelError.countMismatch(expected: checkedProduct([rows, columns]) ?? -1, got: dense.count)
+        }
         var copy = self
         var values = [Float](repeating: 0, count: nonzeroCount)
         for row in 0..<rows {
@@ -106,17 +108,19 @@ public struct SparseMatrixData: Sendable, Equatable {
 public enum SparseMatrixFile {
     /// DLMC `.smtx` (Gale et al., "Sparse GPU Kernels for Deep Learning"): a line `rows, columns, nnz`,
     /// a line of `rows + 1` row offsets and a line of `nnz` column indices. Pattern only.
-    public static func readSMTX(contentsOf path: String) throws -> SparseMatrixData {
-        try readSMTX(bytes: readFile(path), name: path)
+    /// Reads a regular file within `limits`: `rows` + 1 and `nnz` are at most `maxElements`.
+    public static func readSMTX(contentsOf path: String, limits: ReadLimits = .default) throws -> SparseMatrixData {
+        try readSMTX(bytes: readFile(path, limits: limits), name: path, limits: limits)
     }
 
-    public static func readSMTX(text: String, name: String) throws -> SparseMatrixData {
-        try readSMTX(bytes: Array(text.utf8), name: name)
+    public static func readSMTX(text: String, name: String, limits: ReadLimits = .default) throws -> SparseMatrixData {
+        try readSMTX(bytes: Array(text.utf8), name: name, limits: limits)
     }
 
-    public static func readSMTX(bytes: [UInt8], name: String) throws -> SparseMatrixData {
-        // Three lines; parsed byte by byte because DLMC files hold up to millions of indices.
-        var lines = bytes.split(omittingEmptySubsequences: true) { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
+    public static func readSMTX(bytes: [UInt8], name: String, limits: ReadLimits = .default) throws -> SparseMatrixData {
+        // Three lines; parsed byte by byte because DLMC files hold up to millions of indices. At most four
+        // pieces are split off, so a file of many short lines costs no more than its own size.
+        var lines = bytes.split(maxSplits: 3, omittingEmptySubsequences: true) { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
             .makeIterator()
         guard let first = lines.next() else { throw DataFileError.truncated(file: name, needed: 1, available: 0) }
         let header = try integers(first, name: name, what: "header")
@@ -124,6 +128,8 @@ public enum SparseMatrixFile {
             throw DataFileError.malformed(file: name, reason: "first line must be 'rows, columns, nnz', got '\(String(decoding: first.prefix(40), as: UTF8.self))'")
         }
         let (rows, columns, nnz) = (Int(header[0]), Int(header[1]), Int(header[2]))
+        try limits.check(rows + 1, \.maxElements, file: name, field: "rows + 1 (row offsets)")
+        try limits.check(nnz, \.maxElements, file: name, field: "nnz")
         let offsets = try lines.next().map { try integers($0, name: name, what: "row offsets") } ?? []
         let indices = try lines.next().map { try integers($0, name: name, what: "column indices") } ?? []
         guard offsets.count == rows + 1 else { throw DataFileError.truncated(file: name, needed: rows + 1, available: offsets.count) }
@@ -133,13 +139,15 @@ public enum SparseMatrixFile {
     }
 
     /// Matrix Market coordinate format (`real`, `integer` or `pattern`; `general`, `symmetric` or
-    /// `skew-symmetric`). Duplicate entries are summed, as scipy does.
-    public static func readMatrixMarket(contentsOf path: String) throws -> SparseMatrixData {
-        try readMatrixMarket(text: String(decoding: readFile(path), as: UTF8.self), name: path)
+    /// `skew-symmetric`). Duplicate entries are summed, as scipy does. `rows` + 1 and the declared entry
+    /// count (twice it for symmetric matrices) must be within `limits.maxElements`, checked before
+    /// anything is allocated. Values are kept as written, NaN and ∞ included (a weight may be NaN).
+    public static func readMatrixMarket(contentsOf path: String, limits: ReadLimits = .default) throws -> SparseMatrixData {
+        try readMatrixMarket(text: String(decoding: readFile(path, limits: limits), as: UTF8.self), name: path, limits: limits)
     }
 
-    public static func readMatrixMarket(text: String, name: String) throws -> SparseMatrixData {
-        var lines = text.split(whereSeparator: \.isNewline).makeIterator()
+    public static func readMatrixMarket(text: String, name: String, limits: ReadLimits = .default) throws -> SparseMatrixData {
+        var lines = LazyLines(text)
         guard let banner = lines.next() else { throw DataFileError.truncated(file: name, needed: 1, available: 0) }
         let words = banner.lowercased().split(separator: " ").map(String.init)
         guard words.count == 5, words[0] == "%%matrixmarket", words[1] == "matrix" else {
@@ -158,22 +166,30 @@ public enum SparseMatrixFile {
         guard let sizeLine else { throw DataFileError.truncated(file: name, needed: 1, available: 0) }
         let size = sizeLine.split(whereSeparator: \.isWhitespace).map { Int($0) }
         guard size.count == 3, let rows = size[0], let columns = size[1], let count = size[2], rows >= 0, columns >= 0, count >= 0,
-              rows < Int(Int32.max), columns < Int(Int32.max) else {
-            throw DataFileError.malformed(file: name, reason: "size line must be 'rows columns entries', got '\(sizeLine)'")
+              rows < Int(Int32.max), columns < Int(Int32.max), count < Int(Int32.max) / 2 else {
+            throw DataFileError.malformed(file: name, reason: "size line must be 'rows columns entries' (each below 2^31, entries below 2^30), got '\(sizeLine.prefix(80))'")
         }
+        let symmetric = words[4] != "general"
+        try limits.check(rows + 1, \.maxElements, file: name, field: "rows + 1 (row offsets)")
+        try limits.check(symmetric ? 2 * count : count, \.maxElements, file: name, field: symmetric ? "2 × entries (symmetric)" : "entries")
         var entries: [(row: Int32, column: Int32, value: Float)] = []
-        entries.reserveCapacity(min(count, 1 << 24))
+        // Each entry line takes at least 4 bytes ("1 1\n"), so the text bounds what a real file can list.
+        entries.reserveCapacity(min(count, text.utf8.count / 4, 1 << 24) * (symmetric ? 2 : 1))
         var listed = 0
         while listed < count, let line = lines.next() {
             if line.hasPrefix("%") || line.allSatisfy(\.isWhitespace) { continue }
             let fields = line.split(whereSeparator: \.isWhitespace)
             guard fields.count >= (pattern ? 2 : 3), let row = Int32(fields[0]), let column = Int32(fields[1]),
                   let value = pattern ? 1 : Float(fields[2]) else {
-                throw DataFileError.malformed(file: name, reason: "entry \(entries.count + 1): '\(line)'")
+                throw DataFileError.malformed(file: name, reason: "entry \(listed + 1): '\(line.prefix(80))'")
+            }
+            // 1-based; checked here so that `row - 1` cannot overflow (fromCoordinates checks the upper bound).
+            guard row >= 1, column >= 1 else {
+                throw DataFileError.malformed(file: name, reason: "entry \(listed + 1): (\(row), \(column)) is not 1-based")
             }
             entries.append((row - 1, column - 1, value))
             listed += 1
-            if words[4] != "general" && row != column {
+            if symmetric && row != column {
                 entries.append((column - 1, row - 1, words[4] == "skew-symmetric" ? -value : value))
             }
         }
@@ -223,5 +239,25 @@ public enum SparseMatrixFile {
         }
         try finish()
         return result
+    }
+}
+
+/// The lines of a text one at a time (the whole file is never split into an array of lines, which would
+/// cost several times the file's size for a file of short lines).
+struct LazyLines: IteratorProtocol {
+    private let text: String
+    private var position: String.Index
+
+    init(_ text: String) {
+        self.text = text
+        position = text.startIndex
+    }
+
+    mutating func next() -> Substring? {
+        while position < text.endIndex, text[position].isNewline { position = text.index(after: position) }
+        guard position < text.endIndex else { return nil }
+        let start = position
+        while position < text.endIndex, !text[position].isNewline { position = text.index(after: position) }
+        return text[start..<position]
     }
 }

@@ -5,6 +5,8 @@ import CZlib
 public enum Zlib {
     public struct Error: Swift.Error, CustomStringConvertible, Equatable {
         public let reason: String
+        /// The stream was cut off at a size or ratio cap (not corrupt as far as it was read).
+        public var exceedsLimit = false
         public var description: String { "zlib: \(reason)" }
     }
 
@@ -38,9 +40,18 @@ public enum Zlib {
     }
 
     /// Decompresses a gzip or zlib stream (detected from its header), or with `raw` a bare deflate
-    /// stream (zip members). Truncated or corrupt input throws; the output is capped at `limit` bytes so
-    /// a crafted file cannot exhaust memory.
-    public static func decompress(_ bytes: [UInt8], raw: Bool = false, limit: Int = 1 << 33) throws -> [UInt8] {
+    /// stream (zip members). Truncated or corrupt input throws; the output is capped at `limit` bytes and
+    /// at `maxRatio` times the input's size (deflate cannot exceed about 1032:1, so a larger ratio is a
+    /// crafted stream), so a decompression bomb stops at the cap instead of exhausting memory.
+    /// `limitName` names `limit` in the error (the ``ReadLimits`` field, or what the caller took it from).
+    public static func decompress(_ bytes: [UInt8], raw: Bool = false, limit: Int = ReadLimits.default.maxDecompressedBytes,
+                                  maxRatio: Int = ReadLimits.default.maxCompressionRatio,
+                                  limitName: String = "ReadLimits.maxDecompressedBytes") throws -> [UInt8] {
+        guard bytes.count <= Int(uInt.max) else { throw Error(reason: "compressed input of \(bytes.count) bytes is over 4 GiB") }
+        // A little slack over the ratio for the stream's own header and trailer.
+        let (byRatio, overflow) = bytes.count.multipliedReportingOverflow(by: max(maxRatio, 1))
+        let ratioCap = overflow ? Int.max : byRatio + 1024
+        let cap = min(limit, ratioCap)
         var stream = z_stream()
         // windowBits 15 + 32: detect zlib or gzip from the header; −15: no header at all.
         guard inflateInit2_(&stream, raw ? -15 : 47, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -48,7 +59,8 @@ public enum Zlib {
         }
         defer { inflateEnd(&stream) }
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        // 1 MiB steps, or less when the cap is lower (a small stream must not cost a 1 MiB buffer per call).
+        var chunk = [UInt8](repeating: 0, count: max(1, min(1 << 20, cap)))
         var input = bytes
         var status: Int32 = Z_OK
         try input.withUnsafeMutableBufferPointer { source in
@@ -68,8 +80,13 @@ public enum Zlib {
                     let message = stream.msg.map { String(cString: $0) } ?? "code \(status)"
                     throw Error(reason: "corrupt compressed stream (\(message))")
                 }
+                guard produced <= cap - output.count else {
+                    throw Error(reason: cap == limit
+                        ? "decompressed size exceeds \(limit) bytes (\(limitName))"
+                        : "decompresses to more than \(maxRatio) times its \(bytes.count) bytes (ReadLimits.maxCompressionRatio): a decompression bomb or a corrupt stream",
+                                exceedsLimit: true)
+                }
                 output += chunk[0..<produced]
-                guard output.count <= limit else { throw Error(reason: "decompressed size exceeds \(limit) bytes") }
                 if status == Z_OK && produced == 0 && stream.avail_in == 0 {
                     throw Error(reason: "truncated compressed stream after \(output.count) bytes of output")
                 }

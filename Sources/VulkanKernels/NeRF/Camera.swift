@@ -70,6 +70,22 @@ public struct RigidTransform: Sendable, Equatable {
         rotation.0 * d.x + rotation.1 * d.y + rotation.2 * d.z
     }
 
+    /// Why this pose cannot place a camera, or nil when it can: every entry finite and the three axes
+    /// spanning space (|det| ≥ 10⁻⁶ of the product of their lengths). A singular or non-finite pose would
+    /// give degenerate rays and a blank frame, so the renderer and the camera-file readers refuse it.
+    public var degeneracy: String? {
+        let (x, y, z) = rotation
+        let entries = [x, y, z, translation].flatMap { [$0.x, $0.y, $0.z] }
+        if let bad = entries.first(where: { !$0.isFinite }) { return "has a non-finite entry (\(bad))" }
+        func length(_ v: SIMD3<Float>) -> Double { (Double(v.x) * Double(v.x) + Double(v.y) * Double(v.y) + Double(v.z) * Double(v.z)).squareRoot() }
+        let determinant = Double(x.x) * (Double(y.y) * Double(z.z) - Double(y.z) * Double(z.y))
+            - Double(y.x) * (Double(x.y) * Double(z.z) - Double(x.z) * Double(z.y))
+            + Double(z.x) * (Double(x.y) * Double(y.z) - Double(x.z) * Double(y.y))
+        let scale = length(x) * length(y) * length(z)
+        guard scale > 0, abs(determinant) >= 1e-6 * scale else { return "is singular (its rotation's determinant is \(determinant))" }
+        return nil
+    }
+
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.rotation.0 == rhs.rotation.0 && lhs.rotation.1 == rhs.rotation.1 && lhs.rotation.2 == rhs.rotation.2
             && lhs.translation == rhs.translation

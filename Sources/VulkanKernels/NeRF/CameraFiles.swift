@@ -39,8 +39,8 @@ public struct TransformsFile: Sendable {
     /// Reads a file. Without `w`/`h` keys the size comes from the first frame's PNG header (NeRF-synthetic
     /// stores only `camera_angle_x`), or from `imageSize`.
     public static func read(contentsOf path: String, convention: TransformsConvention = .asStored,
-                            imageSize: (width: Int, height: Int)? = nil) throws -> TransformsFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CameraFileError("cannot read \(path)") }
+                            imageSize: (width: Int, height: Int)? = nil, limits: ReadLimits = .default) throws -> TransformsFile {
+        let data = try readJSONFile(path, limits: limits)
         let folder = (path as NSString).deletingLastPathComponent
         do {
             return try parse(data, convention: convention, imageSize: imageSize, folder: folder)
@@ -72,7 +72,7 @@ public struct TransformsFile: Sendable {
         // Per-frame intrinsics override the file's (both instant-ngp and nerfstudio allow it).
         func value(_ key: String) throws -> Float? { try optionalNumber(frame, key) ?? optionalNumber(root, key) }
         let filePath = frame["file_path"] as? String
-        var width = try value("w").map { Int($0) }, height = try value("h").map { Int($0) }
+        var width = try value("w").map { try imageDimension($0, "w") }, height = try value("h").map { try imageDimension($0, "h") }
         if width == nil || height == nil {
             if let imageSize { width = imageSize.width; height = imageSize.height }
             else if let filePath, let folder, let size = pngSize(folder: folder, filePath: filePath) { width = size.0; height = size.1 }
@@ -82,7 +82,7 @@ public struct TransformsFile: Sendable {
             }
         }
         guard let w = width, let h = height, w > 0, h > 0, w <= 1 << 16, h <= 1 << 16 else {
-            throw CameraFileError("image size \(width ?? 0)×\(height ?? 0) is not positive")
+            throw CameraFileError("image size \(width ?? 0)×\(height ?? 0) is not within 1…65536 × 1…65536")
         }
         var fx = try value("fl_x"), fy = try value("fl_y")
         if fx == nil, let angle = try value("camera_angle_x") { fx = Float(w) / 2 / tanf(angle / 2) }
@@ -94,7 +94,9 @@ public struct TransformsFile: Sendable {
         guard let rows = frame["transform_matrix"] as? [Any] else { throw CameraFileError("no `transform_matrix`") }
         let matrix = try matrixRows(rows)
         var pose = RigidTransform(rows: matrix)
+        if let problem = pose.degeneracy { throw CameraFileError("transform_matrix \(problem)") }
         if case .instantNGP = convention { pose = ngpPose(pose, scale: scale, offset: offset) }
+        if let problem = pose.degeneracy { throw CameraFileError("transform_matrix in instant-ngp's world (scale \(scale)) \(problem)") }
         // Lens models other than (radial-tangential) OpenCV would need their own ray generation.
         if let model = (frame["camera_model"] ?? root["camera_model"]) as? String, !["OPENCV", "PINHOLE", "SIMPLE_PINHOLE"].contains(model) {
             throw CameraFileError("camera_model \(model) is not supported (OPENCV and pinhole only)")
@@ -117,14 +119,13 @@ public struct TransformsFile: Sendable {
                               translation: cycle(pose.translation * scale + offset))
     }
 
-    /// Width and height from a PNG's IHDR chunk (bytes 16..<24), trying `filePath` and `filePath.png`.
+    /// Width and height from a PNG's IHDR chunk (bytes 16..<24), trying `filePath` and `filePath.png`
+    /// (regular files only: a FIFO or device named by `file_path` is skipped, never opened blocking).
     static func pngSize(folder: String, filePath: String) -> (Int, Int)? {
         for candidate in [filePath, filePath + ".png"] {
             let path = (folder as NSString).appendingPathComponent(candidate)
-            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
-            defer { try? handle.close() }
-            let header = [UInt8]((try? handle.read(upToCount: 24)) ?? Data())
-            guard header.count == 24, header[0..<8] == [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] else { continue }
+            guard let header = try? readRegularFilePrefix(path, count: 24),
+                  header.count == 24, header[0..<8] == [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] else { continue }
             func be(_ i: Int) -> Int { Int(header[i]) << 24 | Int(header[i + 1]) << 16 | Int(header[i + 2]) << 8 | Int(header[i + 3]) }
             return (be(16), be(20))
         }
@@ -140,8 +141,8 @@ public struct CameraPathFile: Sendable {
     public var fps: Float?
     public var seconds: Float?
 
-    public static func read(contentsOf path: String) throws -> CameraPathFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CameraFileError("cannot read \(path)") }
+    public static func read(contentsOf path: String, limits: ReadLimits = .default) throws -> CameraPathFile {
+        let data = try readJSONFile(path, limits: limits)
         do { return try parse(data) } catch let error as CameraFileError { throw CameraFileError("\(path): \(error.reason)") }
     }
 
@@ -157,8 +158,8 @@ public struct CameraPathFile: Sendable {
         guard let heightValue = try optionalNumber(root, "render_height"), heightValue >= 1, heightValue <= 65536 else {
             throw CameraFileError("no positive `render_height`")
         }
-        let height = Int(heightValue)
-        let widthValue = try optionalNumber(root, "render_width")
+        let height = Int(heightValue.rounded())
+        let widthValue = try optionalNumber(root, "render_width").map { try imageDimension($0, "render_width") }
         var result = CameraPathFile(cameras: [], aspects: [], fps: try optionalNumber(root, "fps"), seconds: try optionalNumber(root, "seconds"))
         for (index, item) in path.enumerated() {
             guard let entry = item as? [String: Any] else { throw CameraFileError("camera_path[\(index)] is not an object") }
@@ -172,11 +173,18 @@ public struct CameraPathFile: Sendable {
             }
             let aspect = try optionalNumber(entry, "aspect") ?? 1
             guard aspect > 0 else { throw CameraFileError("camera_path[\(index)].aspect is not positive") }
-            let width = widthValue.map { Int($0) } ?? Int((Float(height) * aspect).rounded())
-            guard width >= 1, width <= 65536 else { throw CameraFileError("render width \(width) is not positive") }
+            let width: Int
+            if let widthValue { width = widthValue } else {
+                // height × aspect from the file: checked before it becomes an Int (a huge aspect must not trap).
+                guard let fromAspect = wholeNumber((Double(height) * Double(aspect)).rounded(), in: 1...65536) else {
+                    throw CameraFileError("camera_path[\(index)].aspect \(aspect) × render_height \(height) is not a width within 1…65536")
+                }
+                width = fromAspect
+            }
             let focal = Float(height) / 2 / tanf(fov * .pi / 360)
-            result.cameras.append(Camera(width: width, height: height, focalX: focal, focalY: focal,
-                                         cameraToWorld: RigidTransform(rows: rows)))
+            let pose = RigidTransform(rows: rows)
+            if let problem = pose.degeneracy { throw CameraFileError("camera_path[\(index)].camera_to_world \(problem)") }
+            result.cameras.append(Camera(width: width, height: height, focalX: focal, focalY: focal, cameraToWorld: pose))
             result.aspects.append(aspect)
         }
         return result
@@ -197,9 +205,29 @@ public func loadCameraPath(_ path: String) throws -> [Camera] {
 
 // MARK: JSON helpers
 
+/// A camera file's bytes: a regular file (never blocking on a FIFO) of at most `limits.maxHeaderBytes`.
+private func readJSONFile(_ path: String, limits: ReadLimits) throws -> Data {
+    var jsonLimits = limits
+    jsonLimits.maxFileBytes = min(limits.maxFileBytes, limits.maxHeaderBytes)
+    do {
+        return Data(try readRegularFile(path, limits: jsonLimits))
+    } catch let error as DataFileError {
+        throw CameraFileError("\(error)".replacingOccurrences(of: "ReadLimits.maxFileBytes", with: "ReadLimits.maxHeaderBytes"))
+    }
+}
+
+/// An image size from a JSON number: whole and within 1…65536, else an error naming the key (`Int(x)`
+/// would trap on 1e30 or ∞).
+private func imageDimension(_ value: Float, _ key: String) throws -> Int {
+    guard let whole = wholeNumber(Double(value), in: 1...65536) else {
+        throw CameraFileError("\(key) = \(value) is not a whole number of pixels within 1…65536")
+    }
+    return whole
+}
+
 private func jsonObject(_ data: Data) throws -> [String: Any] {
     let object: Any
-    do { object = try JSONSerialization.jsonObject(with: data) } catch { throw CameraFileError("not valid JSON (\(error.localizedDescription))") }
+    do { object = try JSONSerialization.jsonObject(with: data) } catch { throw CameraFileError("not valid JSON (\(jsonMessage(error)))") }
     guard let root = object as? [String: Any] else { throw CameraFileError("the top level is not a JSON object") }
     return root
 }
@@ -231,4 +259,10 @@ private func matrixRows(_ rows: [Any]) throws -> [[Float]] {
         guard let values = row as? [Any], values.count == 4 else { throw CameraFileError("transform_matrix row \(index) is not 4 numbers") }
         return try values.map { try number($0, "transform_matrix") }
     }
+}
+
+/// A JSON parse error as one line, without Foundation's `NSCocoaErrorDomain` wrapping.
+private func jsonMessage(_ error: any Error) -> String {
+    let description = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+    return description ?? "unreadable JSON"
 }

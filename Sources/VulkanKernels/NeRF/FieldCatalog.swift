@@ -26,7 +26,13 @@ public enum FieldCatalog {
     /// resized to `width`×`height` when given (intrinsics scaled with the image).
     @Sendable static func jsonCameras(_ path: String, _ width: Int?, _ height: Int?) throws -> [Camera]? {
         guard path.lowercased().hasSuffix(".json") else { return nil }
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        // A regular file of at most ReadLimits.maxHeaderBytes (never a blocking read of a FIFO; no raw Foundation error).
+        var limits = ReadLimits.default
+        limits.maxFileBytes = limits.maxHeaderBytes
+        let text: String
+        do { text = String(decoding: try readRegularFile(path, limits: limits), as: UTF8.self) } catch {
+            throw CameraFileError("\(error)".replacingOccurrences(of: "ReadLimits.maxFileBytes", with: "ReadLimits.maxHeaderBytes"))
+        }
         let cameras: [Camera]
         let requested = width.flatMap { w in height.map { (width: w, height: $0) } }
         if text.contains("\"camera_path\"") { cameras = try loadCameraPath(path) }

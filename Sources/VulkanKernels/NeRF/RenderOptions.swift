@@ -44,7 +44,9 @@ public struct RenderOptions: Sendable {
 
     func resolvedStep(for bounds: AABB) -> StepSize { step ?? .uniform(1024, across: bounds) }
 
-    func validate() throws {
+    /// Throws ``KernelError/invalidParameter(op:name:value:)`` for options ``Renderer`` would refuse (so a
+    /// caller can check them before any work).
+    public func validate() throws {
         let op = "render"
         guard (1...256).contains(samplesPerPixel) else {
             throw KernelError.invalidParameter(op: op, name: "samplesPerPixel", value: "\(samplesPerPixel) (1...256)")

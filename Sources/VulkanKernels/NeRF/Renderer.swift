@@ -59,14 +59,29 @@ public final class Renderer: @unchecked Sendable {
         }.words
     }
 
-    /// Renders one frame. Throws ``KernelError`` for invalid options or a camera with no pixels.
+    /// Throws unless ``render(field:camera:options:)`` can render `camera` (for callers that check a list
+    /// of cameras before rendering any).
+    public static func validate(_ camera: Camera) throws {
+        guard camera.width > 0, camera.height > 0, let pixels = checkedProduct([camera.width, camera.height]), pixels <= maximumPixels,
+              camera.focalX.isFinite, camera.focalY.isFinite, camera.focalX != 0, camera.focalY != 0,
+              camera.principalX.isFinite, camera.principalY.isFinite,
+              camera.distortion.coefficients.allSatisfy(\.isFinite) else {
+            throw KernelError.invalidParameter(op: "render", name: "camera (at most \(maximumPixels) pixels, finite non-zero focal lengths)",
+                                               value: "\(camera.width)×\(camera.height), focal \(camera.focalX), \(camera.focalY), principal point \(camera.principalX), \(camera.principalY), \(camera.distortion)")
+        }
+        if let problem = camera.cameraToWorld.degeneracy {
+            throw KernelError.invalidParameter(op: "render", name: "camera pose", value: "the camera-to-world matrix \(problem)")
+        }
+    }
+
+    /// The most pixels (width × height) one frame may have.
+    public static let maximumPixels = 1 << 24
+
+    /// Renders one frame. Throws ``KernelError`` for invalid options, a camera with no pixels or more than
+    /// ``maximumPixels``, non-finite intrinsics, or a non-finite or singular pose.
     public func render(field: RadianceField, camera: Camera, options: RenderOptions = RenderOptions()) throws -> RenderedImage {
         try options.validate()
-        guard camera.width > 0, camera.height > 0, camera.width * camera.height <= 1 << 24,
-              camera.focalX.isFinite, camera.focalY.isFinite, camera.focalX != 0, camera.focalY != 0,
-              camera.distortion.coefficients.allSatisfy(\.isFinite) else {
-            throw KernelError.invalidParameter(op: "render", name: "camera", value: "\(camera.width)×\(camera.height), focal \(camera.focalX), \(camera.focalY), \(camera.distortion)")
-        }
+        try Self.validate(camera)
         let grid = options.skipEmptySpace ? try occupancyGrid(for: field, settings: options.occupancy) : OccupancyGrid.full(bounds: field.bounds)
         let (minimum, maximum, ratio) = options.resolvedStep(for: field.bounds).parameters
         let parameters = MarchParameters(grid: grid, useGrid: options.skipEmptySpace, minimumStep: minimum, maximumStep: maximum, stepRatio: ratio)

@@ -6,7 +6,11 @@ import Glibc
 ///
 /// On the CPU backend the ops run as they are recorded; `commit()` then only completes the batch.
 /// Timestamps work on both: GPU timestamp queries on Vulkan, the host clock on the CPU.
-public final class CommandBatch: @unchecked Sendable {
+///
+/// A batch belongs to one thread at a time, and the compiler enforces it: `CommandBatch` is not
+/// `Sendable`, so Swift 6 refuses to share one between concurrent tasks or threads; a batch may still be
+/// handed over whole (a `sending` parameter, or made and used inside one task).
+public final class CommandBatch {
     public let context: ComputeContext
     enum State { case recording, submitted, completed }
     var state = State.recording
@@ -133,3 +137,8 @@ func monotonicSeconds() -> Double {
     clock_gettime(CLOCK_MONOTONIC, &time)
     return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }
+
+/// Not `Sendable` on purpose: its recording state (hazard sets, retained buffers, the command buffer) is
+/// unsynchronised. Declared unavailable so that no extension can add the conformance.
+@available(*, unavailable)
+extension CommandBatch: Sendable {}

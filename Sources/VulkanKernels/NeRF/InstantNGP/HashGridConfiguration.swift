@@ -62,7 +62,10 @@ public struct HashGridConfiguration: Sendable, Equatable {
         try check([16, 32, 64, 128].contains(colorWidth), "colorWidth (16, 32, 64 or 128)", colorWidth)
         try check((1...8).contains(densityHiddenLayers), "densityHiddenLayers (1…8)", densityHiddenLayers)
         try check((1...8).contains(colorHiddenLayers), "colorHiddenLayers (1…8)", colorHiddenLayers)
-        try check(levelGeometry.last.map { Int($0.scale) < 1 << 24 } ?? true, "finest resolution", levelGeometry.last!.resolution)
+        // In Double before any level geometry is formed: b^(L−1)·N_min from a file can be far beyond Int's
+        // range (16^31 · 65536), where `Int(scale)` would trap.
+        let finest = pow(Double(perLevelScale), Double(levels - 1)) * Double(baseResolution) - 1
+        try check(finest.isFinite && finest < Double(1 << 24), "finest resolution (perLevelScale^(levels-1) · baseResolution < 2^24)", finest)
     }
 
     // MARK: Derived layout
@@ -84,9 +87,10 @@ public struct HashGridConfiguration: Sendable, Equatable {
         var result: [Level] = []
         var offset = 0
         let log2Scale = log2f(perLevelScale)
-        for level in 0..<levels {
+        for level in 0..<max(levels, 0) {
             let scale = exp2f(Float(level) * log2Scale) * Float(baseResolution) - 1
-            let resolution = Int(ceilf(scale)) + 1
+            // Saturated so that an unvalidated configuration gives a refusable geometry, never a trap.
+            let resolution = scale.isFinite && scale < 1e9 ? Int(ceilf(max(scale, -1))) + 1 : 1_000_000_001
             let cube = Double(resolution) * Double(resolution) * Double(resolution)
             let dense = cube > Double(UInt32.max / 2) ? Int(UInt32.max / 2) : resolution * resolution * resolution
             let size = min((dense + 7) / 8 * 8, 1 << log2TableSize)
@@ -104,13 +108,13 @@ public struct HashGridConfiguration: Sendable, Equatable {
 
     /// (outputs, inputs) of each density-MLP layer, padded as stored.
     public var densityLayers: [(outputs: Int, inputs: Int)] {
-        [(densityWidth, encodingWidth)] + Array(repeating: (densityWidth, densityWidth), count: densityHiddenLayers - 1)
+        [(densityWidth, encodingWidth)] + Array(repeating: (densityWidth, densityWidth), count: max(densityHiddenLayers - 1, 0))
             + [(Self.densityOutputs, densityWidth)]
     }
 
     /// (outputs, inputs) of each colour-MLP layer; the last has 16 rows of which the first 3 are RGB.
     public var colorLayers: [(outputs: Int, inputs: Int)] {
-        [(colorWidth, colorInputWidth)] + Array(repeating: (colorWidth, colorWidth), count: colorHiddenLayers - 1) + [(16, colorWidth)]
+        [(colorWidth, colorInputWidth)] + Array(repeating: (colorWidth, colorWidth), count: max(colorHiddenLayers - 1, 0)) + [(16, colorWidth)]
     }
 
     public var densityParameterCount: Int { densityLayers.reduce(0) { $0 + $1.outputs * $1.inputs } }

@@ -25,19 +25,25 @@ public struct NGPSnapshot: Sendable {
 
     // MARK: Reading
 
-    /// Reads a snapshot file; compression is detected from the content (gzip or zlib header).
-    public static func read(contentsOf path: String) throws -> NGPSnapshot {
-        guard let data = FileManager.default.contents(atPath: path) else { throw SnapshotError("cannot read \(path)") }
-        do { return try decode([UInt8](data)) } catch let error as SnapshotError {
+    /// Reads a snapshot file (a regular file within `limits`; see ``ReadLimits``); compression is detected
+    /// from the content (gzip or zlib header).
+    public static func read(contentsOf path: String, limits: ReadLimits = .default) throws -> NGPSnapshot {
+        let bytes: [UInt8]
+        do { bytes = try readFile(path, limits: limits) } catch let error as DataFileError { throw SnapshotError("\(error)") }
+        do { return try decode(bytes, limits: limits) } catch let error as SnapshotError {
             throw SnapshotError("\(path): \(error.reason)")
         }
     }
 
-    /// Decodes snapshot bytes (plain or compressed MessagePack). Every malformed or truncated input throws.
-    public static func decode(_ bytes: [UInt8]) throws -> NGPSnapshot {
+    /// Decodes snapshot bytes (plain or compressed MessagePack). Every malformed or truncated input throws;
+    /// decompression stops at `limits.maxDecompressedBytes` and `limits.maxCompressionRatio`. Non-finite
+    /// parameters or bounds are errors (a trained network has none); a NaN density-grid cell reads as empty.
+    public static func decode(_ bytes: [UInt8], limits: ReadLimits = .default) throws -> NGPSnapshot {
         var plain = bytes
         if Zlib.looksCompressed(bytes) {
-            do { plain = try Zlib.decompress(bytes) } catch { throw SnapshotError("\(error)") }
+            do {
+                plain = try Zlib.decompress(bytes, limit: limits.maxDecompressedBytes, maxRatio: limits.maxCompressionRatio)
+            } catch { throw SnapshotError("\(error)") }
         }
         let document: MessagePack
         do { document = try MessagePack.decode(plain) } catch { throw SnapshotError("\(error)") }
