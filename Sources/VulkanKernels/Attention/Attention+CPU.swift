@@ -93,7 +93,7 @@ extension CommandBatch {
         let tilesPerKVHead = (rowsPerKVHead + tileRows - 1) / tileRows
         let tasks = s.batch * s.kvHeads * tilesPerKVHead
 
-        CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
+        CPUParallel.forEachPiece(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
             let qp = qPointer.value
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * keyBlock)
             let transposedKeys = UnsafeMutablePointer<Float>.allocate(capacity: dk * keyBlock)
