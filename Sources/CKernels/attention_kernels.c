@@ -345,6 +345,28 @@ static __m512 exp_avx512(__m512 x) {
 // masked tail.
 AVX512_TARGET
 static void softmax_row_avx512(float *s, int64_t keys, float *row_max, float *row_sum, float *acc, int64_t dv) {
+    // Once a row's running max has settled (most blocks of a long row), one pass: exponentials against
+    // the old max, checking that no score exceeds it. Scores are only overwritten when none does, so a
+    // block that raises the max falls through to the two passes below with its scores intact.
+    if (*row_max != -INFINITY && keys == KB) {
+        const __m512 vm = _mm512_set1_ps(*row_max);
+        __m512 x[KB / 16];
+        __mmask16 above = 0;
+        for (int j = 0; j < KB / 16; ++j) {
+            x[j] = _mm512_loadu_ps(s + 16 * j);
+            above |= _mm512_cmp_ps_mask(x[j], vm, _CMP_GT_OQ);
+        }
+        if (above == 0) {
+            __m512 sum = _mm512_setzero_ps();
+            for (int j = 0; j < KB / 16; ++j) {
+                const __m512 p = exp_avx512(_mm512_sub_ps(x[j], vm));
+                _mm512_storeu_ps(s + 16 * j, p);
+                sum = _mm512_add_ps(sum, p);
+            }
+            *row_sum += _mm512_reduce_add_ps(sum);
+            return;
+        }
+    }
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     for (int64_t j = 0; j < keys; j += 16) {
         const __mmask16 m = keys - j >= 16 ? 0xffff : (__mmask16)((1u << (keys - j)) - 1);
