@@ -5,6 +5,8 @@
 #   scripts/gpu-kit.sh [OUTPUT_DIR]        (default: .gpu-kit/ at the repository root; ignored by git)
 # Then on the GPU machine, from the unpacked folder:
 #   ./run-gpu.sh [RESULTS_DIR]             (vkk info, selfcheck, GEMM/sparse/attention/NeRF benches as JSON)
+# With the device tool: carry .gpu-kit/vkk-gpu-kit.tar.gz (the folder is over the 64 MiB carry limit) and run
+#   tar -xzf .gpu-kit/vkk-gpu-kit.tar.gz -C /tmp && /tmp/vkk-gpu-kit/run-gpu.sh $OUT
 # The libraries: everything `ldd vkk` resolves outside the C library itself (libpng, zlib, ...), OpenBLAS
 # (opened at run time, so not in ldd) with its own needs (libgfortran, libquadmath), and the Vulkan
 # loader libvulkan.so.1, used only where the machine has none (its NVIDIA driver is found through the
@@ -21,7 +23,8 @@ mkdir -p "$kit/bin" "$kit/lib" "$kit/lib-vulkan"
 
 cd "$root"
 swift build -c release --product vkk --static-swift-stdlib --scratch-path "$root/.build-kit"
-cp "$root/.build-kit/release/vkk" "$kit/bin/vkk"
+# Without its debug sections (the device tool carries at most 64 MiB).
+strip -o "$kit/bin/vkk" "$root/.build-kit/release/vkk"
 
 # The C library and the dynamic loader belong to the machine; so do the C++ runtime and libgcc_s.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread\.so|libdl\.so|librt\.so|libresolv\.so|libutil\.so|libstdc\+\+\.so|libgcc_s\.so)'
@@ -31,11 +34,11 @@ copy_needs() {  # copy_needs FILE: the libraries FILE needs, resolved here, into
     done
 }
 copy_needs "$kit/bin/vkk"
-blas="$(ldconfig -p | awk '/libopenblas\.so\.0 / { print $NF; exit }')"
+blas="$(ldconfig -p | awk '/libopenblas\.so\.0 / && !found { print $NF; found = 1 }')"
 [ -n "$blas" ] || { echo "libopenblas.so.0 not found: apt-get install libopenblas0-pthread" >&2; exit 1; }
 cp -L "$blas" "$kit/lib/libopenblas.so.0"
 copy_needs "$kit/lib/libopenblas.so.0"
-vulkan="$(ldconfig -p | awk '/libvulkan\.so\.1 / { print $NF; exit }')"
+vulkan="$(ldconfig -p | awk '/libvulkan\.so\.1 / && !found { print $NF; found = 1 }')"
 [ -n "$vulkan" ] || { echo "libvulkan.so.1 not found: apt-get install libvulkan1" >&2; exit 1; }
 cp -L "$vulkan" "$kit/lib-vulkan/libvulkan.so.1"
 
@@ -78,4 +81,4 @@ exit $status
 RUN
 chmod +x "$kit/run-gpu.sh"
 tar -C "$out" -czf "$out/vkk-gpu-kit.tar.gz" vkk-gpu-kit
-echo "kit: $kit ($(du -sh "$kit" | cut -f1)); tarball: $out/vkk-gpu-kit.tar.gz"
+echo "kit: $kit ($(du -sh "$kit" | cut -f1)); tarball: $out/vkk-gpu-kit.tar.gz ($(du -sh "$out/vkk-gpu-kit.tar.gz" | cut -f1))"
