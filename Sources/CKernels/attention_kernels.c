@@ -296,28 +296,39 @@ static void scores_avx512(const float *const *q, int64_t rows, int64_t dk, float
 }
 
 // Few rows (decode: one query row per head of a K/V group): each key row is loaded once for all the
-// rows, products summed across lanes at the end; no transposed block.
+// rows (N of them, a constant in each instance so that the sums stay in registers), products summed
+// across lanes at the end; no transposed block.
+#define DEFINE_ROW_DOTS(N)                                                                                        \
+    AVX512_TARGET static void row_dots_##N(const float *const *q, const float *k, int64_t k_stride, int64_t keys,  \
+                                           int64_t dk, float scale, float *s) {                                   \
+        const int64_t full = dk & ~(int64_t)15;                                                                    \
+        const __mmask16 tail = (__mmask16)((1u << (dk & 15)) - 1);                                                 \
+        for (int64_t j = 0; j < keys; ++j) {                                                                       \
+            const float *kj = k + j * k_stride;                                                                    \
+            __m512 acc[N];                                                                                         \
+            for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();                                              \
+            int64_t d = 0;                                                                                         \
+            for (; d < full; d += 16) {                                                                            \
+                const __m512 kv = _mm512_loadu_ps(kj + d);                                                         \
+                for (int i = 0; i < N; ++i) acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + d), kv, acc[i]);       \
+            }                                                                                                      \
+            if (tail) {                                                                                            \
+                const __m512 kv = _mm512_maskz_loadu_ps(tail, kj + d);                                             \
+                for (int i = 0; i < N; ++i) acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q[i] + d), kv, acc[i]); \
+            }                                                                                                      \
+            for (int i = 0; i < N; ++i) s[i * KB + j] = scale * _mm512_reduce_add_ps(acc[i]);                      \
+        }                                                                                                          \
+    }
+DEFINE_ROW_DOTS(1) DEFINE_ROW_DOTS(2) DEFINE_ROW_DOTS(3) DEFINE_ROW_DOTS(4)
+
 AVX512_TARGET
 static void scores_rows_avx512(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                                int64_t dk, float scale, float *s) {
-    const int64_t full = dk & ~(int64_t)15;
-    const __mmask16 tail = (__mmask16)((1u << (dk & 15)) - 1);
+    typedef void (*row_dots_fn)(const float *const *, const float *, int64_t, int64_t, int64_t, float, float *);
+    static const row_dots_fn dots[4] = {row_dots_1, row_dots_2, row_dots_3, row_dots_4};
     for (int64_t r0 = 0; r0 < rows; r0 += 4) {
         const int64_t n = rows - r0 < 4 ? rows - r0 : 4;
-        for (int64_t j = 0; j < keys; ++j) {
-            const float *kj = k + j * k_stride;
-            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-            int64_t d = 0;
-            for (; d < full; d += 16) {
-                const __m512 kv = _mm512_loadu_ps(kj + d);
-                for (int64_t i = 0; i < n; ++i) acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q[r0 + i] + d), kv, acc[i]);
-            }
-            if (tail) {
-                const __m512 kv = _mm512_maskz_loadu_ps(tail, kj + d);
-                for (int64_t i = 0; i < n; ++i) acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q[r0 + i] + d), kv, acc[i]);
-            }
-            for (int64_t i = 0; i < n; ++i) s[(r0 + i) * KB + j] = scale * _mm512_reduce_add_ps(acc[i]);
-        }
+        dots[n - 1](q + r0, k, k_stride, keys, dk, scale, s + r0 * KB);
     }
 }
 
