@@ -4,7 +4,7 @@
 # there). The kit is a folder and a tarball:
 #   scripts/gpu-kit.sh [OUTPUT_DIR]        (default: .gpu-kit/ at the repository root; ignored by git)
 # Then on the GPU machine, from the unpacked folder:
-#   ./run-gpu.sh [RESULTS_DIR]             (vkk info, selfcheck, GEMM/sparse/attention/NeRF benches as JSON)
+#   ./run-gpu.sh [--quick] [RESULTS_DIR]   (vkk info, selfcheck, GEMM/sparse/attention/NeRF benches as JSON)
 # With the device tool: carry .gpu-kit/vkk-gpu-kit.tar.gz (the folder is over the 64 MiB carry limit) and run
 #   tar -xzf .gpu-kit/vkk-gpu-kit.tar.gz -C /tmp && /tmp/vkk-gpu-kit/run-gpu.sh $OUT
 # The libraries: everything `ldd vkk` resolves outside the C library itself (libpng, zlib, ...), OpenBLAS
@@ -47,8 +47,11 @@ cat > "$kit/run-gpu.sh" <<'RUN'
 # Runs on a lent GPU machine, from this folder: vkk info, the self-check (every kernel family on the GPU
 # against the CPU path) and the GEMM, sparse, attention and NeRF benches, writing JSON rows into
 # RESULTS_DIR (default ./results). Each step has a time limit so that the whole stays within 8 minutes.
+#   ./run-gpu.sh [--quick] [RESULTS_DIR]   (--quick: the benches' short suites, e.g. on a CPU driver)
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+quick=()
+if [ "${1:-}" = "--quick" ]; then quick=(--quick); shift; fi
 results="${1:-$here/results}"
 mkdir -p "$results"
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -72,9 +75,9 @@ step() {  # step SECONDS NAME COMMAND...: runs COMMAND with a time limit, output
 }
 step 30 info "$vkk" info
 step 90 selfcheck "$vkk" selfcheck --json "$results/selfcheck.json"
-step 90 gemm "$vkk" bench gemm --backend vulkan --repeats 5 --json "$results/gemm.json"
-step 90 sparse "$vkk" bench sparse --backend vulkan --weight 4096x4096 --tokens 256 --repeats 5 --json "$results/sparse.json"
-step 120 attention "$vkk" bench attention --backend vulkan --cpu-limit 0 --repeats 5 --json "$results/attention.json"
+step 90 gemm "$vkk" bench gemm --backend vulkan "${quick[@]}" --repeats 5 --json "$results/gemm.json"
+step 90 sparse "$vkk" bench sparse --backend vulkan "${quick[@]}" --weight 4096x4096 --tokens 256 --repeats 5 --json "$results/sparse.json"
+step 120 attention "$vkk" bench attention --backend vulkan "${quick[@]}" --cpu-limit 0 --repeats 5 --json "$results/attention.json"
 step 60 nerf "$vkk" bench nerf --resolution 400 --json "$results/nerf.json"
 echo "== done in $((SECONDS - start))s; results in $results"
 exit $status
