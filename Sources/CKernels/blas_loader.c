@@ -93,7 +93,9 @@ static void *open_library(const char *name) {
 }
 
 // Sets OPENBLAS_CORETYPE to `core` (NULL: unset) while `name` is opened, then puts back what was there,
-// so that child processes make their own choice.
+// so that child processes make their own choice. This runs once per process, on the first GEMM on the CPU
+// or the first look at `BLASLibrary.shared`; setenv is not safe against getenv on other threads, so a
+// program that reads its environment from threads should load the BLAS early.
 static void *open_with_core(const char *name, const char *core) {
     const char *previous = getenv("OPENBLAS_CORETYPE");
     char saved[64];
