@@ -281,6 +281,10 @@ static const tile_fn tiles[6][4] = {
 enum { TILE_ROWS = 6 };
 
 AVX512_TARGET
+static void pv_keys_avx512(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
+                           float *acc, int64_t acc_stride);
+
+AVX512_TARGET
 static void scores_avx512(const float *const *q, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
     const __m512 vs = _mm512_set1_ps(scale);
     for (int64_t r0 = 0; r0 < rows; r0 += TILE_ROWS) {
@@ -413,6 +417,18 @@ static void softmax_row_avx512(float *s, int64_t keys, float *row_max, float *ro
 AVX512_TARGET
 static void pv_avx512(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
                       float *acc, int64_t acc_stride) {
+    // Few rows (decode) and wide rows of V: 16 keys at a time through every column chunk, so that each
+    // value row is fetched from memory once and reused from L1 by the next chunk.
+    const int64_t key_step = rows <= TILE_ROWS && dv > 64 ? 16 : keys;
+    for (int64_t j0 = 0; j0 < keys; j0 += key_step) {
+        const int64_t count = keys - j0 < key_step ? keys - j0 : key_step;
+        pv_keys_avx512(p + j0, rows, count, v + j0 * v_stride, v_stride, dv, acc, acc_stride);
+    }
+}
+
+AVX512_TARGET
+static void pv_keys_avx512(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
+                           float *acc, int64_t acc_stride) {
     for (int64_t e0 = 0; e0 < dv; e0 += 64) {
         const int64_t width = dv - e0 < 64 ? dv - e0 : 64;
         const int C = (int)((width + 15) / 16);

@@ -124,6 +124,10 @@ final class CPUKernelPathTests: XCTestCase {
             }
             // Decode (one query row) and grouped-query tiles (4 query heads per K/V head).
             try checkAttention(AttentionCase(heads: 4, kvHeads: 4, queryLength: 1, keyLength: 300, headDim: 64), Float.self, on: context)
+            // Few rows with V wider than 64 columns: P·V walks 16 keys at a time through every column chunk.
+            try checkAttention(AttentionCase(heads: 4, kvHeads: 4, queryLength: 1, keyLength: 300, headDim: 128), Float.self, on: context)
+            try checkAttention(AttentionCase(heads: 8, kvHeads: 2, queryLength: 1, keyLength: 150, headDim: 80, mask: .causal()),
+                               Float.self, on: context)
             try checkAttention(AttentionCase(heads: 8, kvHeads: 2, queryLength: 3, keyLength: 130, headDim: 64, mask: .causal()),
                                Float.self, on: context)
             try checkAttention(AttentionCase(heads: 2, kvHeads: 1, queryLength: 20, keyLength: 90, headDim: 48), Float16.self, on: context)
