@@ -16,8 +16,6 @@ let package = Package(
         // loader a load-time dependency, and the library opens it with dlopen instead so that a program
         // still starts, and falls back to the CPU, on a machine without libvulkan (VulkanLoader.swift).
         .systemLibrary(name: "CVulkan", providers: [.apt(["libvulkan-dev"])]),
-        // OpenBLAS's CBLAS, the CPU dense path.
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // libpng (simplified png_image API) for PNG output.
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // zlib (zlib1g-dev): instant-ngp's compressed `.ingp` snapshots.
@@ -26,12 +24,13 @@ let package = Package(
         .executableTarget(name: "ShaderEmbedder"),
         // One build command per Shaders/**/*.comp (Shaders/common/*.glsl are includes).
         .plugin(name: "ShaderCompiler", capability: .buildTool(), dependencies: ["ShaderEmbedder"]),
-        // AVX2/FMA inner loops of the CPU paths of the sparse and attention families (chosen at run time;
-        // baseline code otherwise).
+        // The CPU path's C code: AVX-512 / AVX2 / scalar inner loops of the sparse, attention and conversion
+        // kernels (chosen at run time by CPUID), and the BLAS (OpenBLAS), opened at run time with its kernel
+        // chosen for this CPU (blas_loader.c) rather than linked.
         .target(name: "CKernels"),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CBLAS", "CPNG", "CZlib", "CKernels"],
+            dependencies: ["CVulkan", "CPNG", "CZlib", "CKernels"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(

@@ -9,7 +9,7 @@ packages=(
   glslc                   # GLSL -> SPIR-V at build time (shaderc)
   mesa-vulkan-drivers     # lavapipe: a Vulkan driver on the CPU, for machines without a GPU
   vulkan-validationlayers # VK_LAYER_KHRONOS_validation, on in the tests
-  libopenblas-dev         # CPU dense path (cblas_sgemm)
+  libopenblas-dev         # CPU dense path: libopenblas.so.0, opened at run time (cblas_sgemm)
   libpng-dev              # PNG frames from `vkk render`
   zlib1g-dev              # instant-ngp .ingp snapshots (zlib-compressed msgpack)
 )

@@ -1,5 +1,6 @@
 // See include/attention_kernels.h. The score and P·V products are small GEMMs with register tiles of
-// 4 rows x 16 columns (8 AVX accumulators); the softmax uses an AVX2 exp (x = n ln2 + f with ln2 split in
+// 4 rows x 16 columns (8 AVX accumulators) on the AVX2 path and up to 6 rows x 64 columns (24 AVX-512
+// accumulators) on the AVX-512 path; the softmax uses an AVX2 exp (x = n ln2 + f with ln2 split in
 // two so that n ln2 is exact, e^f by its Taylor series to f^7, 2^n built in the exponent bits): within 1 ulp of e^x on
 // [-87, 0] (0.87 ulp worst, checked against double exp in steps of 1e-4), exactly 0 below -87.3 so masked
 // keys add nothing.
@@ -13,7 +14,7 @@
 
 #define KB VKK_ATTENTION_KEY_BLOCK
 
-static void transpose_block(const float *k, int64_t k_stride, int64_t keys, int64_t dk, float *kt) {
+static void transpose_block_scalar(const float *k, int64_t k_stride, int64_t keys, int64_t dk, float *kt) {
     for (int64_t j = 0; j < keys; ++j) {
         const float *row = k + j * k_stride;
         for (int64_t d = 0; d < dk; ++d) kt[d * KB + j] = row[d];
@@ -22,6 +23,48 @@ static void transpose_block(const float *k, int64_t k_stride, int64_t keys, int6
         for (int64_t j = keys; j < KB; ++j) kt[d * KB + j] = 0.0f;
     }
 }
+
+#if defined(__x86_64__)
+// kt[d * KB + j] = k[j * k_stride + d] by 8 x 8 blocks in AVX registers (unpack, shuffle, lane swap:
+// 24 shuffles per 64 values, against 64 scalar stores); the ragged edges (keys or dk not a multiple of
+// 8) and the zero padding of keys..KB are scalar. A tile of query rows transposes each key block once.
+__attribute__((target("avx2,fma")))
+static void transpose_block_avx(const float *k, int64_t k_stride, int64_t keys, int64_t dk, float *kt) {
+    const int64_t keys8 = keys & ~(int64_t)7, dk8 = dk & ~(int64_t)7;
+    for (int64_t j = 0; j < keys8; j += 8) {
+        for (int64_t d = 0; d < dk8; d += 8) {
+            const float *src = k + j * k_stride + d;
+            __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + k_stride), r2 = _mm256_loadu_ps(src + 2 * k_stride),
+                   r3 = _mm256_loadu_ps(src + 3 * k_stride), r4 = _mm256_loadu_ps(src + 4 * k_stride), r5 = _mm256_loadu_ps(src + 5 * k_stride),
+                   r6 = _mm256_loadu_ps(src + 6 * k_stride), r7 = _mm256_loadu_ps(src + 7 * k_stride);
+            const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+                         t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                         t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee), u2 = _mm256_shuffle_ps(t1, t3, 0x44),
+                         u3 = _mm256_shuffle_ps(t1, t3, 0xee), u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee),
+                         u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+            float *dst = kt + d * KB + j;
+            _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(dst + KB, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(dst + 2 * KB, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(dst + 3 * KB, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(dst + 4 * KB, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(dst + 5 * KB, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(dst + 6 * KB, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(dst + 7 * KB, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (int64_t jj = j; jj < j + 8; ++jj) {
+            for (int64_t d = dk8; d < dk; ++d) kt[d * KB + jj] = k[jj * k_stride + d];
+        }
+    }
+    for (int64_t j = keys8; j < keys; ++j) {
+        for (int64_t d = 0; d < dk; ++d) kt[d * KB + j] = k[j * k_stride + d];
+    }
+    for (int64_t d = 0; d < dk; ++d) {
+        for (int64_t j = keys; j < KB; ++j) kt[d * KB + j] = 0.0f;
+    }
+}
+#endif
 
 static void scores_generic(const float *const *q, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
     for (int64_t r = 0; r < rows; ++r) {
@@ -197,22 +240,240 @@ static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, 
         }
     }
 }
+
+// ---- AVX-512 (F, DQ, BW, VL) ----
+
+#define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+
+// The register tile of both products on the AVX-512 path: c[i][j] += sum over t < count of a[i][t] *
+// b[t * b_stride + 16 j + (0..15)] for R rows and C vectors of 16 columns (the last one masked by
+// `last`): up to 6 x 4 = 24 accumulators, with C loads and R broadcasts per R * C FMAs. R and C are
+// constants in each instance, so the compiler keeps the tile in registers.
+#define DEFINE_TILE(R, C)                                                                                          \
+    AVX512_TARGET static void tile_##R##x##C(const float *const *a, const float *b, int64_t b_stride, int64_t count, \
+                                             __mmask16 last, __m512 *acc) {                                        \
+        __m512 c[R][C];                                                                                            \
+        for (int i = 0; i < R; ++i)                                                                                \
+            for (int j = 0; j < C; ++j) c[i][j] = acc[i * C + j];                                                  \
+        const float *ar[R];                                                                                        \
+        for (int i = 0; i < R; ++i) ar[i] = a[i];                                                                  \
+        for (int64_t t = 0; t < count; ++t) {                                                                      \
+            const float *bt = b + t * b_stride;                                                                    \
+            __m512 bv[C];                                                                                          \
+            for (int j = 0; j < C - 1; ++j) bv[j] = _mm512_loadu_ps(bt + 16 * j);                                 \
+            bv[C - 1] = _mm512_maskz_loadu_ps(last, bt + 16 * (C - 1));                                            \
+            for (int i = 0; i < R; ++i) {                                                                          \
+                const __m512 x = _mm512_set1_ps(ar[i][t]);                                                         \
+                for (int j = 0; j < C; ++j) c[i][j] = _mm512_fmadd_ps(x, bv[j], c[i][j]);                          \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (int i = 0; i < R; ++i)                                                                                \
+            for (int j = 0; j < C; ++j) acc[i * C + j] = c[i][j];                                                  \
+    }
+#define DEFINE_TILES(R) DEFINE_TILE(R, 1) DEFINE_TILE(R, 2) DEFINE_TILE(R, 3) DEFINE_TILE(R, 4)
+DEFINE_TILES(1) DEFINE_TILES(2) DEFINE_TILES(3) DEFINE_TILES(4) DEFINE_TILES(5) DEFINE_TILES(6)
+
+typedef void (*tile_fn)(const float *const *, const float *, int64_t, int64_t, __mmask16, __m512 *);
+static const tile_fn tiles[6][4] = {
+    {tile_1x1, tile_1x2, tile_1x3, tile_1x4}, {tile_2x1, tile_2x2, tile_2x3, tile_2x4}, {tile_3x1, tile_3x2, tile_3x3, tile_3x4},
+    {tile_4x1, tile_4x2, tile_4x3, tile_4x4}, {tile_5x1, tile_5x2, tile_5x3, tile_5x4}, {tile_6x1, tile_6x2, tile_6x3, tile_6x4},
+};
+enum { TILE_ROWS = 6 };
+
+AVX512_TARGET
+static void pv_keys_avx512(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
+                           float *acc, int64_t acc_stride);
+
+AVX512_TARGET
+static void scores_avx512(const float *const *q, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int64_t r0 = 0; r0 < rows; r0 += TILE_ROWS) {
+        const int R = rows - r0 < TILE_ROWS ? (int)(rows - r0) : TILE_ROWS;
+        __m512 acc[TILE_ROWS * 4];
+        for (int i = 0; i < R * 4; ++i) acc[i] = _mm512_setzero_ps();
+        tiles[R - 1][3](q + r0, kt, KB, dk, 0xffff, acc);
+        for (int i = 0; i < R; ++i) {
+            float *out = s + (r0 + i) * KB;
+            for (int j = 0; j < 4; ++j) _mm512_storeu_ps(out + 16 * j, _mm512_mul_ps(vs, acc[i * 4 + j]));
+        }
+    }
+}
+
+// Few rows (decode: one query row per head of a K/V group): each key row is loaded once for all the
+// rows (N of them, a constant in each instance so that the sums stay in registers), products summed
+// across lanes at the end; no transposed block.
+#define DEFINE_ROW_DOTS(N)                                                                                        \
+    AVX512_TARGET static void row_dots_##N(const float *const *q, const float *k, int64_t k_stride, int64_t keys,  \
+                                           int64_t dk, float scale, float *s) {                                   \
+        const int64_t full = dk & ~(int64_t)15;                                                                    \
+        const __mmask16 tail = (__mmask16)((1u << (dk & 15)) - 1);                                                 \
+        for (int64_t j = 0; j < keys; ++j) {                                                                       \
+            const float *kj = k + j * k_stride;                                                                    \
+            __m512 acc[N];                                                                                         \
+            for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();                                              \
+            int64_t d = 0;                                                                                         \
+            for (; d < full; d += 16) {                                                                            \
+                const __m512 kv = _mm512_loadu_ps(kj + d);                                                         \
+                for (int i = 0; i < N; ++i) acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + d), kv, acc[i]);       \
+            }                                                                                                      \
+            if (tail) {                                                                                            \
+                const __m512 kv = _mm512_maskz_loadu_ps(tail, kj + d);                                             \
+                for (int i = 0; i < N; ++i) acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q[i] + d), kv, acc[i]); \
+            }                                                                                                      \
+            for (int i = 0; i < N; ++i) s[i * KB + j] = scale * _mm512_reduce_add_ps(acc[i]);                      \
+        }                                                                                                          \
+    }
+DEFINE_ROW_DOTS(1) DEFINE_ROW_DOTS(2) DEFINE_ROW_DOTS(3) DEFINE_ROW_DOTS(4)
+
+AVX512_TARGET
+static void scores_rows_avx512(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
+                               int64_t dk, float scale, float *s) {
+    typedef void (*row_dots_fn)(const float *const *, const float *, int64_t, int64_t, int64_t, float, float *);
+    static const row_dots_fn dots[4] = {row_dots_1, row_dots_2, row_dots_3, row_dots_4};
+    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+        const int64_t n = rows - r0 < 4 ? rows - r0 : 4;
+        dots[n - 1](q + r0, k, k_stride, keys, dk, scale, s + r0 * KB);
+    }
+}
+
+// e^x for 16 lanes, as exp_avx2 (same reduction and polynomial; 2^n applied by scalef); exactly 0 for
+// x < -87.3 and for -inf.
+AVX512_TARGET
+static __m512 exp_avx512(__m512 x) {
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    f = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), f);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps(keep, p, n);
+}
+
+// The whole online-softmax step of one row (see vkk_attention_softmax_row), 16 keys per vector with a
+// masked tail.
+AVX512_TARGET
+static void softmax_row_avx512(float *s, int64_t keys, float *row_max, float *row_sum, float *acc, int64_t dv) {
+    // Once a row's running max has settled (most blocks of a long row), one pass: exponentials against
+    // the old max, checking that no score exceeds it. Scores are only overwritten when none does, so a
+    // block that raises the max falls through to the two passes below with its scores intact.
+    if (*row_max != -INFINITY && keys == KB) {
+        const __m512 vm = _mm512_set1_ps(*row_max);
+        __m512 x[KB / 16];
+        __mmask16 above = 0;
+        for (int j = 0; j < KB / 16; ++j) {
+            x[j] = _mm512_loadu_ps(s + 16 * j);
+            above |= _mm512_cmp_ps_mask(x[j], vm, _CMP_GT_OQ);
+        }
+        if (above == 0) {
+            __m512 sum = _mm512_setzero_ps();
+            for (int j = 0; j < KB / 16; ++j) {
+                const __m512 p = exp_avx512(_mm512_sub_ps(x[j], vm));
+                _mm512_storeu_ps(s + 16 * j, p);
+                sum = _mm512_add_ps(sum, p);
+            }
+            *row_sum += _mm512_reduce_add_ps(sum);
+            return;
+        }
+    }
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < keys; j += 16) {
+        const __mmask16 m = keys - j >= 16 ? 0xffff : (__mmask16)((1u << (keys - j)) - 1);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, s + j));
+    }
+    const float block_max = _mm512_reduce_max_ps(vmax);
+    const float new_max = block_max > *row_max ? block_max : *row_max;
+    if (new_max == -INFINITY) {
+        memset(s, 0, (size_t)keys * sizeof(float));
+        return;
+    }
+    // Once the running max settles (most blocks of a long row), nothing needs rescaling.
+    const float correction = *row_max == -INFINITY ? 0.0f : *row_max == new_max ? 1.0f : expf(*row_max - new_max);
+    *row_max = new_max;
+    const __m512 vm = _mm512_set1_ps(new_max);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < keys; j += 16) {
+        const __mmask16 m = keys - j >= 16 ? 0xffff : (__mmask16)((1u << (keys - j)) - 1);
+        const __m512 p = _mm512_maskz_mov_ps(m, exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vm)));
+        _mm512_mask_storeu_ps(s + j, m, p);
+        sum = _mm512_add_ps(sum, p);
+    }
+    *row_sum = *row_sum * correction + _mm512_reduce_add_ps(sum);
+    if (correction != 1.0f) {
+        const __m512 vc = _mm512_set1_ps(correction);
+        for (int64_t e = 0; e < dv; e += 16) {
+            const __mmask16 m = dv - e >= 16 ? 0xffff : (__mmask16)((1u << (dv - e)) - 1);
+            _mm512_mask_storeu_ps(acc + e, m, _mm512_mul_ps(vc, _mm512_maskz_loadu_ps(m, acc + e)));
+        }
+    }
+}
+
+AVX512_TARGET
+static void pv_avx512(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
+                      float *acc, int64_t acc_stride) {
+    // Few rows (decode) and wide rows of V: 16 keys at a time through every column chunk, so that each
+    // value row is fetched from memory once and reused from L1 by the next chunk.
+    const int64_t key_step = rows <= TILE_ROWS && dv > 64 ? 16 : keys;
+    for (int64_t j0 = 0; j0 < keys; j0 += key_step) {
+        const int64_t count = keys - j0 < key_step ? keys - j0 : key_step;
+        pv_keys_avx512(p + j0, rows, count, v + j0 * v_stride, v_stride, dv, acc, acc_stride);
+    }
+}
+
+AVX512_TARGET
+static void pv_keys_avx512(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
+                           float *acc, int64_t acc_stride) {
+    for (int64_t e0 = 0; e0 < dv; e0 += 64) {
+        const int64_t width = dv - e0 < 64 ? dv - e0 : 64;
+        const int C = (int)((width + 15) / 16);
+        const __mmask16 last = (width & 15) ? (__mmask16)((1u << (width & 15)) - 1) : 0xffff;
+        for (int64_t r0 = 0; r0 < rows; r0 += TILE_ROWS) {
+            const int R = rows - r0 < TILE_ROWS ? (int)(rows - r0) : TILE_ROWS;
+            const float *pr[TILE_ROWS];
+            __m512 c[TILE_ROWS * 4];
+            for (int i = 0; i < R; ++i) {
+                pr[i] = p + (r0 + i) * KB;
+                const float *out = acc + (r0 + i) * acc_stride + e0;
+                for (int j = 0; j < C; ++j) c[i * C + j] = _mm512_maskz_loadu_ps(j == C - 1 ? last : 0xffff, out + 16 * j);
+            }
+            tiles[R - 1][C - 1](pr, v + e0, v_stride, keys, last, c);
+            for (int i = 0; i < R; ++i) {
+                float *out = acc + (r0 + i) * acc_stride + e0;
+                for (int j = 0; j < C; ++j) _mm512_mask_storeu_ps(out + 16 * j, j == C - 1 ? last : 0xffff, c[i * C + j]);
+            }
+        }
+    }
+}
 #endif
 
 void vkk_attention_scores(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                           int64_t dk, float scale, float *kt, float *s) {
     if (rows <= 0) return;
 #if defined(__x86_64__)
+    // Up to 8 rows (decode, a K/V group's heads) read each key row once for all rows; more rows share
+    // one transposed copy of the block.
+    if (vkk_has_avx512() && rows <= 8) { scores_rows_avx512(q, rows, k, k_stride, keys, dk, scale, s); return; }
     if (vkk_has_avx2_fma() && rows < 4) { scores_rows_avx2(q, rows, k, k_stride, keys, dk, scale, s); return; }
+    if (vkk_has_avx2_fma()) {
+        transpose_block_avx(k, k_stride, keys, dk, kt);
+        if (vkk_has_avx512()) scores_avx512(q, rows, dk, scale, kt, s); else scores_avx2(q, rows, dk, scale, kt, s);
+        return;
+    }
 #endif
-    transpose_block(k, k_stride, keys, dk, kt);
-#if defined(__x86_64__)
-    if (vkk_has_avx2_fma()) { scores_avx2(q, rows, dk, scale, kt, s); return; }
-#endif
+    transpose_block_scalar(k, k_stride, keys, dk, kt);
     scores_generic(q, rows, dk, scale, kt, s);
 }
 
 void vkk_attention_softmax_row(float *s, int64_t keys, float *row_max, float *row_sum, float *acc, int64_t dv) {
+#if defined(__x86_64__)
+    if (vkk_has_avx512()) { softmax_row_avx512(s, keys, row_max, row_sum, acc, dv); return; }
+#endif
     float block_max = -INFINITY;
     for (int64_t j = 0; j < keys; ++j) block_max = s[j] > block_max ? s[j] : block_max;
     const float new_max = block_max > *row_max ? block_max : *row_max;
@@ -245,6 +506,7 @@ void vkk_attention_softmax_row(float *s, int64_t keys, float *row_max, float *ro
 void vkk_attention_pv(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
                       float *acc, int64_t acc_stride) {
 #if defined(__x86_64__)
+    if (vkk_has_avx512()) { pv_avx512(p, rows, keys, v, v_stride, dv, acc, acc_stride); return; }
     if (vkk_has_avx2_fma()) { pv_avx2(p, rows, keys, v, v_stride, dv, acc, acc_stride); return; }
 #endif
     pv_generic(p, rows, keys, v, v_stride, dv, acc, acc_stride);

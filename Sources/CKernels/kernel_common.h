@@ -1,24 +1,17 @@
-// Shared by the C kernels (internal: not part of the module's headers): the run-time CPU feature checks
-// and the AVX2 dot product.
+// Shared by the C kernels (internal: not part of the module's headers): the run-time path checks and
+// the AVX2 dot product.
 #ifndef VKK_KERNEL_COMMON_H
 #define VKK_KERNEL_COMMON_H
 #include <stdint.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// The instruction-set extensions the kernels pick paths by, checked once.
-enum { VKK_CPU_AVX2_FMA = 1, VKK_CPU_F16C = 2 };
-static inline int vkk_cpu_features(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? VKK_CPU_AVX2_FMA : 0)
-               | (__builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c") ? VKK_CPU_F16C : 0);
-    }
-    return cached;
-}
-static inline int vkk_has_avx2_fma(void) { return vkk_cpu_features() & VKK_CPU_AVX2_FMA; }
-static inline int vkk_has_f16c(void) { return vkk_cpu_features() & VKK_CPU_F16C; }
+#include "cpu_features.h"
+
+// The path in force (see cpu_features.h): AVX2 implies FMA and F16C.
+static inline int vkk_has_avx2_fma(void) { return vkk_cpu_path() >= VKK_PATH_AVX2; }
+static inline int vkk_has_f16c(void) { return vkk_cpu_path() >= VKK_PATH_AVX2; }
+static inline int vkk_has_avx512(void) { return vkk_cpu_path() >= VKK_PATH_AVX512; }
 
 // sum over i < count of x[i] * y[i]: 16 per step in two accumulators, then 8, then the scalar tail.
 __attribute__((target("avx2,fma")))

@@ -1,5 +1,5 @@
 // See include/sparse_kernels.h. The column tile of C a row keeps in registers is 32 floats (four
-// 8-wide AVX vectors); two independent accumulator sets hide FMA latency. Rows are visited inside a
+// 8-wide AVX vectors, or two 16-wide AVX-512 ones); independent accumulator sets hide FMA latency. Rows are visited inside a
 // column tile so that the slice of B a thread streams (K x 32 floats) stays in its L2 cache. That slice
 // is packed contiguously first when it is large (vkk_pack_b; the caller decides): read in place, 128 bytes out of every B row of a
 // power-of-two stride (N = 256: 1 KiB) all map to the same few cache sets, so a 512 KiB slice thrashed
@@ -162,6 +162,81 @@ static void spmm_tile_avx2(const vkk_sparse_rows *a, const float *bt, int64_t ro
     }
 }
 
+
+#define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+
+// The AVX-512 version: a 32-column row of the tile is two 16-wide vectors, so each stored entry costs
+// one broadcast, two loads and two FMAs. CSR rows take four entries per step into four accumulator
+// pairs (FMA latency 4) and prefetch the B rows of the entries 16 ahead, whose addresses are random
+// rows of the tile (the tile itself is kept in L2 by the column-tile order).
+AVX512_TARGET
+static void spmm_tile_avx512(const vkk_sparse_rows *a, const float *bt, int64_t row_stride, int64_t n0, int64_t width,
+                             float *c, int64_t c_row_stride, int64_t c_column_stride, int64_t row_begin, int64_t row_end,
+                             float alpha, float beta) {
+    enum { AHEAD = 16 };
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        if (a->kind == 0) {
+            __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps(), u0 = _mm512_setzero_ps(), u1 = _mm512_setzero_ps();
+            __m512 w0 = _mm512_setzero_ps(), w1 = _mm512_setzero_ps();
+            int32_t j = a->pointers[r];
+            const int32_t end = a->pointers[r + 1];
+            const int32_t *indices = a->indices;
+            const float *values = a->values;
+            for (; j + 3 < end; j += 4) {
+                if (j + AHEAD + 3 < end) {
+                    for (int e = 0; e < 4; ++e) {
+                        const char *ahead = (const char *)(bt + (int64_t)indices[j + AHEAD + e] * row_stride);
+                        _mm_prefetch(ahead, _MM_HINT_T0);
+                        _mm_prefetch(ahead + 64, _MM_HINT_T0);
+                    }
+                }
+                const float *p0 = bt + (int64_t)indices[j] * row_stride, *p1 = bt + (int64_t)indices[j + 1] * row_stride;
+                const float *p2 = bt + (int64_t)indices[j + 2] * row_stride, *p3 = bt + (int64_t)indices[j + 3] * row_stride;
+                const __m512 v0 = _mm512_set1_ps(values[j]), v1 = _mm512_set1_ps(values[j + 1]);
+                const __m512 v2 = _mm512_set1_ps(values[j + 2]), v3 = _mm512_set1_ps(values[j + 3]);
+                s0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(p0), s0);
+                s1 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(p0 + 16), s1);
+                t0 = _mm512_fmadd_ps(v1, _mm512_loadu_ps(p1), t0);
+                t1 = _mm512_fmadd_ps(v1, _mm512_loadu_ps(p1 + 16), t1);
+                u0 = _mm512_fmadd_ps(v2, _mm512_loadu_ps(p2), u0);
+                u1 = _mm512_fmadd_ps(v2, _mm512_loadu_ps(p2 + 16), u1);
+                w0 = _mm512_fmadd_ps(v3, _mm512_loadu_ps(p3), w0);
+                w1 = _mm512_fmadd_ps(v3, _mm512_loadu_ps(p3 + 16), w1);
+            }
+            for (; j < end; ++j) {
+                const float *p0 = bt + (int64_t)indices[j] * row_stride;
+                const __m512 v0 = _mm512_set1_ps(values[j]);
+                s0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(p0), s0);
+                s1 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(p0 + 16), s1);
+            }
+            s0 = _mm512_add_ps(_mm512_add_ps(s0, t0), _mm512_add_ps(u0, w0));
+            s1 = _mm512_add_ps(_mm512_add_ps(s1, t1), _mm512_add_ps(u1, w1));
+        } else {
+#define AVX512_BODY(col, v) { const float *p = bt + (col) * row_stride; const __m512 vv = _mm512_set1_ps(v); \
+            s0 = _mm512_fmadd_ps(vv, _mm512_loadu_ps(p), s0);                                              \
+            s1 = _mm512_fmadd_ps(vv, _mm512_loadu_ps(p + 16), s1); }
+            FOR_EACH_ENTRY(a, r, AVX512_BODY)
+        }
+        float *out = c + r * c_row_stride + n0 * c_column_stride;
+        if (width < TILE || c_column_stride != 1) {
+            float acc[TILE];
+            _mm512_storeu_ps(acc, s0); _mm512_storeu_ps(acc + 16, s1);
+            store_tile(out, c_column_stride, acc, width, alpha, beta);
+            continue;
+        }
+        const __m512 va = _mm512_set1_ps(alpha);
+        __m512 o0 = _mm512_mul_ps(va, s0), o1 = _mm512_mul_ps(va, s1);
+        if (beta != 0.0f) {
+            const __m512 vb = _mm512_set1_ps(beta);
+            o0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(out), o0);
+            o1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16), o1);
+        }
+        _mm512_storeu_ps(out, o0); _mm512_storeu_ps(out + 16, o1);
+    }
+}
+
+
 #endif
 
 void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride, int64_t tile_stride, int padded, int64_t n,
@@ -171,6 +246,10 @@ void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride,
         const float *bt = b + t * tile_stride;
 #if defined(__x86_64__)
         // The AVX kernel reads all 32 columns: a narrow tile needs the zero padding of a packed B.
+        if (vkk_has_avx512() && (width == TILE || padded)) {
+            spmm_tile_avx512(a, bt, row_stride, n0, width, c, c_row_stride, c_column_stride, row_begin, row_end, alpha, beta);
+            continue;
+        }
         if (vkk_has_avx2_fma() && (width == TILE || padded)) {
             spmm_tile_avx2(a, bt, row_stride, n0, width, c, c_row_stride, c_column_stride, row_begin, row_end, alpha, beta);
             continue;
@@ -180,8 +259,27 @@ void vkk_spmm_rows(const vkk_sparse_rows *a, const float *b, int64_t row_stride,
     }
 }
 
+#if defined(__x86_64__)
+// 32 per step in two accumulators, the tail through a masked load.
+AVX512_TARGET
+static float dot_avx512(const float *x, const float *y, int64_t count) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), s1);
+    }
+    for (; i < count; i += 16) {
+        const __mmask16 m = count - i >= 16 ? 0xffff : (__mmask16)((1u << (count - i)) - 1);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+#endif
+
 float vkk_dot(const float *x, const float *y, int64_t count) {
 #if defined(__x86_64__)
+    if (vkk_has_avx512()) return dot_avx512(x, y, count);
     if (vkk_has_avx2_fma()) return vkk_dot_avx2(x, y, count);
 #endif
     float s[4] = {0, 0, 0, 0};

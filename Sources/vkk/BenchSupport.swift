@@ -72,6 +72,8 @@ final class BenchTable {
     func add(_ row: BenchRow) {
         if rows.isEmpty {
             print(title)
+            // The baseline every "vs BLAS" column is measured against, and the C kernels' path.
+            print("  \(BLASLibrary.shared.description); C kernels: \(CPUKernelPath.current)")
             widths = row.columns.map { max($0.0.count, 8) }
             print(line(row.columns.map(\.0)))
         }
@@ -88,7 +90,10 @@ final class BenchTable {
     /// Writes `{"benchmark": title, "device": …, "rows": [{column: value, …}, …]}`.
     func writeJSON(to path: String, device: String, extra: [String: String] = [:]) throws {
         var text = "{\n  \"benchmark\": \(BenchValue.text(title).json),\n  \"device\": \(BenchValue.text(device).json),\n"
-        for (key, value) in extra.sorted(by: { $0.key < $1.key }) { text += "  \(BenchValue.text(key).json): \(BenchValue.text(value).json),\n" }
+        var fields = extra
+        fields["blas"] = fields["blas"] ?? BLASLibrary.shared.description
+        fields["cpu_kernels"] = fields["cpu_kernels"] ?? CPUKernelPath.current
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) { text += "  \(BenchValue.text(key).json): \(BenchValue.text(value).json),\n" }
         text += "  \"rows\": [\n"
         text += rows.map { row in
             "    {" + row.columns.map { "\(BenchValue.text($0.0).json): \($0.1.json)" }.joined(separator: ", ") + "}"

@@ -16,6 +16,8 @@ struct Info: ParsableCommand {
         for device in devices { describe(device) }
         let context = try ComputeContext(backend: .auto, options: .init(quiet: true))
         print("auto backend: \(context.backendDescription)" + (context.fallbackReason.map { " — \($0)" } ?? ""))
+        print("CPU: \(CPUKernelPath.features); C kernels take the \(CPUKernelPath.current) path (VKK_CPU_PATH forces one)")
+        print(BLASLibrary.shared.description)
     }
 
     private func describe(_ d: DeviceInfo) {

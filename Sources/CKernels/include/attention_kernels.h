@@ -1,7 +1,8 @@
 // CPU inner kernels of the fused-attention family (Sources/VulkanKernels/Attention/Attention+CPU.swift):
 // one tile of query rows against one block of at most VKK_ATTENTION_KEY_BLOCK keys. Swift walks the tiles
-// and blocks, applies masks, and splits the work across threads; these loops use AVX2/FMA where the
-// CPU has it (chosen at run time) while the package builds for the baseline x86-64 target.
+// and blocks, applies masks, and splits the work across threads; these loops use AVX-512 or AVX2/FMA
+// where the CPU has them (chosen at run time, cpu_features.h) while the package builds for the
+// baseline x86-64 target.
 #ifndef VKK_ATTENTION_KERNELS_H
 #define VKK_ATTENTION_KERNELS_H
 #include <stdint.h>

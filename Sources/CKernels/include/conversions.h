@@ -1,5 +1,6 @@
-// fp16 -> fp32 widening for the CPU paths (F16C where the CPU has it, chosen at run time; a bit-exact
-// scalar conversion otherwise).
+// fp16 -> fp32 widening for the CPU paths (AVX-512 or F16C where the CPU has them, chosen at run time
+// with the other kernels' path, cpu_features.h; a bit-exact scalar conversion otherwise). AVX512-FP16
+// and AVX512-BF16 add nothing here: the widening is AVX512F's vcvtph2ps, and no kernel stores bf16.
 #ifndef VKK_CONVERSIONS_H
 #define VKK_CONVERSIONS_H
 #include <stdint.h>

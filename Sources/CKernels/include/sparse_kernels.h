@@ -1,7 +1,7 @@
 // CPU inner kernels of the sparse family (Sources/VulkanKernels/Sparse): one thread's share of SpMM
 // rows. Swift splits the work across threads and converts fp16 to fp32 first; these loops are written
-// in C so that they can use AVX2/FMA where the CPU has it (chosen at run time) while the package builds
-// for the baseline x86-64 target.
+// in C so that they can use AVX-512 or AVX2/FMA where the CPU has them (chosen at run time,
+// cpu_features.h) while the package builds for the baseline x86-64 target.
 #ifndef VKK_SPARSE_KERNELS_H
 #define VKK_SPARSE_KERNELS_H
 #include <stddef.h>

@@ -63,7 +63,7 @@ struct ResolvedAttentionMask: @unchecked Sendable {
 }
 
 extension CommandBatch {
-    /// Tiled online-softmax attention on the CPU threads: each task owns a tile of up to 16 (query head,
+    /// Tiled online-softmax attention on the CPU threads: each task owns a tile of up to 48 (query head,
     /// query row) rows of the query heads that share one K/V head (so K and V are read once per group, as
     /// in the Vulkan kernel), streams the keys allowed to it in blocks of 64, and keeps a running max, sum
     /// and output per row; memory beyond the inputs is one tile's scores and accumulators per thread.
@@ -85,13 +85,15 @@ extension CommandBatch {
         let lse = UncheckedSendable(logSumExp?.hostPointer?.assumingMemoryBound(to: Float.self))
         let qPointer = UncheckedSendable(qBuffer.pointer)
         let kvPointers = UncheckedSendable((kBuffer?.pointer, vBuffer?.pointer))
-        let tileRows = 16, keyBlock = Int(VKK_ATTENTION_KEY_BLOCK), dk = s.headDim, d = s.valueDim
+        // 48 rows (8 of the AVX-512 path's 6-row register tiles): the transposed copy of each key block
+        // is made once per tile, so taller tiles spread its cost over more multiply-adds.
+        let tileRows = 48, keyBlock = Int(VKK_ATTENTION_KEY_BLOCK), dk = s.headDim, d = s.valueDim
         // Tile row R of K/V head kvh: query head kvh·group + R / Lq, query row R % Lq.
         let rowsPerKVHead = s.group * s.queryLength
         let tilesPerKVHead = (rowsPerKVHead + tileRows - 1) / tileRows
         let tasks = s.batch * s.kvHeads * tilesPerKVHead
 
-        CPUParallel.forEachChunk(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
+        CPUParallel.forEachPiece(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
             let qp = qPointer.value
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * keyBlock)
             let transposedKeys = UnsafeMutablePointer<Float>.allocate(capacity: dk * keyBlock)

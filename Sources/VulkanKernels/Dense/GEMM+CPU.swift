@@ -1,4 +1,4 @@
-import CBLAS
+import CKernels
 
 // MARK: - CPU
 
@@ -35,21 +35,20 @@ extension CommandBatch {
     }
 }
 
-/// Row-major `cblas_sgemm` over the batch (OpenBLAS threads each call).
+/// Row-major `cblas_sgemm` over the batch (OpenBLAS threads each call), through the run-time loaded BLAS
+/// whose kernel fits this CPU (``BLASLibrary``).
 func sgemmBatched(_ s: GEMMShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
                   alpha: Float, beta: Float) {
     for batch in 0..<s.batch {
         let aBatch = a + batch * s.strideA, bBatch = b + batch * s.strideB, cBatch = c + batch * s.strideC
         if s.n == 1 {
             // y = alpha·op(A)·x + beta·y; x is B's single column (stride ldb when B is stored N×K = 1×K).
-            cblas_sgemv(CblasRowMajor, s.transposeA ? CblasTrans : CblasNoTrans,
-                        Int32(s.transposeA ? s.k : s.m), Int32(s.transposeA ? s.m : s.k), alpha,
-                        aBatch, Int32(max(1, s.lda)), bBatch, Int32(s.transposeB ? 1 : max(1, s.ldb)), beta, cBatch, 1)
+            vkk_sgemv(s.transposeA ? 1 : 0, Int64(s.transposeA ? s.k : s.m), Int64(s.transposeA ? s.m : s.k), alpha,
+                      aBatch, Int64(max(1, s.lda)), bBatch, Int64(s.transposeB ? 1 : max(1, s.ldb)), beta, cBatch, 1)
             if s.k == 0 { scaleInPlace(cBatch, count: s.m, beta: beta) }
         } else {
-            cblas_sgemm(CblasRowMajor, s.transposeA ? CblasTrans : CblasNoTrans, s.transposeB ? CblasTrans : CblasNoTrans,
-                        Int32(s.m), Int32(s.n), Int32(s.k), alpha, aBatch, Int32(max(1, s.lda)), bBatch, Int32(max(1, s.ldb)),
-                        beta, cBatch, Int32(s.ldc))
+            vkk_sgemm(s.transposeA ? 1 : 0, s.transposeB ? 1 : 0, Int64(s.m), Int64(s.n), Int64(s.k), alpha,
+                      aBatch, Int64(max(1, s.lda)), bBatch, Int64(max(1, s.ldb)), beta, cBatch, Int64(s.ldc))
         }
     }
 }

@@ -1,6 +1,7 @@
 import CKernels
 import Dispatch
 import Glibc
+import Synchronization
 
 /// Work splitting for the CPU backend's kernels.
 /// A value handed to worker threads whose safety the caller guarantees (disjoint writes, scoped lifetime).
@@ -15,6 +16,30 @@ enum CPUParallel {
         if let override = environment("VKK_CPU_THREADS").flatMap(Int.init), override > 0 { return override }
         return max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     }()
+
+    /// Runs `body` over `0..<count` in about `piecesPerThread` contiguous pieces per thread, handed to
+    /// the threads as they become free: pieces of unequal cost (causal attention's tiles), or a thread
+    /// slowed by other load on the machine, leave no thread idle at the end. Serial when the work
+    /// (`count × costPerItem`, rough flops) is too small to pay for the threads.
+    static func forEachPiece(_ count: Int, costPerItem: Int = 1, piecesPerThread: Int = 8, _ body: (Range<Int>) -> Void) {
+        let pieces = min(count, threadCount * piecesPerThread, max(1, count * costPerItem / 50_000))
+        let threads = min(threadCount, pieces)
+        guard threads > 1 else { if count > 0 { body(0..<count) }; return }
+        let next = Atomic<Int>(0)
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            withUnsafePointer(to: next) { counter in
+                let counter = UncheckedSendable(counter)
+                DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                    while true {
+                        let piece = counter.value.pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+                        if piece >= pieces { break }
+                        shared.value((count * piece / pieces)..<(count * (piece + 1) / pieces))
+                    }
+                }
+            }
+        }
+    }
 
     /// Runs `body` over `0..<count` split into contiguous chunks, one per thread; serially when the
     /// total work (`count × costPerItem`, in rough flops) is too small to pay for the threads.

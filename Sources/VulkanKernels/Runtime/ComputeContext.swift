@@ -1,4 +1,3 @@
-import CBLAS
 import CVulkan
 import Glibc
 
@@ -60,7 +59,7 @@ public final class ComputeContext: @unchecked Sendable {
     /// "vulkan: NAME (KIND)" or "cpu (N threads)".
     public var backendDescription: String {
         if let info = device?.info { return "vulkan: \(info.name) (\(info.kind.rawValue))" }
-        return "cpu (\(CPUParallel.threadCount) threads, OpenBLAS)"
+        return "cpu (\(CPUParallel.threadCount) threads, \(BLASLibrary.shared.shortDescription))"
     }
 
     public init(backend requestedBackend: Backend = .auto, options: Options = Options()) throws {

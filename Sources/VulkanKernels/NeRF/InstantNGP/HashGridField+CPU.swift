@@ -1,4 +1,4 @@
-import CBLAS
+import CKernels
 import Glibc
 
 extension HashGridField {
@@ -54,8 +54,8 @@ extension HashGridField {
         // layer: result[n × outputs] = input[n × inputs] · W[outputs × inputs]ᵀ, ReLU unless last.
         func layer(_ outputs: Int, _ inputs: Int, rows: Int? = nil, relu: Bool) {
             let used = rows ?? outputs
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(used), Int32(inputs), 1,
-                        input, Int32(inputs), w + offset, Int32(inputs), 0, result, Int32(used))
+            vkk_sgemm(0, 1, Int64(n), Int64(used), Int64(inputs), 1, input, Int64(inputs), w + offset, Int64(inputs), 0,
+                      result, Int64(used))
             offset += outputs * inputs
             if relu {
                 let values = UncheckedSendable(result)
