@@ -89,6 +89,32 @@ final class NeRFTrainingTests: XCTestCase {
         XCTAssertFalse(trainer.network.parameters == a, "a different seed should train differently")
     }
 
+    /// A trained field written as a snapshot (the existing `NGPSnapshot` writer), read back and rendered,
+    /// equals the in-memory fp16 field's render bit for bit; the density grid (with its −1 cells) survives.
+    func testSnapshotOfTrainedFieldRoundTrips() throws {
+        let trainer = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: Self.options)
+        for _ in 0..<3 { trainer.trainStep() }
+        let field = try trainer.makeField(name: "trained")
+        let path = NSTemporaryDirectory() + "vkk-trained-\(UUID().uuidString).ingp"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try NGPSnapshot(field: field, aabbScale: Self.capture.aabbScale).write(to: path)
+        let loaded = try HashGridField.load(snapshot: path)
+        XCTAssertEqual(loaded.configuration, field.configuration)
+        XCTAssertEqual(loaded.parameters, field.parameters)
+        XCTAssertEqual(loaded.bounds, field.bounds)
+        XCTAssertEqual(loaded.densityGrid, field.densityGrid)
+        XCTAssertTrue(field.densityGrid!.values.contains(-1) || trainer.densityGrid.values.allSatisfy { $0 >= 0 })
+        var options = RenderOptions()
+        options.skipEmptySpace = false
+        options.step = .uniform(32, across: field.bounds)
+        let renderer = Renderer(context: Backends.cpu)
+        let camera = Self.capture.heldOut[0].camera.resized(width: 16, height: 16)
+        let a = try renderer.render(field: field, camera: camera, options: options)
+        let b = try renderer.render(field: loaded, camera: camera, options: options)
+        XCTAssertEqual(a.rgb, b.rgb)
+        XCTAssertGreaterThan(Set(a.rgb.map { ($0 * 64).rounded() }).count, 3, "the render should not be flat")
+    }
+
     func testVulkanContextIsRefusedClearly() throws {
         guard let vulkan = Backends.vulkan else { throw XCTSkip("no Vulkan device") }
         XCTAssertThrowsError(try NeRFTrainer(context: vulkan, dataset: Self.capture, configuration: Self.configuration)) { error in
