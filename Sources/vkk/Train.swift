@@ -21,6 +21,8 @@ struct Train: ParsableCommand {
     var holdout = "every:8"
     @Option(help: "Rays per training step.")
     var batchRays = 4096
+    @Option(help: "At most this many samples per step (rays past the budget sit the step out; instant-ngp aims at 2^18).")
+    var maxSamples = 1 << 18
     @Option(help: "Evaluate the held-out views every N steps (0: only at the end).")
     var evalEvery = 0
     @Option(help: "Seed of every random choice (the CPU path is deterministic for a seed and thread count).")
@@ -46,6 +48,7 @@ struct Train: ParsableCommand {
               + "aabb_scale \(dataset.aabbScale), in \(String(format: "%.1f", Date().timeIntervalSince(loadStart))) s")
         var options = TrainingOptions()
         options.batchRays = batchRays
+        options.maxSamplesPerStep = maxSamples
         options.seed = seed
         options.loss = lossChoice
         let context = try ComputeContext(backend: .cpu)
@@ -112,7 +115,7 @@ struct Train: ParsableCommand {
         if let json {
             let summary: [String: Any] = [
                 "transforms": transforms, "steps": trainer.step, "training_seconds": trainingSeconds,
-                "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "seed": seed,
+                "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "seed": seed,
                 "loss": loss, "holdout": holdout,
                 "held_out": zip(dataset.heldOut, heldOut).map { ["view": $0.0.name, "frame": $0.0.frameIndex, "psnr": Double($0.1)] },
                 "held_out_mean_psnr": Double(mean),
