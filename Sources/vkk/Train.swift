@@ -25,6 +25,8 @@ struct Train: ParsableCommand {
     var maxSamples = 1 << 18
     @Option(help: "Evaluate the held-out views every N steps (0: only at the end).")
     var evalEvery = 0
+    @Option(help: "Evaluate on every N-th pixel of every N-th row (1: whole images; larger: a quicker estimate).")
+    var evalStride = 1
     @Option(help: "Seed of every random choice (the CPU path is deterministic for a seed and thread count).")
     var seed: UInt64 = 1337
     @Option(help: "Loss: huber (instant-ngp's default) or l2.")
@@ -54,7 +56,7 @@ struct Train: ParsableCommand {
         let context = try ComputeContext(backend: .cpu)
         let trainer = try NeRFTrainer(context: context, dataset: dataset, options: options)
         var curve: [(step: Int, seconds: Double, psnr: Float)] = []
-        func evaluate() -> [Float] { dataset.heldOut.map { trainer.psnr(of: $0) } }
+        func evaluate() -> [Float] { dataset.heldOut.map { trainer.psnr(of: $0, stride: evalStride) } }
         let start = Date()
         var trainingSeconds = 0.0, lastPrint = 0.0
         var report: TrainingStepReport? = nil
@@ -115,7 +117,7 @@ struct Train: ParsableCommand {
         if let json {
             let summary: [String: Any] = [
                 "transforms": transforms, "steps": trainer.step, "training_seconds": trainingSeconds,
-                "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "seed": seed,
+                "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "eval_stride": evalStride, "seed": seed,
                 "loss": loss, "holdout": holdout,
                 "held_out": zip(dataset.heldOut, heldOut).map { ["view": $0.0.name, "frame": $0.0.frameIndex, "psnr": Double($0.1)] },
                 "held_out_mean_psnr": Double(mean),

@@ -273,13 +273,18 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// Renders `camera` with the current fp32 network and density grid (no jitter), composited over
     /// `background`: width × height × 3 values, rows top first.
     public func render(camera: Camera, background: SIMD3<Float>) -> [Float] {
-        let pixelCount = camera.width * camera.height
-        var image = [Float](repeating: 0, count: 3 * pixelCount)
+        let pixels = (0..<(camera.width * camera.height)).map { SIMD2($0 % camera.width, $0 / camera.width) }
+        return render(camera: camera, pixels: pixels, background: background)
+    }
+
+    /// Renders the centres of `pixels` (x, y) of `camera`: 3 values per pixel, in the given order.
+    public func render(camera: Camera, pixels: [SIMD2<Int>], background: SIMD3<Float>) -> [Float] {
+        var image = [Float](repeating: 0, count: 3 * pixels.count)
         let chunk = 8192
         var dt: [Float] = []
-        for begin in stride(from: 0, to: pixelCount, by: chunk) {
-            let n = min(chunk, pixelCount - begin)
-            let rays = (0..<n).map { k in localRay(camera.ray(pixelX: (begin + k) % camera.width, pixelY: (begin + k) / camera.width)) }
+        for begin in stride(from: 0, to: pixels.count, by: chunk) {
+            let n = min(chunk, pixels.count - begin)
+            let rays = (0..<n).map { k in localRay(camera.ray(pixelX: pixels[begin + k].x, pixelY: pixels[begin + k].y)) }
             let (starts, counts, _) = placeSamples(rays, jitters: [Float](repeating: 0, count: n), maxSamples: Int.max,
                                                    into: inferenceActivations, dt: &dt)
             network.forward(inferenceActivations)
@@ -299,19 +304,23 @@ public final class NeRFTrainer: @unchecked Sendable {
         return image
     }
 
-    /// PSNR of a view rendered over the evaluation background against its image composited over it.
-    public func psnr(of view: TrainingView) -> Float {
+    /// PSNR of a view rendered over the evaluation background against its image composited over it, on
+    /// every `stride`-th pixel of every `stride`-th row (1: all pixels; larger strides estimate the
+    /// PSNR from a regular subset, for quick evaluations during long runs).
+    public func psnr(of view: TrainingView, stride step: Int = 1) -> Float {
         let background = options.evaluationBackground
-        let rendered = render(camera: view.camera, background: background)
-        var sum: Double = 0
-        for y in 0..<view.image.height {
-            for x in 0..<view.image.width {
-                let target = view.image.colour(x: x, y: y, over: background)
-                let i = 3 * (y * view.image.width + x)
-                for c in 0..<3 { let d = Double(rendered[i + c] - target[c]); sum += d * d }
-            }
+        let s = max(step, 1)
+        var pixels: [SIMD2<Int>] = []
+        for y in Swift.stride(from: s / 2, to: view.image.height, by: s) {
+            for x in Swift.stride(from: s / 2, to: view.image.width, by: s) { pixels.append(SIMD2(x, y)) }
         }
-        return psnr(meanSquaredError: Float(sum / Double(3 * view.image.width * view.image.height)))
+        let rendered = render(camera: view.camera, pixels: pixels, background: background)
+        var sum: Double = 0
+        for (k, p) in pixels.enumerated() {
+            let target = view.image.colour(x: p.x, y: p.y, over: background)
+            for c in 0..<3 { let d = Double(rendered[3 * k + c] - target[c]); sum += d * d }
+        }
+        return psnr(meanSquaredError: Float(sum / Double(3 * pixels.count)))
     }
 
     func psnr(meanSquaredError mse: Float) -> Float { mse > 0 ? -10 * log10f(mse) : .infinity }
