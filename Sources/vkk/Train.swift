@@ -23,6 +23,8 @@ struct Train: ParsableCommand {
     var batchRays = 4096
     @Option(help: "At most this many samples per step (rays past the budget sit the step out; instant-ngp aims at 2^18).")
     var maxSamples = 1 << 18
+    @Option(help: "Steps during which every density-grid update re-evaluates all cells (instant-ngp: 256); later updates sample half the cells.")
+    var gridWarmup = 256
     @Option(help: "Evaluate the held-out views every N steps (0: only at the end).")
     var evalEvery = 0
     @Option(help: "Evaluate on every N-th pixel of every N-th row (1: whole images; larger: a quicker estimate).")
@@ -51,6 +53,7 @@ struct Train: ParsableCommand {
         var options = TrainingOptions()
         options.batchRays = batchRays
         options.maxSamplesPerStep = maxSamples
+        options.densityGridWarmupSteps = gridWarmup
         options.seed = seed
         options.loss = lossChoice
         let context = try ComputeContext(backend: .cpu)
@@ -117,7 +120,7 @@ struct Train: ParsableCommand {
         if let json {
             let summary: [String: Any] = [
                 "transforms": transforms, "steps": trainer.step, "training_seconds": trainingSeconds,
-                "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "eval_stride": evalStride, "seed": seed,
+                "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "eval_stride": evalStride, "grid_warmup": gridWarmup, "seed": seed,
                 "loss": loss, "holdout": holdout,
                 "held_out": zip(dataset.heldOut, heldOut).map { ["view": $0.0.name, "frame": $0.0.frameIndex, "psnr": Double($0.1)] },
                 "held_out_mean_psnr": Double(mean),
