@@ -50,7 +50,7 @@ final class NeRFTrainingTests: XCTestCase {
     }
 
     /// Held-out PSNR must pass this after 300 steps. Measured on this machine (2 threads): the untrained
-    /// network scores 10.7–12.4 dB on the 4 held-out views and 300 steps reach 19.4–20.9 dB (mean 20.06).
+    /// network scores 10.7–12.4 dB on the 4 held-out views and 300 steps reach 19.0–20.8 dB (mean 19.88).
     /// The threshold sits 3 dB below that mean, so thread-count or libm differences cannot fail it, while
     /// a broken backward stage can: without the grid's gradient the MLPs see a near-constant encoding and
     /// learn the mean colour, without σ's they learn no geometry — both stay near the untrained ~12 dB.

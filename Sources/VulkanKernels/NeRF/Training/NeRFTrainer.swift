@@ -89,10 +89,11 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// Marches `rays` into `activations` (positions, directions) and `dt` (world units), returning each
     /// ray's first sample index and sample count. Rays beyond `maxSamples` get no samples.
     func placeSamples(_ rays: [LocalRay], jitters: [Float], maxSamples: Int, into activations: HashGridActivations,
-                      dt: inout [Float]) -> (starts: [Int], counts: [Int], total: Int) {
+                      dt: inout [Float]) -> (starts: [Int], counts: [Int], total: Int, included: [Bool]) {
         var counts = [Int](repeating: 0, count: rays.count)
         let occupied = densityGrid.occupied
         var starts = [Int](repeating: 0, count: rays.count)
+        var included = [Bool](repeating: true, count: rays.count)
         var total = 0
         occupied.withUnsafeBufferPointer { occupied in
             var march = marchParameters(occupied.baseAddress!)
@@ -108,7 +109,7 @@ public final class NeRFTrainer: @unchecked Sendable {
                 }
             }
             for r in rays.indices {
-                if total + counts[r] > maxSamples { counts[r] = 0 }
+                if total + counts[r] > maxSamples { counts[r] = 0; included[r] = false }
                 starts[r] = total
                 total += counts[r]
             }
@@ -135,7 +136,7 @@ public final class NeRFTrainer: @unchecked Sendable {
                 }
             }
         }
-        return (starts, counts, total)
+        return (starts, counts, total, included)
     }
 
     // MARK: Training
@@ -173,7 +174,7 @@ public final class NeRFTrainer: @unchecked Sendable {
             backgrounds.append(background)
         }
         lap(\.raySampling)
-        let (starts, counts, total) = placeSamples(rays, jitters: jitters, maxSamples: options.maxSamplesPerStep,
+        let (starts, counts, total, included) = placeSamples(rays, jitters: jitters, maxSamples: options.maxSamplesPerStep,
                                                    into: activations, dt: &sampleDt)
         lap(\.marching)
         network.forward(activations)
@@ -182,7 +183,9 @@ public final class NeRFTrainer: @unchecked Sendable {
         // Composite, loss and compositing backward, per ray.
         var rayLoss = [Float](repeating: 0, count: rayCount), raySquaredError = [Float](repeating: 0, count: rayCount)
         var rayUsed = [Int](repeating: 0, count: rayCount)
-        let lossScale = 1 / Float(3 * rayCount)
+        // Rays past the sample budget sit the step out: no loss, no gradient.
+        let trainedRays = max(included.filter { $0 }.count, 1)
+        let lossScale = 1 / Float(3 * trainedRays)
         let loss = options.loss, threshold = options.terminationThreshold
         let shared = UncheckedSendable((activations.rgb.withUnsafeBufferPointer { $0.baseAddress! },
                                         activations.sigma.withUnsafeBufferPointer { $0.baseAddress! },
@@ -194,7 +197,7 @@ public final class NeRFTrainer: @unchecked Sendable {
                                         rayUsed.withUnsafeMutableBufferPointer { $0.baseAddress! }))
         CPUParallel.forEachChunk(rayCount, costPerItem: 400) { range in
             let (rgb, sigma, dt, rgbGradient, sigmaGradient, rayLoss, raySquaredError, rayUsed) = shared.value
-            for r in range {
+            for r in range where included[r] {
                 let s = starts[r], n = counts[r]
                 let result = VolumeCompositing.forward(rgb: rgb + 3 * s, sigma: sigma + s, dt: dt + s, count: n,
                                                        background: backgrounds[r], threshold: threshold)
@@ -232,9 +235,9 @@ public final class NeRFTrainer: @unchecked Sendable {
         timings.samples += total
         timings.usedSamples += rayUsed.reduce(0, +)
         step += 1
-        let meanLoss = rayLoss.reduce(0, +) / Float(rayCount)
-        let mse = raySquaredError.reduce(0, +) / Float(rayCount)
-        return TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: rayCount, samples: total,
+        let meanLoss = rayLoss.reduce(0, +) / Float(trainedRays)
+        let mse = raySquaredError.reduce(0, +) / Float(trainedRays)
+        return TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: total,
                                   usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
     }
 
@@ -285,7 +288,7 @@ public final class NeRFTrainer: @unchecked Sendable {
         for begin in stride(from: 0, to: pixels.count, by: chunk) {
             let n = min(chunk, pixels.count - begin)
             let rays = (0..<n).map { k in localRay(camera.ray(pixelX: pixels[begin + k].x, pixelY: pixels[begin + k].y)) }
-            let (starts, counts, _) = placeSamples(rays, jitters: [Float](repeating: 0, count: n), maxSamples: Int.max,
+            let (starts, counts, _, _) = placeSamples(rays, jitters: [Float](repeating: 0, count: n), maxSamples: Int.max,
                                                    into: inferenceActivations, dt: &dt)
             network.forward(inferenceActivations)
             inferenceActivations.rgb.withUnsafeBufferPointer { rgb in

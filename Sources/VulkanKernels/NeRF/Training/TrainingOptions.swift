@@ -75,6 +75,7 @@ public struct TrainingStepReport: Sendable {
     public var loss: Float
     /// PSNR of the step's rays against their targets (over the random backgrounds), a running quality estimate.
     public var psnr: Float
+    /// Rays trained on (those within the sample budget).
     public var rays: Int
     public var samples: Int
     /// Samples before early termination (those that received gradients).
