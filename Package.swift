@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // zlib (zlib1g-dev): instant-ngp's compressed `.ingp` snapshots.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libjpeg-turbo (libjpeg62-turbo-dev): JPEG images of NeRF captures.
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
         // Build tool run by the ShaderCompiler plugin: glslc -> base64 Swift source.
         .executableTarget(name: "ShaderEmbedder"),
         // One build command per Shaders/**/*.comp (Shaders/common/*.glsl are includes).
@@ -30,7 +32,7 @@ let package = Package(
         .target(name: "CKernels"),
         .target(
             name: "VulkanKernels",
-            dependencies: ["CVulkan", "CPNG", "CZlib", "CKernels"],
+            dependencies: ["CVulkan", "CPNG", "CZlib", "CJPEG", "CKernels"],
             plugins: ["ShaderCompiler"]
         ),
         .executableTarget(

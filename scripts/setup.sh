@@ -12,6 +12,7 @@ packages=(
   libopenblas-dev         # CPU dense path: libopenblas.so.0, opened at run time (cblas_sgemm)
   libpng-dev              # PNG frames from `vkk render`
   zlib1g-dev              # instant-ngp .ingp snapshots (zlib-compressed msgpack)
+  libjpeg62-turbo-dev     # JPEG images of NeRF captures (vkk train)
 )
 
 missing=()

@@ -5,7 +5,7 @@ struct VKK: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vkk",
         abstract: "VulkanKernels: GPU compute kernels on any Vulkan device, with a CPU path.",
-        subcommands: [Info.self, Render.self, Bench.self, SelfCheck.self])
+        subcommands: [Info.self, Render.self, Train.self, Bench.self, SelfCheck.self])
 
     /// ArgumentParser's main, with Foundation errors turned into one readable line (``readableError(_:)``).
     static func main() {

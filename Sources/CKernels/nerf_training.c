@@ -1,0 +1,279 @@
+// CPU inner loops of NeRF training: see include/nerf_training.h. The formulas are documented on the Swift
+// side (HashGridNetwork.swift, TrainingDensityGrid.swift, VolumeCompositing.swift, AdamOptimizer.swift).
+#include "nerf_training.h"
+#include <math.h>
+#include <string.h>
+
+static inline uint32_t grid_entry(uint32_t x, uint32_t y, uint32_t z, const vkk_grid_level *level) {
+    if (level->dense) {
+        const uint32_t r = level->resolution;
+        return (x + y * r + z * r * r) % level->table_size;
+    }
+    return (x ^ (y * 2654435761u) ^ (z * 805459861u)) % level->table_size;
+}
+
+static inline float clamp01(float v) { return v < 0 ? 0 : (v > 1 ? 1 : v); }
+
+// The 8 corners of a level: entries and trilinear weights (corner c = dx + 2 dy + 4 dz).
+static inline void corners(const float *p, const vkk_grid_level *level, uint32_t entry[8], float weight[8]) {
+    float t[3];
+    uint32_t base[3];
+    for (int a = 0; a < 3; ++a) {
+        const float position = clamp01(p[a]) * level->scale + 0.5f;
+        const float cell = floorf(position);
+        t[a] = position - cell;
+        base[a] = (uint32_t)(cell < 0 ? 0 : cell);
+    }
+    for (int c = 0; c < 8; ++c) {
+        const uint32_t dx = c & 1, dy = (c >> 1) & 1, dz = c >> 2;
+        weight[c] = (dx ? t[0] : 1 - t[0]) * (dy ? t[1] : 1 - t[1]) * (dz ? t[2] : 1 - t[2]);
+        entry[c] = level->table_offset + grid_entry(base[0] + dx, base[1] + dy, base[2] + dz, level);
+    }
+}
+
+void vkk_hashgrid_encode(const float *positions, int64_t begin, int64_t end, const vkk_grid_level *levels, int32_t level_count,
+                         int32_t features, const float *table, float *encoded, int32_t stride) {
+    uint32_t entry[8];
+    float weight[8];
+    for (int64_t i = begin; i < end; ++i) {
+        float *row = encoded + i * stride;
+        memset(row, 0, sizeof(float) * (size_t)stride);
+        for (int32_t l = 0; l < level_count; ++l) {
+            corners(positions + 3 * i, levels + l, entry, weight);
+            float *out = row + l * features;
+            if (features == 4) {
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (int c = 0; c < 8; ++c) {
+                    const float *v = table + (int64_t)entry[c] * 4;
+                    s0 += weight[c] * v[0]; s1 += weight[c] * v[1]; s2 += weight[c] * v[2]; s3 += weight[c] * v[3];
+                }
+                out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
+            } else {
+                for (int c = 0; c < 8; ++c) {
+                    const float *v = table + (int64_t)entry[c] * features;
+                    for (int32_t f = 0; f < features; ++f) out[f] += weight[c] * v[f];
+                }
+            }
+        }
+    }
+}
+
+void vkk_hashgrid_scatter(const float *positions, int64_t n, const vkk_grid_level *level, int32_t level_index, int32_t features,
+                          const float *encoded_gradient, int32_t stride, float *table_gradient) {
+    uint32_t entry[8];
+    float weight[8];
+    for (int64_t i = 0; i < n; ++i) {
+        const float *g = encoded_gradient + i * stride + level_index * features;
+        corners(positions + 3 * i, level, entry, weight);
+        for (int c = 0; c < 8; ++c) {
+            float *out = table_gradient + (int64_t)entry[c] * features;
+            for (int32_t f = 0; f < features; ++f) out[f] += weight[c] * g[f];
+        }
+    }
+}
+
+void vkk_relu(float *values, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) values[i] = values[i] > 0 ? values[i] : 0;
+}
+
+void vkk_relu_backward(float *gradient, const float *activation, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) gradient[i] = activation[i] > 0 ? gradient[i] : 0;
+}
+
+void vkk_logistic(const float *x, float *y, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) y[i] = 1 / (1 + expf(-x[i]));
+}
+
+void vkk_logistic_backward(const float *gradient, const float *y, float *out, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) out[i] = gradient[i] * y[i] * (1 - y[i]);
+}
+
+void vkk_density_head(float *rows, int32_t stride, int64_t begin, int64_t end, float *sigma, const float *directions) {
+    for (int64_t i = begin; i < end; ++i) {
+        float *row = rows + i * stride;
+        sigma[i] = expf(row[0]);
+        if (!directions) continue;
+        const float x = directions[3 * i], y = directions[3 * i + 1], z = directions[3 * i + 2];
+        const float xx = x * x, yy = y * y, zz = z * z;
+        float *sh = row + 16;
+        sh[0] = 0.28209479177387814f;
+        sh[1] = -0.48860251190291987f * y;
+        sh[2] = 0.48860251190291987f * z;
+        sh[3] = -0.48860251190291987f * x;
+        sh[4] = 1.0925484305920792f * x * y;
+        sh[5] = -1.0925484305920792f * y * z;
+        sh[6] = 0.94617469575755997f * zz - 0.31539156525251999f;
+        sh[7] = -1.0925484305920792f * x * z;
+        sh[8] = 0.54627421529603959f * (xx - yy);
+        sh[9] = 0.59004358992664352f * y * (yy - 3 * xx);
+        sh[10] = 2.8906114426405538f * x * y * z;
+        sh[11] = 0.45704579946446572f * y * (1 - 5 * zz);
+        sh[12] = 0.3731763325901154f * z * (5 * zz - 3);
+        sh[13] = 0.45704579946446572f * x * (1 - 5 * zz);
+        sh[14] = 1.4453057213202769f * z * (xx - yy);
+        sh[15] = 0.59004358992664352f * x * (3 * yy - xx);
+    }
+}
+
+void vkk_density_head_backward(const float *full, const float *rows, int32_t stride, int64_t begin, int64_t end,
+                               const float *sigma_gradient, float *out) {
+    for (int64_t i = begin; i < end; ++i) {
+        const float *source = full + i * stride;
+        float *target = out + i * 16;
+        for (int k = 0; k < 16; ++k) target[k] = source[k];
+        float raw = rows[i * stride];
+        raw = raw < -15 ? -15 : (raw > 15 ? 15 : raw);
+        target[0] += sigma_gradient[i] * expf(raw);
+    }
+}
+
+// MARK: marching
+
+static inline uint32_t spread_bits(uint32_t v) {
+    v &= 0x3ff;
+    v = (v | v << 16) & 0x030000ff;
+    v = (v | v << 8) & 0x0300f00f;
+    v = (v | v << 4) & 0x030c30c3;
+    v = (v | v << 2) & 0x09249249;
+    return v;
+}
+
+static inline int occupied_at(const vkk_march_params *m, const float *p, int cascade) {
+    const float scale = ldexpf(1.0f, -cascade), r = (float)m->resolution;
+    int32_t i[3];
+    for (int a = 0; a < 3; ++a) {
+        const float q = ((p[a] - 0.5f) * scale + 0.5f) * r;
+        if (!(q >= 0 && q < r)) return 0;
+        i[a] = (int32_t)q;
+    }
+    const int64_t cells = (int64_t)m->resolution * m->resolution * m->resolution;
+    return m->occupied[cascade * cells + (spread_bits((uint32_t)i[0]) | spread_bits((uint32_t)i[1]) << 1 | spread_bits((uint32_t)i[2]) << 2)];
+}
+
+static inline int cascade_for(const vkk_march_params *m, const float *p, float dt) {
+    float extent = fabsf(p[0] - 0.5f);
+    if (fabsf(p[1] - 0.5f) > extent) extent = fabsf(p[1] - 0.5f);
+    if (fabsf(p[2] - 0.5f) > extent) extent = fabsf(p[2] - 0.5f);
+    int exponent;
+    frexpf(extent, &exponent);
+    int mip = exponent + 1;
+    mip = mip < 0 ? 0 : (mip > m->cascades - 1 ? m->cascades - 1 : mip);
+    const float cells = dt * 2 * (float)m->resolution;
+    if (cells >= 1) {
+        frexpf(cells, &exponent);
+        if (exponent > mip) mip = exponent;
+        if (mip > m->cascades - 1) mip = m->cascades - 1;
+    }
+    return mip;
+}
+
+static inline float distance_to_next_cell(const float *p, const float *d, const float *inverse, int cascade, int32_t resolution) {
+    const float res = ldexpf((float)resolution, -cascade);
+    float best = INFINITY;
+    for (int a = 0; a < 3; ++a) {
+        if (d[a] == 0) continue;
+        const float q = res * (p[a] - 0.5f);
+        const float t = (floorf(q + 0.5f + 0.5f * (d[a] > 0 ? 1.0f : -1.0f)) - q) * inverse[a];
+        if (t < best) best = t;
+    }
+    best /= res;
+    return best > 0 ? best : 0;
+}
+
+int32_t vkk_march_ray(const vkk_march_params *m, const float *origin, const float *direction, float jitter,
+                      float *positions, float *dt_out, int32_t capacity) {
+    float inverse[3], near = 0, far = INFINITY;
+    for (int a = 0; a < 3; ++a) {
+        inverse[a] = 1 / direction[a];
+        float t0 = (m->box_lower - origin[a]) * inverse[a], t1 = (m->box_upper - origin[a]) * inverse[a];
+        if (t0 > t1) { const float s = t0; t0 = t1; t1 = s; }
+        if (t0 > near) near = t0;
+        if (t1 < far) far = t1;
+    }
+    if (!(near < far)) return 0;
+    float step0 = near * m->cone;
+    step0 = step0 < m->min_step ? m->min_step : (step0 > m->max_step ? m->max_step : step0);
+    float t = near + step0 * jitter;
+    const float box = m->box_upper - m->box_lower;
+    int32_t count = 0;
+    while (t < far && count < m->max_samples) {
+        const float p[3] = {origin[0] + t * direction[0], origin[1] + t * direction[1], origin[2] + t * direction[2]};
+        float dt = t * m->cone;
+        dt = dt < m->min_step ? m->min_step : (dt > m->max_step ? m->max_step : dt);
+        int cascade = cascade_for(m, p, dt);
+        if (occupied_at(m, p, cascade)) {
+            if (positions && count < capacity) {
+                for (int a = 0; a < 3; ++a) positions[3 * count + a] = (p[a] - m->box_lower) / box;
+                dt_out[count] = dt;
+            }
+            ++count;
+            t += dt;
+        } else {
+            while (cascade < m->cascades - 1 && !occupied_at(m, p, cascade + 1)) ++cascade;
+            const float target = distance_to_next_cell(p, direction, inverse, cascade, m->resolution);
+            float steps = ceilf(target / dt);
+            t += (steps > 1 ? steps : 1) * dt;
+        }
+    }
+    return count;
+}
+
+// MARK: compositing
+
+int32_t vkk_composite_forward(const float *rgb, const float *sigma, const float *dt, int32_t n, const float *background,
+                              float threshold, float *colour, float *transmittance) {
+    float c0 = 0, c1 = 0, c2 = 0, t = 1;
+    int32_t used = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        if (t < threshold) break;
+        const float alpha = 1 - expf(-sigma[i] * dt[i]);
+        const float weight = t * alpha;
+        c0 += weight * rgb[3 * i]; c1 += weight * rgb[3 * i + 1]; c2 += weight * rgb[3 * i + 2];
+        t *= 1 - alpha;
+        used = i + 1;
+    }
+    colour[0] = c0 + t * background[0]; colour[1] = c1 + t * background[1]; colour[2] = c2 + t * background[2];
+    *transmittance = t;
+    return used;
+}
+
+void vkk_composite_backward(const float *rgb, const float *sigma, const float *dt, int32_t n, int32_t used, const float *colour,
+                            const float *colour_gradient, float *rgb_gradient, float *sigma_gradient) {
+    float t = 1, g0 = 0, g1 = 0, g2 = 0;
+    for (int32_t i = 0; i < used; ++i) {
+        const float alpha = 1 - expf(-sigma[i] * dt[i]);
+        const float weight = t * alpha;
+        const float r = rgb[3 * i], g = rgb[3 * i + 1], b = rgb[3 * i + 2];
+        g0 += weight * r; g1 += weight * g; g2 += weight * b;
+        t *= 1 - alpha;
+        rgb_gradient[3 * i] = weight * colour_gradient[0];
+        rgb_gradient[3 * i + 1] = weight * colour_gradient[1];
+        rgb_gradient[3 * i + 2] = weight * colour_gradient[2];
+        sigma_gradient[i] = dt[i] * ((t * r - (colour[0] - g0)) * colour_gradient[0] + (t * g - (colour[1] - g1)) * colour_gradient[1]
+                                     + (t * b - (colour[2] - g2)) * colour_gradient[2]);
+    }
+    for (int32_t i = used; i < n; ++i) {
+        rgb_gradient[3 * i] = rgb_gradient[3 * i + 1] = rgb_gradient[3 * i + 2] = 0;
+        sigma_gradient[i] = 0;
+    }
+}
+
+// MARK: Adam
+
+void vkk_adam(float *parameters, float *gradients, float *first, float *second, uint32_t *steps, const float *debias,
+              int64_t begin, int64_t end, int64_t matrix_count, float learning_rate, float beta1, float beta2, float epsilon,
+              float l2) {
+    for (int64_t i = begin; i < end; ++i) {
+        float g = gradients[i];
+        if (i >= matrix_count) {
+            if (g == 0) continue;
+            gradients[i] = 0;
+        } else {
+            g += l2 * parameters[i];
+        }
+        first[i] = beta1 * first[i] + (1 - beta1) * g;
+        second[i] = beta2 * second[i] + (1 - beta2) * g * g;
+        const uint32_t k = ++steps[i];
+        parameters[i] -= learning_rate * debias[k] * first[i] / (sqrtf(second[i]) + epsilon);
+    }
+}

@@ -1,0 +1,335 @@
+import CKernels
+import Glibc
+
+/// Trains instant-ngp's NeRF network (``HashGridNetwork``) on a ``TrainingDataset``.
+///
+/// One ``trainStep()``: sample `batchRays` training pixels (seeded), march their rays through the
+/// occupancy grid (``TrainingDensityGrid``), evaluate the field at every sample keeping activations,
+/// composite front to back with early termination, compute the loss against the pixel (over a random
+/// background per ray), back-propagate through compositing, both MLPs and the hash encoding, and apply
+/// Adam; every `densityGridUpdateInterval` steps the density grid is updated from the field first.
+///
+/// Runs on the CPU backend (multi-threaded; MLP layers as OpenBLAS GEMMs over the whole batch). The
+/// Vulkan training kernels do not exist yet: a Vulkan context throws. For a fixed seed (and thread
+/// count) every step is bit-for-bit reproducible.
+public final class NeRFTrainer: @unchecked Sendable {
+    public let dataset: TrainingDataset
+    public let options: TrainingOptions
+    public private(set) var network: HashGridNetwork
+    public let densityGrid: TrainingDensityGrid
+    /// Steps taken.
+    public private(set) var step = 0
+    /// Seconds spent in each phase of the steps so far (for benchmarks).
+    public private(set) var timings = TrainingTimings()
+
+    let optimizer: AdamOptimizer
+    var gradients: [Float]
+    let activations = HashGridActivations()
+    let inferenceActivations = HashGridActivations()
+    let scratch = HashGridBackwardScratch()
+    /// The march works in unit-cube coordinates (instant-ngp's), where the field's box is
+    /// [½ − s/2, ½ + s/2]³ for aabb_scale s and the finest step is √3/stepsPerDiagonal.
+    let boxLower: Float
+    let minimumStep: Float
+    let maximumStep: Float
+    let coneAngle: Float
+    /// World units per unit-cube unit.
+    let cubeSize: Float
+
+    /// Throws for a Vulkan context (not implemented yet), invalid options, or a configuration that does
+    /// not validate. `configuration` defaults to instant-ngp's base network for the dataset's aabb_scale.
+    public init(context: ComputeContext, dataset: TrainingDataset, configuration: HashGridConfiguration? = nil,
+                options: TrainingOptions = TrainingOptions()) throws {
+        guard !context.isVulkan else {
+            throw KernelError.invalidParameter(op: "train", name: "backend",
+                                               value: "Vulkan: the training kernels exist only on the CPU path so far (use a .cpu context or VKK_BACKEND=cpu)")
+        }
+        try options.validate()
+        let configuration = configuration ?? HashGridConfiguration(aabbScale: dataset.aabbScale)
+        self.dataset = dataset
+        self.options = options
+        network = try HashGridNetwork.initialized(configuration: configuration, seed: options.seed)
+        let cascades = NGPDensityGrid.cascadeCount(aabbScale: dataset.aabbScale)
+        densityGrid = try TrainingDensityGrid(resolution: options.densityGridResolution, cascades: cascades, unitCube: dataset.unitCube)
+        densityGrid.markUnseenCells(cameras: dataset.training.map(\.camera))
+        optimizer = AdamOptimizer(parameterCount: configuration.parameterCount, matrixCount: network.matrixParameterCount)
+        gradients = [Float](repeating: 0, count: configuration.parameterCount)
+        boxLower = 0.5 - dataset.aabbScale / 2
+        minimumStep = Float(3).squareRoot() / Float(options.stepsPerDiagonal)
+        maximumStep = minimumStep * Float(1 << (cascades - 1)) * Float(options.stepsPerDiagonal) / Float(options.densityGridResolution)
+        coneAngle = options.coneAngle ?? (dataset.aabbScale <= 1 ? 0 : 1.0 / 256)
+        cubeSize = dataset.unitCube.size.x
+    }
+
+    /// The learning rate at the current step (base.json's exponential decay).
+    public var learningRate: Float {
+        guard step >= options.decayStart else { return options.learningRate }
+        return options.learningRate * powf(options.decayBase, Float((step - options.decayStart) / options.decayInterval + 1))
+    }
+
+    // MARK: Marching
+
+    /// A ray in unit-cube coordinates.
+    struct LocalRay {
+        var origin: SIMD3<Float>
+        var direction: SIMD3<Float>
+    }
+
+    func localRay(_ ray: Ray) -> LocalRay {
+        LocalRay(origin: (ray.origin - dataset.unitCube.lower) / cubeSize, direction: ray.direction)
+    }
+
+    /// The march's parameters for the C loop (`occupied` must stay alive while they are used).
+    func marchParameters(_ occupied: UnsafePointer<UInt8>) -> vkk_march_params {
+        vkk_march_params(box_lower: boxLower, box_upper: boxLower + dataset.aabbScale, min_step: minimumStep, max_step: maximumStep,
+                         cone: coneAngle, resolution: Int32(densityGrid.resolution), cascades: Int32(densityGrid.cascades),
+                         occupied: occupied, max_samples: Int32(options.maxSamplesPerRay))
+    }
+
+    /// Marches `rays` into `activations` (positions, directions) and `dt` (world units), returning each
+    /// ray's first sample index and sample count. Rays beyond `maxSamples` get no samples.
+    func placeSamples(_ rays: [LocalRay], jitters: [Float], maxSamples: Int, into activations: HashGridActivations,
+                      dt: inout [Float]) -> (starts: [Int], counts: [Int], total: Int, included: [Bool]) {
+        var counts = [Int](repeating: 0, count: rays.count)
+        let occupied = densityGrid.occupied
+        var starts = [Int](repeating: 0, count: rays.count)
+        var included = [Bool](repeating: true, count: rays.count)
+        var total = 0
+        occupied.withUnsafeBufferPointer { occupied in
+            var march = marchParameters(occupied.baseAddress!)
+            let countPointer = UncheckedSendable((counts.withUnsafeMutableBufferPointer { $0.baseAddress! }, withUnsafePointer(to: &march) { $0 }))
+            CPUParallel.forEachChunk(rays.count, costPerItem: 2000) { range in
+                let (counts, march) = countPointer.value
+                for r in range {
+                    var o = rays[r].origin, d = rays[r].direction
+                    counts[r] = withUnsafePointer(to: &o) { o in withUnsafePointer(to: &d) { d in
+                        Int(vkk_march_ray(march, UnsafeRawPointer(o).assumingMemoryBound(to: Float.self),
+                                          UnsafeRawPointer(d).assumingMemoryBound(to: Float.self), jitters[r], nil, nil, 0))
+                    } }
+                }
+            }
+            for r in rays.indices {
+                if total + counts[r] > maxSamples { counts[r] = 0; included[r] = false }
+                starts[r] = total
+                total += counts[r]
+            }
+            activations.reserve(total, network.configuration)
+            if dt.count < total { dt = [Float](repeating: 0, count: total) }
+            let shared = UncheckedSendable((activations.positions.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                            activations.directions.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                            dt.withUnsafeMutableBufferPointer { $0.baseAddress! }, withUnsafePointer(to: &march) { $0 }))
+            let scale = cubeSize
+            CPUParallel.forEachChunk(rays.count, costPerItem: 2000) { range in
+                let (positions, directions, dt, march) = shared.value
+                for r in range where counts[r] > 0 {
+                    let s = starts[r], n = counts[r]
+                    var o = rays[r].origin, d = rays[r].direction
+                    _ = withUnsafePointer(to: &o) { o in withUnsafePointer(to: &d) { d in
+                        vkk_march_ray(march, UnsafeRawPointer(o).assumingMemoryBound(to: Float.self),
+                                      UnsafeRawPointer(d).assumingMemoryBound(to: Float.self), jitters[r],
+                                      positions + 3 * s, dt + s, Int32(n))
+                    } }
+                    for k in s..<(s + n) {
+                        directions[3 * k] = d.x; directions[3 * k + 1] = d.y; directions[3 * k + 2] = d.z
+                        dt[k] *= scale
+                    }
+                }
+            }
+        }
+        return (starts, counts, total, included)
+    }
+
+    // MARK: Training
+
+    var sampleDt: [Float] = []
+    var rgbGradient: [Float] = []
+    var sigmaGradient: [Float] = []
+
+    /// One training step (see the type's documentation).
+    @discardableResult
+    public func trainStep() -> TrainingStepReport {
+        let start = monotonicSeconds()
+        if step % options.densityGridUpdateInterval == 0 { updateDensityGrid() }
+        var clock = monotonicSeconds()
+        func lap(_ phase: WritableKeyPath<TrainingTimings, Double>) {
+            let now = monotonicSeconds()
+            timings[keyPath: phase] += now - clock
+            clock = now
+        }
+        timings.densityGrid += clock - start
+        var generator = SeededGenerator(seed: options.seed &+ 0x5EED_0000 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        let rayCount = options.batchRays
+        var rays: [LocalRay] = [], jitters: [Float] = [], targets: [SIMD3<Float>] = [], backgrounds: [SIMD3<Float>] = []
+        rays.reserveCapacity(rayCount); jitters.reserveCapacity(rayCount); targets.reserveCapacity(rayCount); backgrounds.reserveCapacity(rayCount)
+        let views = dataset.training
+        for _ in 0..<rayCount {
+            let view = views[Int(generator.next() % UInt64(views.count))]
+            let u = generator.unitFloat() * Float(view.image.width), v = generator.unitFloat() * Float(view.image.height)
+            let x = min(Int(u), view.image.width - 1), y = min(Int(v), view.image.height - 1)
+            let background = options.randomBackground
+                ? SIMD3(generator.unitFloat(), generator.unitFloat(), generator.unitFloat()) : options.evaluationBackground
+            jitters.append(generator.unitFloat())
+            rays.append(localRay(view.camera.ray(u: u, v: v)))
+            targets.append(view.image.colour(x: x, y: y, over: background))
+            backgrounds.append(background)
+        }
+        lap(\.raySampling)
+        let (starts, counts, total, included) = placeSamples(rays, jitters: jitters, maxSamples: options.maxSamplesPerStep,
+                                                   into: activations, dt: &sampleDt)
+        lap(\.marching)
+        network.forward(activations)
+        lap(\.forward)
+        if rgbGradient.count < 3 * total { rgbGradient = [Float](repeating: 0, count: 3 * total); sigmaGradient = [Float](repeating: 0, count: total) }
+        // Composite, loss and compositing backward, per ray.
+        var rayLoss = [Float](repeating: 0, count: rayCount), raySquaredError = [Float](repeating: 0, count: rayCount)
+        var rayUsed = [Int](repeating: 0, count: rayCount)
+        // Rays past the sample budget sit the step out: no loss, no gradient.
+        let trainedRays = max(included.filter { $0 }.count, 1)
+        let lossScale = 1 / Float(3 * trainedRays)
+        let loss = options.loss, threshold = options.terminationThreshold
+        let shared = UncheckedSendable((activations.rgb.withUnsafeBufferPointer { $0.baseAddress! },
+                                        activations.sigma.withUnsafeBufferPointer { $0.baseAddress! },
+                                        sampleDt.withUnsafeBufferPointer { $0.baseAddress! },
+                                        rgbGradient.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                        sigmaGradient.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                        rayLoss.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                        raySquaredError.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                        rayUsed.withUnsafeMutableBufferPointer { $0.baseAddress! }))
+        CPUParallel.forEachChunk(rayCount, costPerItem: 400) { range in
+            let (rgb, sigma, dt, rgbGradient, sigmaGradient, rayLoss, raySquaredError, rayUsed) = shared.value
+            for r in range where included[r] {
+                let s = starts[r], n = counts[r]
+                let result = VolumeCompositing.forward(rgb: rgb + 3 * s, sigma: sigma + s, dt: dt + s, count: n,
+                                                       background: backgrounds[r], threshold: threshold)
+                var colourGradient = SIMD3<Float>(repeating: 0)
+                var total: Float = 0, squared: Float = 0
+                for c in 0..<3 {
+                    let (l, g) = loss.evaluate(prediction: result.colour[c], target: targets[r][c])
+                    total += l
+                    colourGradient[c] = g * lossScale
+                    let d = result.colour[c] - targets[r][c]
+                    squared += d * d
+                }
+                rayLoss[r] = total / 3
+                raySquaredError[r] = squared / 3
+                rayUsed[r] = result.used
+                if n > 0 {
+                    VolumeCompositing.backward(rgb: rgb + 3 * s, sigma: sigma + s, dt: dt + s, count: n, result: result,
+                                               colourGradient: colourGradient, rgbGradient: rgbGradient + 3 * s,
+                                               sigmaGradient: sigmaGradient + s)
+                }
+            }
+        }
+        lap(\.compositing)
+        rgbGradient.withUnsafeBufferPointer { rgbGradient in
+            sigmaGradient.withUnsafeBufferPointer { sigmaGradient in
+                gradients.withUnsafeMutableBufferPointer { gradients in
+                    network.backward(activations, rgbGradient: rgbGradient.baseAddress!, sigmaGradient: sigmaGradient.baseAddress!,
+                                     gradients: gradients.baseAddress!, scratch: scratch)
+                }
+            }
+        }
+        lap(\.backward)
+        optimizer.step(parameters: &network.parameters, gradients: &gradients, options: options, learningRate: learningRate)
+        lap(\.optimizer)
+        timings.samples += total
+        timings.usedSamples += rayUsed.reduce(0, +)
+        step += 1
+        let meanLoss = rayLoss.reduce(0, +) / Float(trainedRays)
+        let mse = raySquaredError.reduce(0, +) / Float(trainedRays)
+        return TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: total,
+                                  usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
+    }
+
+    /// Updates the density grid from the field (see ``TrainingDensityGrid``).
+    public func updateDensityGrid() {
+        var generator = SeededGenerator(seed: options.seed &+ 0xD0_0000 &+ UInt64(step) &* 0xBF58_476D_1CE4_E5B9)
+        let (indices, positions) = densityGrid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, generator: &generator)
+        var thickness = [Float](repeating: 0, count: indices.count)
+        let chunk = 1 << 16
+        let bounds = dataset.bounds
+        let scale = minimumStep * cubeSize
+        var unit = [Float](repeating: 0, count: 3 * chunk), zeros = [Float](repeating: 0, count: 3 * chunk)
+        zeros[0] = 1
+        for begin in stride(from: 0, to: indices.count, by: chunk) {
+            let n = min(chunk, indices.count - begin)
+            var inside = [Bool](repeating: false, count: n)
+            for k in 0..<n {
+                let p = SIMD3(positions[3 * (begin + k)], positions[3 * (begin + k) + 1], positions[3 * (begin + k) + 2])
+                let x = (p - bounds.lower) / bounds.size
+                inside[k] = all(x .>= 0) && all(x .<= 1)
+                unit[3 * k] = x.x; unit[3 * k + 1] = x.y; unit[3 * k + 2] = x.z
+            }
+            unit.withUnsafeBufferPointer { u in
+                zeros.withUnsafeBufferPointer { z in
+                    inferenceActivations.setInputs(positions: u.baseAddress!, directions: z.baseAddress!, count: n, configuration: network.configuration)
+                }
+            }
+            network.forward(inferenceActivations, densityOnly: true)
+            for k in 0..<n where inside[k] { thickness[begin + k] = inferenceActivations.sigma[k] * scale }
+        }
+        densityGrid.applyUpdate(indices: indices, thickness: thickness, decay: options.densityGridDecay)
+    }
+
+    // MARK: Evaluation
+
+    /// Renders `camera` with the current fp32 network and density grid (no jitter), composited over
+    /// `background`: width × height × 3 values, rows top first.
+    public func render(camera: Camera, background: SIMD3<Float>) -> [Float] {
+        let pixels = (0..<(camera.width * camera.height)).map { SIMD2($0 % camera.width, $0 / camera.width) }
+        return render(camera: camera, pixels: pixels, background: background)
+    }
+
+    /// Renders the centres of `pixels` (x, y) of `camera`: 3 values per pixel, in the given order.
+    public func render(camera: Camera, pixels: [SIMD2<Int>], background: SIMD3<Float>) -> [Float] {
+        var image = [Float](repeating: 0, count: 3 * pixels.count)
+        let chunk = 8192
+        var dt: [Float] = []
+        for begin in stride(from: 0, to: pixels.count, by: chunk) {
+            let n = min(chunk, pixels.count - begin)
+            let rays = (0..<n).map { k in localRay(camera.ray(pixelX: pixels[begin + k].x, pixelY: pixels[begin + k].y)) }
+            let (starts, counts, _, _) = placeSamples(rays, jitters: [Float](repeating: 0, count: n), maxSamples: Int.max,
+                                                   into: inferenceActivations, dt: &dt)
+            network.forward(inferenceActivations)
+            inferenceActivations.rgb.withUnsafeBufferPointer { rgb in
+                inferenceActivations.sigma.withUnsafeBufferPointer { sigma in
+                    dt.withUnsafeBufferPointer { dt in
+                        for k in 0..<n {
+                            let result = VolumeCompositing.forward(rgb: rgb.baseAddress! + 3 * starts[k], sigma: sigma.baseAddress! + starts[k],
+                                                                   dt: dt.baseAddress! + starts[k], count: counts[k], background: background,
+                                                                   threshold: options.terminationThreshold)
+                            for c in 0..<3 { image[3 * (begin + k) + c] = result.colour[c] }
+                        }
+                    }
+                }
+            }
+        }
+        return image
+    }
+
+    /// PSNR of a view rendered over the evaluation background against its image composited over it, on
+    /// every `stride`-th pixel of every `stride`-th row (1: all pixels; larger strides estimate the
+    /// PSNR from a regular subset, for quick evaluations during long runs).
+    public func psnr(of view: TrainingView, stride step: Int = 1) -> Float {
+        let background = options.evaluationBackground
+        let s = max(step, 1)
+        var pixels: [SIMD2<Int>] = []
+        for y in Swift.stride(from: s / 2, to: view.image.height, by: s) {
+            for x in Swift.stride(from: s / 2, to: view.image.width, by: s) { pixels.append(SIMD2(x, y)) }
+        }
+        let rendered = render(camera: view.camera, pixels: pixels, background: background)
+        var sum: Double = 0
+        for (k, p) in pixels.enumerated() {
+            let target = view.image.colour(x: p.x, y: p.y, over: background)
+            for c in 0..<3 { let d = Double(rendered[3 * k + c] - target[c]); sum += d * d }
+        }
+        return psnr(meanSquaredError: Float(sum / Double(3 * pixels.count)))
+    }
+
+    func psnr(meanSquaredError mse: Float) -> Float { mse > 0 ? -10 * log10f(mse) : .infinity }
+
+    /// The current fp16 field with the density grid, in the dataset's world.
+    public func makeField(name: String = "hashgrid") throws -> HashGridField {
+        try network.makeField(name: name, bounds: dataset.bounds, densityGrid: try densityGrid.snapshotGrid())
+    }
+}

@@ -1,0 +1,166 @@
+import Glibc
+
+/// The occupancy estimate kept during training, laid out and maintained as instant-ngp keeps its density
+/// grid (Müller et al. 2022, appendix E.2; `update_density_grid_nerf` in instant-ngp's testbed):
+///
+/// - `cascades` grids of `resolution`³ cells, each in Morton order; cascade c covers the cube of side 2^c
+///   around the centre of the unit cube (instant-ngp's coordinates, where the unit cube is [0, 1]³).
+/// - Each cell holds an **optical thickness per minimum step**, σ·Δt_min with Δt_min = √3/1024 of the
+///   unit cube's side (instant-ngp's `MIN_CONE_STEPSIZE`), or −1 for cells no training camera sees (never
+///   updated, never occupied).
+/// - An update evaluates σ at one random point in each of a set of cells (all cells during the first
+///   `warmupSteps`, then a random quarter of all cells plus a random quarter drawn among the occupied
+///   ones), and sets value ← max(value·decay, new) (decay 0.95), leaving cells at −1 alone.
+/// - A cell is occupied when its value exceeds min(0.01, mean of the non-negative values); a cell of
+///   cascade c + 1 that overlaps cascade c is also occupied when any of the 8 cascade-c cells inside it is
+///   (instant-ngp's `bitfield_max_pool`).
+public final class TrainingDensityGrid: @unchecked Sendable {
+    public let resolution: Int
+    public let cascades: Int
+    /// World box of cascade 0 (instant-ngp's unit cube).
+    public let unitCube: AABB
+    /// cascades × resolution³ values in Morton order.
+    public private(set) var values: [Float]
+    /// Occupancy derived from `values` after each update (1 = occupied; cascades × resolution³, Morton order).
+    public private(set) var occupied: [UInt8]
+    public private(set) var meanThickness: Float = 0
+    public private(set) var updates = 0
+
+    /// instant-ngp's `NERF_MIN_OPTICAL_THICKNESS`.
+    public static let thicknessThreshold: Float = 0.01
+
+    public init(resolution: Int, cascades: Int, unitCube: AABB) throws {
+        guard resolution >= 8, resolution <= 512, resolution & (resolution - 1) == 0 else {
+            throw KernelError.invalidParameter(op: "train", name: "density grid resolution (power of two, 8…512)", value: "\(resolution)")
+        }
+        guard (1...8).contains(cascades) else { throw KernelError.invalidParameter(op: "train", name: "cascades", value: "\(cascades)") }
+        self.resolution = resolution
+        self.cascades = cascades
+        self.unitCube = unitCube
+        let cells = cascades * resolution * resolution * resolution
+        values = [Float](repeating: 0, count: cells)
+        occupied = [UInt8](repeating: 1, count: cells)
+    }
+
+    var cellsPerCascade: Int { resolution * resolution * resolution }
+
+    /// Unit-cube (instant-ngp) coordinates of a world point.
+    @inline(__always)
+    func local(_ p: SIMD3<Float>) -> SIMD3<Float> { (p - unitCube.lower) / unitCube.size.x }
+
+    /// Centre of a cell, in unit-cube coordinates.
+    func cellCentre(cascade: Int, x: Int, y: Int, z: Int) -> SIMD3<Float> {
+        let side = Float(1 << cascade)
+        return SIMD3(repeating: 0.5 - side / 2) + (SIMD3(Float(x), Float(y), Float(z)) + 0.5) * side / Float(resolution)
+    }
+
+    /// Marks cells whose centre no camera sees as −1 (instant-ngp's `mark_untrained_density_grid`).
+    public func markUnseenCells(cameras: [Camera]) {
+        let r = resolution
+        let shared = UncheckedSendable(values.withUnsafeMutableBufferPointer { $0.baseAddress! })
+        let cube = unitCube
+        CPUParallel.forEachChunk(cascades * r, costPerItem: r * r * cameras.count * 20) { range in
+            for slab in range {
+                let cascade = slab / r, z = slab % r
+                for y in 0..<r {
+                    for x in 0..<r {
+                        let centre = cube.lower + cellCentre(cascade: cascade, x: x, y: y, z: z) * cube.size.x
+                        let seen = cameras.contains { camera in
+                            guard let p = camera.project(centre) else { return false }
+                            return p.x >= 0 && p.y >= 0 && p.x < Float(camera.width) && p.y < Float(camera.height)
+                        }
+                        if !seen { shared.value[cascade * r * r * r + NGPDensityGrid.mortonIndex(x, y, z)] = -1 }
+                    }
+                }
+            }
+        }
+        rebuildOccupancy()
+    }
+
+    /// The world positions of one update's cells (one random point in each), and their value indices.
+    func updateSamples(step: Int, warmupSteps: Int, generator: inout SeededGenerator) -> (indices: [Int], positions: [Float]) {
+        let perCascade = cellsPerCascade
+        var indices: [Int] = []
+        if step < warmupSteps {
+            indices = Array(0..<(cascades * perCascade))
+        } else {
+            let uniform = perCascade / 4
+            indices.reserveCapacity(cascades * uniform * 2)
+            for cascade in 0..<cascades {
+                for _ in 0..<uniform { indices.append(cascade * perCascade + Int(generator.next() % UInt64(perCascade))) }
+                // Among occupied cells: rejection sampling with a bounded number of tries.
+                var found = 0, tries = 0
+                while found < uniform && tries < 4 * uniform {
+                    let index = cascade * perCascade + Int(generator.next() % UInt64(perCascade))
+                    tries += 1
+                    if occupied[index] != 0 { indices.append(index); found += 1 }
+                }
+            }
+        }
+        indices.removeAll { values[$0] < 0 }
+        var positions = [Float](repeating: 0, count: 3 * indices.count)
+        let r = resolution
+        for (k, index) in indices.enumerated() {
+            let cascade = index / perCascade
+            let (x, y, z) = Self.mortonDecode(index % perCascade)
+            let jitter = SIMD3<Float>(generator.unitFloat(), generator.unitFloat(), generator.unitFloat())
+            let side = Float(1 << cascade)
+            let local = SIMD3(repeating: 0.5 - side / 2) + (SIMD3(Float(x), Float(y), Float(z)) + jitter) * side / Float(r)
+            let world = unitCube.lower + local * unitCube.size.x
+            positions[3 * k] = world.x; positions[3 * k + 1] = world.y; positions[3 * k + 2] = world.z
+        }
+        return (indices, positions)
+    }
+
+    /// Applies one update: `thickness[k]` = σ·Δt_min at the point sampled in cell `indices[k]`.
+    func applyUpdate(indices: [Int], thickness: [Float], decay: Float) {
+        var fresh = [Float](repeating: 0, count: values.count)
+        for (k, index) in indices.enumerated() { fresh[index] = max(fresh[index], thickness[k]) }
+        for i in values.indices where values[i] >= 0 { values[i] = max(values[i] * decay, fresh[i]) }
+        updates += 1
+        rebuildOccupancy()
+    }
+
+    func rebuildOccupancy() {
+        var sum: Double = 0, count = 0
+        for v in values where v >= 0 { sum += Double(v); count += 1 }
+        meanThickness = count > 0 ? Float(sum / Double(count)) : 0
+        let threshold = min(Self.thicknessThreshold, meanThickness)
+        for i in values.indices { occupied[i] = values[i] > threshold ? 1 : 0 }
+        // A coarser cascade's inner half also carries the finer cascade's occupancy.
+        let r = resolution, perCascade = cellsPerCascade
+        guard cascades > 1 else { return }
+        for cascade in 1..<cascades {
+            for z in 0..<r { for y in 0..<r { for x in 0..<r {
+                let fine = (cascade - 1) * perCascade + NGPDensityGrid.mortonIndex(x, y, z)
+                guard occupied[fine] != 0 else { continue }
+                let coarse = cascade * perCascade + NGPDensityGrid.mortonIndex(x / 2 + r / 4, y / 2 + r / 4, z / 2 + r / 4)
+                occupied[coarse] = 1
+            } } }
+        }
+    }
+
+    /// Fraction of non-negative cells that are occupied.
+    public var occupiedFraction: Float {
+        var seen = 0, busy = 0
+        for i in values.indices where values[i] >= 0 { seen += 1; if occupied[i] != 0 { busy += 1 } }
+        return seen > 0 ? Float(busy) / Float(seen) : 0
+    }
+
+    /// The grid as instant-ngp's snapshot stores it (fp16 values, Morton order, −1 kept).
+    public func snapshotGrid() throws -> NGPDensityGrid {
+        try NGPDensityGrid(resolution: resolution, cascades: cascades, values: values.map { Float16(min($0, 65504)) })
+    }
+
+    static func mortonDecode(_ index: Int) -> (Int, Int, Int) {
+        func compact(_ v: Int) -> Int {
+            var v = v & 0x0924_9249
+            v = (v | v >> 2) & 0x030c_30c3
+            v = (v | v >> 4) & 0x0300_f00f
+            v = (v | v >> 8) & 0x0300_00ff
+            v = (v | v >> 16) & 0x0000_03ff
+            return v
+        }
+        return (compact(index), compact(index >> 1), compact(index >> 2))
+    }
+}

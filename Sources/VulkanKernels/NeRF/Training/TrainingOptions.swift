@@ -1,0 +1,105 @@
+/// Settings of a ``NeRFTrainer``. Defaults are instant-ngp's (`configs/nerf/base.json` and its testbed's
+/// NeRF constants) unless a comment says otherwise.
+public struct TrainingOptions: Sendable {
+    /// Rays per training step. (instant-ngp adapts its ray count towards 2^18 samples per step; here the
+    /// ray count is fixed and `maxSamplesPerStep` bounds the work.)
+    public var batchRays = 4096
+    /// At most this many samples per step; rays past the budget sit the step out.
+    public var maxSamplesPerStep = 1 << 18
+    public var loss: TrainingLoss = .huber
+    /// Seed of every random choice (rays, jitter, backgrounds, grid updates, initial weights).
+    public var seed: UInt64 = 1337
+
+    // Adam (tiny-cuda-nn's, with per-parameter step counts for the debiasing).
+    public var learningRate: Float = 1e-2
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.99
+    public var epsilon: Float = 1e-15
+    /// L2 regularisation added to the gradient of MLP weights (not of the grid), as tiny-cuda-nn's Adam.
+    public var l2Regularization: Float = 1e-6
+    /// Exponential learning-rate decay (base.json's ExponentialDecay): lr · base^⌊(step − start)/interval + 1⌋
+    /// once step ≥ start.
+    public var decayStart = 20_000
+    public var decayInterval = 10_000
+    public var decayBase: Float = 0.33
+
+    // Marching.
+    /// Steps across the unit cube's diagonal at the finest step (instant-ngp's `NERF_STEPS`).
+    public var stepsPerDiagonal = 1024
+    /// Exponential stepping: Δt = clamp(t·coneAngle, Δt_min, Δt_max). nil = instant-ngp's rule (0 for
+    /// aabb_scale ≤ 1, 1/256 beyond).
+    public var coneAngle: Float? = nil
+    /// At most this many samples per ray.
+    public var maxSamplesPerRay = 1024
+    /// Rays stop once their transmittance drops below this.
+    public var terminationThreshold: Float = 1e-4
+    /// Composite images with alpha over a random background per ray (instant-ngp's training); evaluation
+    /// always uses `evaluationBackground`.
+    public var randomBackground = true
+    public var evaluationBackground = SIMD3<Float>(1, 1, 1)
+
+    // Density grid.
+    public var densityGridResolution = 128
+    public var densityGridUpdateInterval = 16
+    public var densityGridWarmupSteps = 256
+    public var densityGridDecay: Float = 0.95
+
+    public init() {}
+
+    func validate() throws {
+        func check(_ ok: Bool, _ name: String, _ value: Any) throws {
+            if !ok { throw KernelError.invalidParameter(op: "train", name: name, value: "\(value)") }
+        }
+        try check((1...(1 << 22)).contains(batchRays), "batchRays (1…4194304)", batchRays)
+        try check((1...(1 << 24)).contains(maxSamplesPerStep), "maxSamplesPerStep", maxSamplesPerStep)
+        try check(learningRate.isFinite && learningRate > 0, "learningRate", learningRate)
+        try check((0..<1).contains(beta1) && (0..<1).contains(beta2), "beta1/beta2", (beta1, beta2))
+        try check(epsilon.isFinite && epsilon >= 0, "epsilon", epsilon)
+        try check(l2Regularization.isFinite && l2Regularization >= 0, "l2Regularization", l2Regularization)
+        try check(decayInterval > 0 && decayBase > 0 && decayBase <= 1, "decay", (decayInterval, decayBase))
+        try check((16...65536).contains(stepsPerDiagonal), "stepsPerDiagonal (16…65536)", stepsPerDiagonal)
+        try check(coneAngle.map { $0.isFinite && $0 >= 0 && $0 < 1 } ?? true, "coneAngle", coneAngle ?? 0)
+        try check((1...65536).contains(maxSamplesPerRay), "maxSamplesPerRay", maxSamplesPerRay)
+        try check(terminationThreshold.isFinite && (0..<1).contains(terminationThreshold), "terminationThreshold", terminationThreshold)
+        try check((1...1024).contains(densityGridUpdateInterval), "densityGridUpdateInterval", densityGridUpdateInterval)
+        try check(densityGridWarmupSteps >= 0, "densityGridWarmupSteps", densityGridWarmupSteps)
+        try check(densityGridDecay.isFinite && (0...1).contains(densityGridDecay), "densityGridDecay", densityGridDecay)
+        try check([evaluationBackground.x, evaluationBackground.y, evaluationBackground.z].allSatisfy(\.isFinite), "evaluationBackground", evaluationBackground)
+    }
+}
+
+/// What one training step did.
+public struct TrainingStepReport: Sendable {
+    public var step: Int
+    /// Mean loss over the step's rays and channels.
+    public var loss: Float
+    /// PSNR of the step's rays against their targets (over the random backgrounds), a running quality estimate.
+    public var psnr: Float
+    /// Rays trained on (those within the sample budget).
+    public var rays: Int
+    public var samples: Int
+    /// Samples before early termination (those that received gradients).
+    public var usedSamples: Int
+    public var seconds: Double
+}
+
+/// Where the time of the training steps went (seconds, summed over steps), and the samples they processed.
+public struct TrainingTimings: Sendable, CustomStringConvertible {
+    public var densityGrid: Double = 0
+    public var raySampling: Double = 0
+    public var marching: Double = 0
+    public var forward: Double = 0
+    public var compositing: Double = 0
+    public var backward: Double = 0
+    public var optimizer: Double = 0
+    public var samples = 0
+    public var usedSamples = 0
+
+    public var total: Double { densityGrid + raySampling + marching + forward + compositing + backward + optimizer }
+
+    public var description: String {
+        func f(_ v: Double) -> String { String(format: "%.2f", v) }
+        return "grid \(f(densityGrid)) s, rays \(f(raySampling)) s, march \(f(marching)) s, forward \(f(forward)) s, "
+            + "composite+loss \(f(compositing)) s, backward \(f(backward)) s, adam \(f(optimizer)) s; \(samples) samples"
+    }
+}

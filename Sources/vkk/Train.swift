@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import VulkanKernels
+
+/// `vkk train`: fits instant-ngp's hash-grid NeRF to a capture (transforms.json + images) on the CPU path.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a hash-grid radiance field from a transforms.json capture (CPU path; Vulkan training kernels are not written yet).")
+
+    @Argument(help: "The capture's transforms.json (NeRF-synthetic, instant-ngp or nerfstudio); its images are PNG or JPEG.")
+    var transforms: String
+    @Option(name: [.short, .long], help: "Write the trained field as an instant-ngp style snapshot (.msgpack, or .ingp compressed).")
+    var output: String?
+    @Option(help: "Training steps (the run also stops at --time-limit).")
+    var steps = 30_000
+    @Option(help: "Stop after this many seconds of training (evaluation not counted).")
+    var timeLimit: Double?
+    @Option(help: "Reduce every image by this integer factor on load (box filter).")
+    var downscale = 1
+    @Option(help: "Held-out views: every:N (views 0, N, 2N, … are not trained on) or none.")
+    var holdout = "every:8"
+    @Option(help: "Rays per training step.")
+    var batchRays = 4096
+    @Option(help: "At most this many samples per step (rays past the budget sit the step out; instant-ngp aims at 2^18).")
+    var maxSamples = 1 << 18
+    @Option(help: "Steps during which every density-grid update re-evaluates all cells (instant-ngp: 256); later updates sample half the cells.")
+    var gridWarmup = 256
+    @Option(help: "Evaluate the held-out views every N steps (0: only at the end).")
+    var evalEvery = 0
+    @Option(help: "Evaluate on every N-th pixel of every N-th row (1: whole images; larger: a quicker estimate).")
+    var evalStride = 1
+    @Option(help: "Seed of every random choice (the CPU path is deterministic for a seed and thread count).")
+    var seed: UInt64 = 1337
+    @Option(help: "Loss: huber (instant-ngp's default) or l2.")
+    var loss = "huber"
+    @Option(help: "Write the run's summary (steps, seconds, held-out PSNR per view and mean, throughput) as JSON.")
+    var json: String?
+    @Option(help: "Write a PNG of each held-out view (render and ground truth side by side) into this folder.")
+    var images: String?
+
+    func run() throws {
+        guard let lossChoice = TrainingLoss(rawValue: loss) else { throw ValidationError("--loss must be huber or l2") }
+        let split = try HoldoutSplit(parsing: holdout)
+        let loadStart = Date()
+        let dataset = try TrainingDataset.load(transforms: transforms, downscale: downscale, holdout: split)
+        if !dataset.skippedFrames.isEmpty {
+            let names = dataset.skippedFrames.map { "\($0.name) (\($0.reason))" }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("vkk train: skipped \(dataset.skippedFrames.count) frame(s) whose image is missing or unreadable: \(names)\n".utf8))
+        }
+        let first = dataset.training[0].image
+        print("loaded \(dataset.training.count) training + \(dataset.heldOut.count) held-out views (\(first.width)×\(first.height)), "
+              + "aabb_scale \(dataset.aabbScale), in \(String(format: "%.1f", Date().timeIntervalSince(loadStart))) s")
+        var options = TrainingOptions()
+        options.batchRays = batchRays
+        options.maxSamplesPerStep = maxSamples
+        options.densityGridWarmupSteps = gridWarmup
+        options.seed = seed
+        options.loss = lossChoice
+        let context = try ComputeContext(backend: .cpu)
+        let trainer = try NeRFTrainer(context: context, dataset: dataset, options: options)
+        var curve: [(step: Int, seconds: Double, psnr: Float)] = []
+        func evaluate() -> [Float] { dataset.heldOut.map { trainer.psnr(of: $0, stride: evalStride) } }
+        let start = Date()
+        var trainingSeconds = 0.0, lastPrint = 0.0
+        var report: TrainingStepReport? = nil
+        var runningPSNR: Float = 0
+        while trainer.step < steps && (timeLimit.map { trainingSeconds < $0 } ?? true) {
+            let stepStart = Date()
+            report = trainer.trainStep()
+            trainingSeconds += Date().timeIntervalSince(stepStart)
+            runningPSNR = runningPSNR == 0 ? report!.psnr : 0.95 * runningPSNR + 0.05 * report!.psnr
+            if trainingSeconds - lastPrint >= 5 || trainer.step == steps {
+                lastPrint = trainingSeconds
+                let rate = Double(trainer.step) / trainingSeconds
+                let eta = timeLimit.map { max(0, min($0 - trainingSeconds, Double(steps - trainer.step) / rate)) } ?? Double(steps - trainer.step) / rate
+                print(String(format: "step %d/%d  %.2f steps/s  loss %.5f  running PSNR %.2f dB  %d samples/step  grid %.1f%% occupied  ETA %.0f s",
+                             trainer.step, steps, rate, report!.loss, runningPSNR, report!.samples, 100 * trainer.densityGrid.occupiedFraction, eta))
+            }
+            if evalEvery > 0, trainer.step % evalEvery == 0, !dataset.heldOut.isEmpty {
+                let values = evaluate()
+                let mean = values.reduce(0, +) / Float(values.count)
+                curve.append((trainer.step, trainingSeconds, mean))
+                print(String(format: "step %d (%.0f s of training): held-out PSNR %.2f dB", trainer.step, trainingSeconds, mean))
+            }
+        }
+        let heldOut = evaluate()
+        let mean = heldOut.isEmpty ? Float.nan : heldOut.reduce(0, +) / Float(heldOut.count)
+        if !heldOut.isEmpty, curve.last?.step != trainer.step { curve.append((trainer.step, trainingSeconds, mean)) }
+        let t = trainer.timings
+        let forwardRate = Double(t.samples) / t.forward, trainRate = Double(t.samples) / (t.forward + t.backward)
+        print("trained \(trainer.step) steps in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step) / trainingSeconds)) steps/s); "
+              + "held-out PSNR \(String(format: "%.2f", mean)) dB over \(heldOut.count) views")
+        print("time: \(t)")
+        print(String(format: "field throughput: %.2f M samples/s forward, %.2f M samples/s forward+backward (CPU, %d samples)",
+                     forwardRate / 1e6, trainRate / 1e6, t.samples))
+        if let images {
+            try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+            for view in dataset.heldOut {
+                let w = view.image.width, h = view.image.height
+                let rendered = trainer.render(camera: view.camera, background: options.evaluationBackground)
+                var pixels = [UInt8](repeating: 0, count: 2 * w * h * 3)
+                for y in 0..<h {
+                    for x in 0..<w {
+                        let truth = view.image.colour(x: x, y: y, over: options.evaluationBackground)
+                        for c in 0..<3 {
+                            pixels[3 * (y * 2 * w + x) + c] = UInt8(min(max(rendered[3 * (y * w + x) + c], 0), 1) * 255 + 0.5)
+                            pixels[3 * (y * 2 * w + w + x) + c] = UInt8(min(max(truth[c], 0), 1) * 255 + 0.5)
+                        }
+                    }
+                }
+                let name = String(format: "heldout_%04d.png", view.frameIndex)
+                try PNG.write8(pixels, width: 2 * w, height: h, channels: 3, to: (images as NSString).appendingPathComponent(name))
+            }
+        }
+        if let output {
+            let field = try trainer.makeField(name: (output as NSString).lastPathComponent)
+            try NGPSnapshot(field: field, aabbScale: dataset.aabbScale).write(to: output)
+            print("wrote \(output)")
+        }
+        if let json {
+            let summary: [String: Any] = [
+                "transforms": transforms, "steps": trainer.step, "training_seconds": trainingSeconds,
+                "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "eval_stride": evalStride, "grid_warmup": gridWarmup, "seed": seed,
+                "loss": loss, "holdout": holdout,
+                "held_out": zip(dataset.heldOut, heldOut).map { ["view": $0.0.name, "frame": $0.0.frameIndex, "psnr": Double($0.1)] },
+                "held_out_mean_psnr": Double(mean),
+                "curve": curve.map { ["step": $0.step, "seconds": $0.seconds, "psnr": Double($0.psnr)] },
+                "samples_per_second_forward": forwardRate, "samples_per_second_forward_backward": trainRate,
+                "samples": t.samples,
+                "phase_seconds": ["density_grid": t.densityGrid, "ray_sampling": t.raySampling, "marching": t.marching,
+                                  "forward": t.forward, "compositing": t.compositing, "backward": t.backward, "optimizer": t.optimizer],
+            ]
+            let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: json))
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+@testable import VulkanKernels
+import XCTest
+
+/// Training end to end on the CPU path: a capture rendered from the built-in analytic `spheres` scene.
+final class NeRFTrainingTests: XCTestCase {
+    /// 20 orbit views of `spheres` at 64×64 as RGBA images (premultiplied colour = render over black,
+    /// alpha = opacity); every 5th view is held out (4 views).
+    static let capture: TrainingDataset = {
+        let renderer = Renderer(context: Backends.cpu)
+        let field = BuiltInScene.spheres.makeField()
+        var options = RenderOptions()
+        options.background = SIMD3(0, 0, 0)
+        options.step = .uniform(512, across: BuiltInScene.bounds)
+        options.occupancy.resolution = 64
+        options.occupancy.levels = 3
+        var training: [TrainingView] = [], heldOut: [TrainingView] = []
+        for i in 0..<20 {
+            // Alternate elevations so that the views see the scene from above and from the side.
+            let camera = Camera.orbit(frame: i, of: 20, width: 64, height: 64, elevation: i % 2 == 0 ? 0.9 : 2.0)
+            let image = try! renderer.render(field: field, camera: camera, options: options)
+            var pixels = [UInt8](repeating: 0, count: 64 * 64 * 4)
+            for p in 0..<(64 * 64) {
+                for c in 0..<3 { pixels[4 * p + c] = UInt8(min(max(image.rgb[3 * p + c], 0), 1) * 255 + 0.5) }
+                pixels[4 * p + 3] = UInt8(min(max(image.opacity[p], 0), 1) * 255 + 0.5)
+            }
+            let view = TrainingView(name: "orbit \(i)", frameIndex: i, camera: camera,
+                                    image: try! TrainingImage(width: 64, height: 64, hasAlpha: true, pixels: pixels))
+            if HoldoutSplit.every(5).isHeldOut(i) { heldOut.append(view) } else { training.append(view) }
+        }
+        return try! TrainingDataset(training: training, heldOut: heldOut, unitCube: BuiltInScene.bounds, aabbScale: 1)
+    }()
+
+    /// A network small enough for a debug build (8 levels × 2 features, 2^14 tables) with instant-ngp's
+    /// MLP shape (64 wide; density 1 hidden layer, colour 2).
+    static let configuration = HashGridConfiguration(levels: 8, featuresPerLevel: 2, log2TableSize: 14, baseResolution: 8,
+                                                     perLevelScale: 1.5)
+
+    static var options: TrainingOptions {
+        var options = TrainingOptions()
+        options.batchRays = 512
+        // Until the density grid has carved the empty space (~50 steps) rays carry ~100 samples each;
+        // the budget keeps those early steps cheap (rays past it sit the step out).
+        options.maxSamplesPerStep = 1 << 14
+        options.stepsPerDiagonal = 256
+        options.densityGridResolution = 32
+        options.densityGridWarmupSteps = 64
+        options.seed = 7
+        return options
+    }
+
+    /// Held-out PSNR must pass this after 300 steps. Measured on this machine (2 threads): the untrained
+    /// network scores 10.7–12.4 dB on the 4 held-out views and 300 steps reach 19.0–20.8 dB (mean 19.88).
+    /// The threshold sits 3 dB below that mean, so thread-count or libm differences cannot fail it, while
+    /// a broken backward stage can: without the grid's gradient the MLPs see a near-constant encoding and
+    /// learn the mean colour, without σ's they learn no geometry — both stay near the untrained ~12 dB.
+    static let heldOutPSNRThreshold: Float = 17
+
+    func testTrainingOnAnalyticSceneRaisesHeldOutPSNR() throws {
+        let dataset = Self.capture
+        let trainer = try NeRFTrainer(context: Backends.cpu, dataset: dataset, configuration: Self.configuration, options: Self.options)
+        let before = dataset.heldOut.map { trainer.psnr(of: $0) }
+        let start = Date()
+        var last: TrainingStepReport? = nil
+        for _ in 0..<(Int(ProcessInfo.processInfo.environment["VKK_TRAIN_STEPS"] ?? "") ?? 300) { last = trainer.trainStep() }
+        let after = dataset.heldOut.map { trainer.psnr(of: $0) }
+        let mean = after.reduce(0, +) / Float(after.count)
+        print("training: held-out PSNR \(before.map { String(format: "%.2f", $0) }) -> \(after.map { String(format: "%.2f", $0) }) "
+              + "(mean \(mean)) in \(Date().timeIntervalSince(start)) s; last step: loss \(last!.loss), \(last!.samples) samples, "
+              + "\(last!.usedSamples) used; grid occupied \(trainer.densityGrid.occupiedFraction); \(trainer.timings)")
+        XCTAssertGreaterThan(mean, Self.heldOutPSNRThreshold)
+        XCTAssertLessThan(trainer.densityGrid.occupiedFraction, 0.5, "the density grid should have carved out empty space")
+    }
+
+    func testTrainingIsDeterministicForASeed() throws {
+        let dataset = Self.capture
+        func run() throws -> ([Float], [Float]) {
+            let trainer = try NeRFTrainer(context: Backends.cpu, dataset: dataset, configuration: Self.configuration, options: Self.options)
+            for _ in 0..<10 { trainer.trainStep() }
+            return (trainer.network.parameters, trainer.densityGrid.values)
+        }
+        let (a, gridA) = try run(), (b, gridB) = try run()
+        XCTAssertTrue(a == b, "parameters differ between two runs with the same seed")
+        XCTAssertTrue(gridA == gridB, "density grids differ between two runs with the same seed")
+        var other = Self.options
+        other.seed = 8
+        let trainer = try NeRFTrainer(context: Backends.cpu, dataset: dataset, configuration: Self.configuration, options: other)
+        for _ in 0..<10 { trainer.trainStep() }
+        XCTAssertFalse(trainer.network.parameters == a, "a different seed should train differently")
+    }
+
+    /// A trained field written as a snapshot (the existing `NGPSnapshot` writer), read back and rendered,
+    /// equals the in-memory fp16 field's render bit for bit; the density grid (with its −1 cells) survives.
+    func testSnapshotOfTrainedFieldRoundTrips() throws {
+        let trainer = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: Self.options)
+        for _ in 0..<3 { trainer.trainStep() }
+        let field = try trainer.makeField(name: "trained")
+        let path = NSTemporaryDirectory() + "vkk-trained-\(UUID().uuidString).ingp"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try NGPSnapshot(field: field, aabbScale: Self.capture.aabbScale).write(to: path)
+        let loaded = try HashGridField.load(snapshot: path)
+        XCTAssertEqual(loaded.configuration, field.configuration)
+        XCTAssertEqual(loaded.parameters, field.parameters)
+        XCTAssertEqual(loaded.bounds, field.bounds)
+        XCTAssertEqual(loaded.densityGrid, field.densityGrid)
+        XCTAssertTrue(field.densityGrid!.values.contains(-1) || trainer.densityGrid.values.allSatisfy { $0 >= 0 })
+        var options = RenderOptions()
+        options.skipEmptySpace = false
+        options.step = .uniform(32, across: field.bounds)
+        let renderer = Renderer(context: Backends.cpu)
+        let camera = Self.capture.heldOut[0].camera.resized(width: 16, height: 16)
+        let a = try renderer.render(field: field, camera: camera, options: options)
+        let b = try renderer.render(field: loaded, camera: camera, options: options)
+        XCTAssertEqual(a.rgb, b.rgb)
+        XCTAssertGreaterThan(Set(a.rgb.map { ($0 * 64).rounded() }).count, 3, "the render should not be flat")
+    }
+
+    func testVulkanContextIsRefusedClearly() throws {
+        guard let vulkan = Backends.vulkan else { throw XCTSkip("no Vulkan device") }
+        XCTAssertThrowsError(try NeRFTrainer(context: vulkan, dataset: Self.capture, configuration: Self.configuration)) { error in
+            XCTAssertTrue("\(error)".contains("CPU path"), "\(error)")
+        }
+    }
+}
