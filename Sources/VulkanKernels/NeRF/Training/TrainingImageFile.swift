@@ -109,13 +109,14 @@ public enum TrainingImageFile {
         throw DatasetError("\(path): neither a PNG nor a JPEG file")
     }
 
-    /// Decodes JPEG bytes (`name` is used in errors).
-    public static func decodeJPEG(_ bytes: [UInt8], name: String) throws -> TrainingImage {
+    /// Decodes JPEG bytes (`name` is used in errors); an image over `maximumPixels` is refused from its header,
+    /// before any pixel buffer is allocated.
+    public static func decodeJPEG(_ bytes: [UInt8], name: String, maximumPixels: Int = maximumPixels) throws -> TrainingImage {
         var pixels: UnsafeMutablePointer<UInt8>? = nil
         var width: UInt32 = 0, height: UInt32 = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = bytes.withUnsafeBufferPointer { data in
-            vkk_jpeg_decode(data.baseAddress, UInt(data.count), UInt64(maximumPixels), UInt32(maximumSide),
+            vkk_jpeg_decode(data.baseAddress, UInt(data.count), UInt64(max(0, maximumPixels)), UInt32(maximumSide),
                             &pixels, &width, &height, &message, message.count)
         }
         guard status == 0, let pixels else {
