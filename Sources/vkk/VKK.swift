@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 @main
 struct VKK: ParsableCommand {
@@ -7,13 +8,20 @@ struct VKK: ParsableCommand {
         abstract: "VulkanKernels: GPU compute kernels on any Vulkan device, with a CPU path.",
         subcommands: [Info.self, Render.self, Train.self, Bench.self, SelfCheck.self])
 
-    /// ArgumentParser's main, with Foundation errors turned into one readable line (``readableError(_:)``).
+    /// ArgumentParser's main, with every failure as one readable line and a non-zero status: Foundation
+    /// errors through ``readableError(_:)``, and option errors without the usage block ArgumentParser would
+    /// append (`--help` and `--version` still print in full).
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            exit(withError: readableError(error))
+            let error = readableError(error)
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            let line = message(for: error).split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? "\(error)"
+            _ = "Error: \(line)\n".withCString { write(2, $0, strlen($0)) }
+            Glibc.exit(code.rawValue)
         }
     }
 }
