@@ -40,7 +40,7 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// not validate. `configuration` defaults to instant-ngp's base network for the dataset's aabb_scale.
     public init(context: ComputeContext, dataset: TrainingDataset, configuration: HashGridConfiguration? = nil,
                 options: TrainingOptions = TrainingOptions()) throws {
-        guard !context.isVulkan else {
+        if case .vulkan = context.backend {
             throw KernelError.invalidParameter(op: "train", name: "backend",
                                                value: "Vulkan: the training kernels exist only on the CPU path so far (use a .cpu context or VKK_BACKEND=cpu)")
         }
