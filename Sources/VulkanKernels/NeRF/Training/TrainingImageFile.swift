@@ -1,5 +1,4 @@
 import CJPEG
-import CPNG
 import Foundation
 import Glibc
 
@@ -91,21 +90,15 @@ public enum TrainingImageFile {
     /// Compressed files larger than this are refused before they are read (1 GiB).
     public static let maximumFileBytes = 1 << 30
 
-    /// Reads `path` (PNG or JPEG, told apart by the file's first bytes, not its name).
+    /// The file and pixel limits above as the IO readers' ``ReadLimits``.
+    static let limits = ReadLimits(maxFileBytes: maximumFileBytes, maxImagePixels: maximumPixels)
+
+    /// Reads `path` (PNG or JPEG, told apart by the file's first bytes, not its name) through the IO
+    /// readers' regular-file and size checks.
     public static func read(_ path: String) throws -> TrainingImage {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw DatasetError("\(path): \(String(cString: strerror(errno)))") }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw DatasetError("\(path): not a regular file") }
-        guard info.st_size <= maximumFileBytes else { throw DatasetError("\(path): \(info.st_size) bytes is more than the \(maximumFileBytes)-byte limit") }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw DatasetError("\(path): cannot be opened") }
-        defer { try? handle.close() }
-        let magic = [UInt8]((try? handle.read(upToCount: 8)) ?? Data())
-        if magic.count >= 8, magic[0..<8] == [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] { return try readPNG(path) }
-        if magic.count >= 3, magic[0] == 0xff, magic[1] == 0xd8, magic[2] == 0xff {
-            try handle.seek(toOffset: 0)
-            guard let data = try handle.readToEnd() else { throw DatasetError("\(path): cannot be read") }
-            return try decodeJPEG([UInt8](data), name: path)
-        }
+        let bytes = try asDatasetError { try readFile(path, limits: limits) }
+        if bytes.starts(with: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) { return try decodePNG(bytes, name: path) }
+        if bytes.starts(with: [0xff, 0xd8, 0xff]) { return try decodeJPEG(bytes, name: path) }
         throw DatasetError("\(path): neither a PNG nor a JPEG file")
     }
 
@@ -131,31 +124,31 @@ public enum TrainingImageFile {
         return try TrainingImage(width: Int(width), height: Int(height), hasAlpha: false, pixels: rgba)
     }
 
-    private static func readPNG(_ path: String) throws -> TrainingImage {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        guard png_image_begin_read_from_file(&image, path) != 0 else { throw DatasetError("\(path): not a readable PNG (\(message(of: image)))") }
-        defer { png_image_free(&image) }
-        let width = Int(image.width), height = Int(image.height)
-        let (pixelCount, overflow) = width.multipliedReportingOverflow(by: height)
-        guard width > 0, height > 0, width <= maximumSide, height <= maximumSide, !overflow, pixelCount <= maximumPixels else {
-            throw DatasetError("\(path): \(width)×\(height) pixels is beyond the limits (sides ≤ \(maximumSide), ≤ \(maximumPixels) pixels)")
+    /// Decodes PNG bytes with ``PNG/decode8(_:name:limits:)`` (chunk and pixel limits checked before libpng
+    /// allocates) and widens grey / grey + alpha / RGB to RGBA, straight alpha to premultiplied.
+    static func decodePNG(_ bytes: [UInt8], name: String) throws -> TrainingImage {
+        let png = try asDatasetError { try PNG.decode8(bytes, name: name, limits: limits) }
+        guard png.width <= maximumSide, png.height <= maximumSide else {
+            throw DatasetError("\(name): \(png.width)×\(png.height) pixels is beyond the limits (sides ≤ \(maximumSide))")
         }
-        let hasAlpha = image.format & 0x01 != 0   // PNG_FORMAT_FLAG_ALPHA, including tRNS transparency
-        image.format = 0x03                        // PNG_FORMAT_RGBA: 8-bit straight-alpha RGBA whatever the file holds
-        var straight = [UInt8](repeating: 0, count: pixelCount * 4)
-        let ok = straight.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
-        guard ok != 0 else { throw DatasetError("\(path): not a readable PNG (\(message(of: image)))") }
-        // Straight → premultiplied, rounded to nearest.
-        for i in 0..<pixelCount {
-            let a = UInt32(straight[4 * i + 3])
-            for c in 0..<3 { straight[4 * i + c] = UInt8((UInt32(straight[4 * i + c]) * a + 127) / 255) }
+        let count = png.width * png.height, channels = png.channels
+        let hasAlpha = channels == 2 || channels == 4
+        var rgba = [UInt8](repeating: 255, count: count * 4)
+        for i in 0..<count {
+            let source = i * channels
+            let alpha = hasAlpha ? UInt32(png.values[source + channels - 1]) : 255
+            for c in 0..<3 {
+                let value = UInt32(png.values[source + (channels >= 3 ? c : 0)])
+                rgba[4 * i + c] = UInt8((value * alpha + 127) / 255)   // straight → premultiplied, rounded
+            }
+            rgba[4 * i + 3] = UInt8(alpha)
         }
-        return try TrainingImage(width: width, height: height, hasAlpha: hasAlpha, pixels: straight)
+        return try TrainingImage(width: png.width, height: png.height, hasAlpha: hasAlpha, pixels: rgba)
     }
 
-    private static func message(of image: png_image) -> String {
-        var copy = image.message
-        return withUnsafeBytes(of: &copy) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+    /// The IO readers' errors (which name the file) as ``DatasetError``, the one error a capture's frames
+    /// are skipped for.
+    private static func asDatasetError<Result>(_ body: () throws -> Result) throws -> Result {
+        do { return try body() } catch let error as DatasetError { throw error } catch { throw DatasetError("\(error)") }
     }
 }
