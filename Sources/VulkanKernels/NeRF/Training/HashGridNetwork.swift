@@ -145,12 +145,8 @@ extension HashGridNetwork {
             var input = activations.encoded.withUnsafeMutableBufferPointer { $0.baseAddress! }
             var inputWidth = encodingWidth
             for layer in 0..<c.densityHiddenLayers {
-                let output = activations.densityHidden[layer].withUnsafeMutableBufferPointer { $0.baseAddress! }
-                Self.linear(n, inputs: inputWidth, outputs: c.densityWidth, input, w + offset, output, ldOutput: c.densityWidth)
-                Self.relu(output, n * c.densityWidth)
-                offset += c.densityWidth * inputWidth
-                input = output
-                inputWidth = c.densityWidth
+                Self.hiddenLayer(n, &input, &inputWidth, &offset, weights: w, width: c.densityWidth,
+                                 output: activations.densityHidden[layer].withUnsafeMutableBufferPointer { $0.baseAddress! })
             }
             // Density outputs go straight into the first 16 columns of the colour input.
             let colorInput = activations.colorInput.withUnsafeMutableBufferPointer { $0.baseAddress! }
@@ -169,12 +165,8 @@ extension HashGridNetwork {
             input = colorInput
             inputWidth = c.colorInputWidth
             for layer in 0..<c.colorHiddenLayers {
-                let output = activations.colorHidden[layer].withUnsafeMutableBufferPointer { $0.baseAddress! }
-                Self.linear(n, inputs: inputWidth, outputs: c.colorWidth, input, w + offset, output, ldOutput: c.colorWidth)
-                Self.relu(output, n * c.colorWidth)
-                offset += c.colorWidth * inputWidth
-                input = output
-                inputWidth = c.colorWidth
+                Self.hiddenLayer(n, &input, &inputWidth, &offset, weights: w, width: c.colorWidth,
+                                 output: activations.colorHidden[layer].withUnsafeMutableBufferPointer { $0.baseAddress! })
             }
             // Only the first 3 of the last layer's 16 rows are RGB.
             let logits = activations.colorLogits.withUnsafeMutableBufferPointer { $0.baseAddress! }
@@ -303,6 +295,17 @@ extension HashGridNetwork {
                               _ weight: UnsafePointer<Float>, _ inputGradient: UnsafeMutablePointer<Float>) {
         vkk_sgemm(0, 0, Int64(n), Int64(inputs), Int64(outputs), 1, outputGradient, Int64(outputs), weight, Int64(inputs), 0,
                   inputGradient, Int64(inputs))
+    }
+
+    /// One hidden layer of either MLP: output = ReLU(input · Wᵀ) with W at `weights + offset`; then the
+    /// output becomes the next layer's input and `offset` moves past W.
+    static func hiddenLayer(_ n: Int, _ input: inout UnsafeMutablePointer<Float>, _ inputWidth: inout Int, _ offset: inout Int,
+                            weights: UnsafePointer<Float>, width: Int, output: UnsafeMutablePointer<Float>) {
+        linear(n, inputs: inputWidth, outputs: width, input, weights + offset, output, ldOutput: width)
+        relu(output, n * width)
+        offset += width * inputWidth
+        input = output
+        inputWidth = width
     }
 
     static func relu(_ values: UnsafeMutablePointer<Float>, _ count: Int) {
