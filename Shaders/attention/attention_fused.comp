@@ -21,7 +21,12 @@
 //              slopes offset (float bits), [3] block-layout offset, [4] block-layout head stride
 //              (0: shared), each offset 0 when absent; [5..8] bias element strides (batch, head, query,
 //              key; 0 along broadcast dimensions), [9..12] the same for the boolean mask, [13] block
-//              rows, [14] block columns; the data follows.
+//              rows, [14] block columns, [15] query-starts offset, [16] key-starts offset (rows on the
+//              tensors' sequence axes where each sequence begins: packed sequences, left-padded caches),
+//              [17] log-sum-exp batch stride, [18] its head stride (rows are 1 apart), [19] ALiBi slopes'
+//              batch stride (0: one slope per head, else heads), [20] bias-slopes offset (ggml max_bias:
+//              float per head), [21] sinks offset (float per head, natural log), [22] chunk size; the
+//              data follows. Lengths are per sequence (from its start), so with starts they are counts.
 //   6  bias    uniform samplerBuffer, R32F or R16F view of the additive bias (a dummy when absent)
 //   7  allowed uniform usamplerBuffer, R8UI view of the boolean mask, nonzero = attend (a dummy when absent)
 //
@@ -37,7 +42,11 @@
 //   3  FEATURES       bit 0: per-sequence lengths, 1: bias, 2: ALiBi, 3: block layout, 4: block
 //                     layout aligned to tiles (one lookup per tile instead of one per score; the
 //                     host sets it only when no tile spans two heads or two blocks), 5: softcap
-//                     (cap·tanh(s/cap) on the scaled score, before every additive term), 6: boolean mask
+//                     (cap·tanh(s/cap) on the scaled score, before every additive term), 6: boolean mask,
+//                     7: sinks (added to each valid row's denominator at the end; in split mode by split 0
+//                     only, so the merge counts it once), 8: chunked local attention (keys in the query's
+//                     chunk of diagonal positions), 9: sequence starts (packed sequences store only the
+//                     rows inside a sequence)
 //   4  WRITE_LSE      1: write the log-sum-exp of each row
 //   5  SPLIT_MODE     1: write normalised partial outputs and their log-sum-exp for
 //                     attention_merge_splits; this workgroup sees keys [y·keysPerSplit, (y+1)·keysPerSplit)
@@ -91,7 +100,7 @@ const uint VDIM4 = (VALUE_DIM + 3u) / 4u;
 const uint CHUNKS = (VDIM4 + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
 const uint Q_FETCHES = (TILE_Q + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE;
 const uint HAS_LENGTHS = 1u, HAS_BIAS = 2u, HAS_ALIBI = 4u, HAS_BLOCKS = 8u, BLOCKS_ALIGNED = 16u;
-const uint HAS_SOFTCAP = 32u, HAS_ALLOWED = 64u;
+const uint HAS_SOFTCAP = 32u, HAS_ALLOWED = 64u, HAS_SINKS = 128u, HAS_CHUNK = 256u, HAS_STARTS = 512u;
 const float LN2 = 0.69314718056;
 const float LOG2E = 1.44269504089;
 #define NEG_INF uintBitsToFloat(0xff800000u)
@@ -169,9 +178,13 @@ uint rowIndex(uint row) { return row % p.qLen; }
 
 // Per-workgroup values that main sets once and keyTile reads.
 uint lane, b, kvh, rows, r0, qLenB, kLenB, kBase, vBase;
-int offset, kLo, kHi;
+int offset, kLo, kHi, chunkSize;
 uint qTexel[Q_FETCHES];      // the Q rows this lane fetches (texel of dim 0)
 float rowSlope[TILE_Q];      // ALiBi slope per row (log2 units)
+float rowBiasScale[TILE_Q];  // log2(e) times the bias's max_bias slope per row (log2(e) without max_bias)
+
+// The first diagonal position of d's chunk (floor division: negative positions form chunks too).
+int chunkStart(int d) { return d >= 0 ? d / chunkSize * chunkSize : -((chunkSize - 1 - d) / chunkSize) * chunkSize; }
 
 // One tile of TILE_K keys starting at k0: scores, the online softmax, and P·V into outAcc. `checked` is a
 // constant at every call (the function is inlined): the checked copy masks every score (band, lengths,
@@ -215,6 +228,7 @@ void keyTile(const uint k0, const bool checked) {
             const int j = int(myKey + c);
             bool allowed = row < rows && uint(i) < qLenB && j < int(kLenB) && j >= kLo && j < kHi
                 && j >= diagonal - p.windowLeft && j <= diagonal + p.windowRight;
+            if ((FEATURES & HAS_CHUNK) != 0u) allowed = allowed && j - chunkStart(diagonal) < chunkSize && j >= chunkStart(diagonal);
             if ((FEATURES & HAS_BLOCKS) != 0u && (FEATURES & BLOCKS_ALIGNED) == 0u && allowed)
                 allowed = blockAllowed(h, uint(i), uint(j));
             if ((FEATURES & HAS_ALIBI) != 0u) s[c] -= rowSlope[r] * float(abs(diagonal - j));
@@ -222,7 +236,7 @@ void keyTile(const uint k0, const bool checked) {
                 allowed = texelFetch(allowedMask, int(b * allowedStride[0] + h * allowedStride[1] + uint(i) * allowedStride[2]
                                                       + uint(j) * allowedStride[3])).x != 0u;
             if ((FEATURES & HAS_BIAS) != 0u && allowed)
-                s[c] += LOG2E * texelFetch(bias, int(b * biasStride[0] + h * biasStride[1] + uint(i) * biasStride[2] + uint(j) * biasStride[3])).x;
+                s[c] += rowBiasScale[r] * texelFetch(bias, int(b * biasStride[0] + h * biasStride[1] + uint(i) * biasStride[2] + uint(j) * biasStride[3])).x;
             s[c] = allowed ? s[c] : NEG_INF;
         }
         const float tileMax = subgroupMax(max(max(s.x, s.y), max(s.z, s.w)));
@@ -277,6 +291,13 @@ void main() {
         if (aux.words[1] != 0u) kLenB = aux.words[aux.words[1] + b];
     }
     offset = (p.bottomRight != 0u ? int(kLenB) - int(qLenB) : 0) + p.diagonalShift;
+    // Where this sequence's query rows and keys begin on the tensors' sequence axes.
+    uint qStart = 0u, keyStart = 0u;
+    if ((FEATURES & HAS_STARTS) != 0u) {
+        if (aux.words[15] != 0u) qStart = aux.words[aux.words[15] + b];
+        if (aux.words[16] != 0u) keyStart = aux.words[aux.words[16] + b];
+    }
+    chunkSize = (FEATURES & HAS_CHUNK) != 0u ? int(aux.words[22]) : 1;
     blockRows = max(aux.words[13], 1u);
     blockCols = max(aux.words[14], 1u);
     for (uint x = 0u; x < 4u; ++x) {
@@ -289,7 +310,10 @@ void main() {
         rowSum[r] = 0.0;
         rowSlope[r] = 0.0;
         if ((FEATURES & HAS_ALIBI) != 0u)
-            rowSlope[r] = uintBitsToFloat(aux.words[aux.words[2] + rowHead(kvh, min(r0 + r, rows - 1u))]) * LOG2E;
+            rowSlope[r] = uintBitsToFloat(aux.words[aux.words[2] + b * aux.words[19] + rowHead(kvh, min(r0 + r, rows - 1u))]) * LOG2E;
+        rowBiasScale[r] = LOG2E;
+        if ((FEATURES & HAS_BIAS) != 0u && aux.words[20] != 0u)
+            rowBiasScale[r] = uintBitsToFloat(aux.words[aux.words[20] + rowHead(kvh, min(r0 + r, rows - 1u))]) * LOG2E;
         for (uint c = 0u; c < CHUNKS; ++c) outAcc[r * CHUNKS + c] = vec4(0.0);
     }
 
@@ -303,18 +327,22 @@ void main() {
     if (iFirst < qLenB && kLenB > 0u) {
         kLo = max(0, int(iFirst) + offset - p.windowLeft);
         kHi = min(int(kLenB), int(min(iLast, qLenB - 1u)) + offset + p.windowRight + 1);
+        if ((FEATURES & HAS_CHUNK) != 0u) {
+            kLo = max(kLo, chunkStart(int(iFirst) + offset));
+            kHi = min(kHi, chunkStart(int(min(iLast, qLenB - 1u)) + offset) + chunkSize);
+        }
     }
     if (SPLIT_MODE != 0u) {
         kLo = max(kLo, int(split * p.keysPerSplit));
         kHi = min(kHi, int((split + 1u) * p.keysPerSplit));
     }
     const uint TILE_K = 4u * SUBGROUP_SIZE;
-    kBase = b * p.kStrideB + kvh * p.kStrideH;
-    vBase = b * p.vStrideB + kvh * p.vStrideH;
+    kBase = b * p.kStrideB + kvh * p.kStrideH + keyStart * p.kStrideS;
+    vBase = b * p.vStrideB + kvh * p.vStrideH + keyStart * p.vStrideS;
     // The Q rows this lane fetches (rows past the valid ones are clamped, read, and never stored).
     for (uint f = 0u; f < Q_FETCHES; ++f) {
         const uint row = min(r0 + lane + f * SUBGROUP_SIZE, rows - 1u);
-        qTexel[f] = b * p.qStrideB + rowHead(kvh, row) * p.qStrideH + min(rowIndex(row), max(qLenB, 1u) - 1u) * p.qStrideS;
+        qTexel[f] = b * p.qStrideB + rowHead(kvh, row) * p.qStrideH + (qStart + min(rowIndex(row), max(qLenB, 1u) - 1u)) * p.qStrideS;
     }
 
     // Interior tiles (every row valid, every key inside the band, the key length and the split, no
@@ -330,8 +358,12 @@ void main() {
     const int kFirst = kLo - kLo % int(TILE_K);
     int innerLo = kHi, innerHi = kHi;
     if (rowsInterior) {
-        const int lowest = max(kLo, int(iLast) + offset - p.windowLeft);        // first key an interior tile may start at
-        const int highest = min(kHi, int(iFirst) + offset + p.windowRight + 1);  // one past the last key it may reach
+        int lowest = max(kLo, int(iLast) + offset - p.windowLeft);        // first key an interior tile may start at
+        int highest = min(kHi, int(iFirst) + offset + p.windowRight + 1);  // one past the last key it may reach
+        if ((FEATURES & HAS_CHUNK) != 0u) {
+            lowest = max(lowest, chunkStart(int(iLast) + offset));
+            highest = min(highest, chunkStart(int(iFirst) + offset) + chunkSize);
+        }
         const int first = kFirst + (max(lowest - kFirst, 0) + int(TILE_K) - 1) / int(TILE_K) * int(TILE_K);
         if (first + int(TILE_K) <= highest) {
             innerLo = first;
@@ -346,18 +378,31 @@ void main() {
     // Only split mode (never windowed: the whole z range is one dispatch) offsets the log-sum-exp by split.
     const uint batchHeads = gl_NumWorkGroups.z * p.group;
     for (uint r = 0u; r < TILE_Q; ++r) {
-        const float total = subgroupAdd(rowSum[r]);
+        float total = subgroupAdd(rowSum[r]);
         const uint row = r0 + r;
         if (row >= rows || row < p.storeRowLo || row >= p.storeRowHi) continue;
         const uint h = rowHead(kvh, row), i = rowIndex(row);
-        const float inverse = total > 0.0 ? 1.0 / total : 0.0;
-        const uint oRow = split * p.oStrideSplit + b * p.oStrideB + h * p.oStrideH + i * p.oStrideS - p.outputBase;
+        // Packed sequences: rows past this sequence's length are the next sequence's (or no one's).
+        if ((FEATURES & HAS_STARTS) != 0u && aux.words[15] != 0u && i >= qLenB) continue;
+        float inverse = total > 0.0 ? 1.0 / total : 0.0;
+        // The sink joins the denominator of each valid row once (split 0's share in split mode): the
+        // max becomes max(M, sink) and the key sum is rescaled to it; with no key seen, output 0 and a
+        // log-sum-exp of the sink itself.
+        if ((FEATURES & HAS_SINKS) != 0u && split == 0u && i < qLenB) {
+            const float sink = uintBitsToFloat(aux.words[aux.words[21] + h]) * LOG2E;
+            const float newMax = max(rowMax[r], sink);
+            const float correction = rowMax[r] == NEG_INF ? 0.0 : exp2(rowMax[r] - newMax);
+            total = total * correction + exp2(sink - newMax);
+            rowMax[r] = newMax;
+            inverse = correction / total;
+        }
+        const uint oRow = split * p.oStrideSplit + b * p.oStrideB + h * p.oStrideH + (qStart + i) * p.oStrideS - p.outputBase;
         for (uint t = 0u; t < CHUNKS; ++t) {
             const uint d4 = lane + t * SUBGROUP_SIZE;
             if (d4 < VDIM4) storeOutput(oRow + 4u * d4, d4, outAcc[r * CHUNKS + t] * inverse);
         }
         if ((WRITE_LSE != 0u || SPLIT_MODE != 0u) && lane == 0u) {
-            lseBuffer.lse[(split * batchHeads + b * p.heads + h) * p.qLen + i] = total > 0.0 ? (rowMax[r] + log2(total)) * LN2 : NEG_INF;
+            lseBuffer.lse[split * batchHeads * p.qLen + b * aux.words[17] + h * aux.words[18] + qStart + i] = total > 0.0 ? (rowMax[r] + log2(total)) * LN2 : NEG_INF;
         }
     }
 }

@@ -11,10 +11,13 @@ struct ResolvedAttentionMask: @unchecked Sendable {
     let biasStrides: [Int]
     let allowed: UnsafePointer<UInt8>?
     let allowedStrides: [Int]
+    /// ggml's max_bias slope per query head (multiplies the bias), nil without max_bias.
+    let biasSlopes: [Float]?
 
     init(_ mask: AttentionMask, _ shape: AttentionShape) {
         self.mask = mask; self.shape = shape
         band = mask.diagonalBand
+        biasSlopes = mask.maxBias.map { AttentionMask.maxBiasSlopes($0, heads: shape.heads) }
         let target = [shape.batch, shape.heads, shape.queryLength, shape.keyLength]
         if let (storage, dtype) = mask.biasStorage, let biasShape = mask.bias?.shape {
             bias = widenedInput(storage, count: biasShape.reduce(1, *), dtype: dtype)
@@ -30,14 +33,18 @@ struct ResolvedAttentionMask: @unchecked Sendable {
         }
     }
 
-    func queryLength(_ batch: Int) -> Int { mask.queryLengths?[batch] ?? shape.queryLength }
-    func keyLength(_ batch: Int) -> Int { mask.keyLengths?[batch] ?? shape.keyLength }
+    func queryLength(_ batch: Int) -> Int { mask.queryCount(batch, shape.queryLength) }
+    func keyLength(_ batch: Int) -> Int { mask.keyCount(batch, shape.keyLength) }
     func diagonalOffset(_ batch: Int) -> Int { mask.alignment.offset(queryLength: queryLength(batch), keyLength: keyLength(batch)) }
 
     /// The keys `lower..<upper` that causal, window and key length allow query row `i` to see.
     func keyRange(batch: Int, row i: Int) -> Range<Int> {
         let diagonal = i + diagonalOffset(batch)
-        let lower = max(0, diagonal - band.left), upper = min(keyLength(batch), diagonal + band.right + 1)
+        var lower = max(0, diagonal - band.left), upper = min(keyLength(batch), diagonal + band.right + 1)
+        if let chunk = mask.chunk {
+            let start = AttentionMask.chunkStart(diagonal, chunk)
+            lower = max(lower, start); upper = min(upper, start + chunk)
+        }
         return lower < upper ? lower..<upper : 0..<0
     }
 
@@ -54,8 +61,14 @@ struct ResolvedAttentionMask: @unchecked Sendable {
             let h = layout.headCount == 1 ? 0 : head
             if layout.blocks[(h * rows + i / layout.blockRows) * columns + j / layout.blockColumns] == 0 { return -.infinity }
         }
-        if let slopes = mask.alibiSlopes { value -= slopes[head] * Float(abs(i + diagonalOffset(batch) - j)) }
-        if let bias { value += bias.pointer[batch * biasStrides[0] + head * biasStrides[1] + i * biasStrides[2] + j * biasStrides[3]] }
+        if let slopes = mask.alibiSlopes {
+            let slope = slopes.count == shape.heads ? slopes[head] : slopes[batch * shape.heads + head]
+            value -= slope * Float(abs(i + diagonalOffset(batch) - j))
+        }
+        if let bias {
+            let term = bias.pointer[batch * biasStrides[0] + head * biasStrides[1] + i * biasStrides[2] + j * biasStrides[3]]
+            value += biasSlopes.map { $0[head] * term } ?? term
+        }
         return value
     }
 
@@ -92,6 +105,8 @@ extension CommandBatch {
         let rowsPerKVHead = s.group * s.queryLength
         let tilesPerKVHead = (rowsPerKVHead + tileRows - 1) / tileRows
         let tasks = s.batch * s.kvHeads * tilesPerKVHead
+        // Q's sequence-axis length (packed: every sequence's rows together; else Lq).
+        let totalQueries = s.lseStrides.head
 
         CPUParallel.forEachPiece(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
             let qp = qPointer.value
@@ -111,12 +126,15 @@ extension CommandBatch {
             for task in range {
                 let tile = task % tilesPerKVHead, kvHead = (task / tilesPerKVHead) % s.kvHeads, b = task / (tilesPerKVHead * s.kvHeads)
                 let rowCount = min(tileRows, rowsPerKVHead - tile * tileRows)
-                let validRows = resolved.queryLength(b)
+                let validRows = resolved.queryLength(b), queryStart = mask.queryStart(b), keyStart = mask.keyStart(b)
                 for r in 0..<rowCount {
                     let combined = tile * tileRows + r
                     heads[r] = kvHead * s.group + combined / s.queryLength
                     indices[r] = combined % s.queryLength
-                    queryRows[r] = qp + b * s.queryStrides.batch + heads[r] * s.queryStrides.head + indices[r] * s.queryStrides.sequence
+                    // Rows past the sequence read its last row (packed sequences end where the next begins;
+                    // an empty one reads row 0 or the tensor's last), and are never stored.
+                    let fetched = min(queryStart + min(indices[r], max(validRows, 1) - 1), max(s.queryLength, totalQueries) - 1)
+                    queryRows[r] = qp + b * s.queryStrides.batch + heads[r] * s.queryStrides.head + fetched * s.queryStrides.sequence
                 }
                 for index in 0..<(rowCount * d) { accumulator[index] = 0 }
                 for r in 0..<rowCount { rowMax[r] = -.infinity; rowSum[r] = 0 }
@@ -128,8 +146,8 @@ extension CommandBatch {
                     tileKeys = min(tileKeys.lowerBound, keys.lowerBound)..<(tileKeys.upperBound == Int.max ? keys.upperBound : max(tileKeys.upperBound, keys.upperBound))
                 }
                 if tileKeys.lowerBound != Int.max {
-                    let kOffset = b * s.keyStrides.batch + kvHead * s.keyStrides.head
-                    let vOffset = b * s.valueStrides.batch + kvHead * s.valueStrides.head
+                    let kOffset = b * s.keyStrides.batch + kvHead * s.keyStrides.head + keyStart * s.keyStrides.sequence
+                    let vOffset = b * s.valueStrides.batch + kvHead * s.valueStrides.head + keyStart * s.valueStrides.sequence
                     for block in stride(from: tileKeys.lowerBound, to: tileKeys.upperBound, by: keyBlock) {
                         let blockKeys = block..<min(tileKeys.upperBound, block + keyBlock)
                         // This block's K and V rows in fp32: in place, or widened into the scratch rows.
@@ -161,9 +179,19 @@ extension CommandBatch {
                 }
                 for r in 0..<rowCount {
                     let head = heads[r], i = indices[r]
-                    let sum = i < validRows ? rowSum[r] : 0
-                    let inverse: Float = sum > 0 ? 1 / sum : 0
-                    let outIndex = b * s.outputStrides.batch + head * s.outputStrides.head + i * s.outputStrides.sequence
+                    // Packed rows past their sequence belong to no sequence (the next one's rows): not stored.
+                    if mask.packed != nil && i >= validRows { continue }
+                    var sum = i < validRows ? rowSum[r] : 0
+                    var inverse: Float = sum > 0 ? 1 / sum : 0
+                    // The sink joins the denominator of valid rows: max M' = max(M, sink), sum rescaled to M'.
+                    if let sinks = mask.sinks, i < validRows {
+                        let newMax = max(rowMax[r], sinks[head])
+                        let correction = rowMax[r] == -.infinity ? 0 : Foundation.exp(rowMax[r] - newMax)
+                        sum = sum * correction + Foundation.exp(sinks[head] - newMax)
+                        rowMax[r] = newMax
+                        inverse = correction / sum
+                    }
+                    let outIndex = b * s.outputStrides.batch + head * s.outputStrides.head + (queryStart + i) * s.outputStrides.sequence
                     if dtype == .float32 {
                         let row = out.value.assumingMemoryBound(to: Float.self) + outIndex
                         for e in 0..<d { row[e] = accumulator[r * d + e] * inverse }
@@ -171,7 +199,7 @@ extension CommandBatch {
                         let row = out.value.assumingMemoryBound(to: Float16.self) + outIndex
                         for e in 0..<d { row[e] = Float16(accumulator[r * d + e] * inverse) }
                     }
-                    lse.value?[(b * s.heads + head) * s.queryLength + i] = sum > 0 ? rowMax[r] + Foundation.log(sum) : -.infinity
+                    lse.value?[b * s.lseStrides.batch + head * s.lseStrides.head + queryStart + i] = sum > 0 ? rowMax[r] + Foundation.log(sum) : -.infinity
                 }
             }
         }

@@ -129,7 +129,8 @@ extension CommandBatch {
             throw KernelError.unsupportedOnDevice(op: op, feature: "subgroup shuffle and arithmetic")
         }
         let plan = AttentionKernelPlan(shape: s, info: info)
-        let splits = plan.splitCount(split, shape: s, info: info)
+        // Packed sequences never split (the merge pass writes the dense [batch, heads, Lq] rows).
+        let splits = mask.packed == nil ? plan.splitCount(split, shape: s, info: info) : 1
         let keysPerSplit = ((s.keyLength + splits - 1) / splits + plan.tileKeys - 1) / plan.tileKeys * plan.tileKeys
         let splitCount = (s.keyLength + keysPerSplit - 1) / keysPerSplit
         let rows = s.batch * s.heads * s.queryLength
@@ -187,7 +188,14 @@ extension CommandBatch {
         let alignment = max(info.minStorageBufferOffsetAlignment, 4 * elementBytes)
         let target = splitOutput?.storage ?? output
         let targetElementBytes = splitOutput == nil ? elementBytes : 4
-        let windows = try splitOutput == nil
+        if mask.packed != nil, output.byteCount > info.maxStorageBufferRange {
+            throw KernelError.exceedsDeviceLimit(op: op, what: "packed output bytes (one storage binding)", value: output.byteCount,
+                                                 limit: info.maxStorageBufferRange)
+        }
+        let windows = try mask.packed != nil
+            ? [AttentionOutputWindow(tiles: 0..<plan.tileCount(s), z: 0..<(s.batch * s.kvHeads), rows: 0..<(s.group * s.queryLength),
+                                     firstElement: 0, endElement: output.byteCount / elementBytes)]
+            : splitOutput == nil
             ? plan.outputWindows(s, elementBytes: elementBytes, alignment: alignment, limit: info.maxStorageBufferRange)
             : [AttentionOutputWindow(tiles: 0..<plan.tileCount(s), z: 0..<(s.batch * s.kvHeads), rows: 0..<(s.group * s.queryLength), firstElement: 0,
                                      endElement: splitCount * rows * paddedValueDim)]
@@ -221,7 +229,7 @@ extension CommandBatch {
     /// The aux binding's words (header of offsets, strides and block size, then lengths, ALiBi slopes
     /// and the packed block layout) and the FEATURES specialization bits they imply.
     private func auxiliaryWords(_ mask: AttentionMask, _ s: AttentionShape, plan: AttentionKernelPlan) throws -> (Tensor<UInt32>, UInt32) {
-        var words = [UInt32](repeating: 0, count: 15)
+        var words = [UInt32](repeating: 0, count: 23)
         var features: UInt32 = 0
         let target = [s.batch, s.heads, s.queryLength, s.keyLength]
         if let shape = mask.bias?.shape, let strides = AttentionMask.broadcastStrides(shape, to: target) {
@@ -233,12 +241,35 @@ extension CommandBatch {
         }
         words[13] = UInt32(mask.blockLayout?.blockRows ?? 1)
         words[14] = UInt32(mask.blockLayout?.blockColumns ?? 1)
-        if let lengths = mask.queryLengths {
-            words[0] = UInt32(words.count); words += lengths.map { UInt32($0) }; features |= 1
+        // Lengths are counts from each sequence's start (packed offsets, left padding).
+        let sequences = 0..<s.batch
+        if mask.queryLengths != nil || mask.packed != nil {
+            words[0] = UInt32(words.count); words += sequences.map { UInt32(mask.queryCount($0, s.queryLength)) }; features |= 1
         }
-        if let lengths = mask.keyLengths {
-            words[1] = UInt32(words.count); words += lengths.map { UInt32($0) }; features |= 1
+        if mask.keyLengths != nil || mask.keyStarts != nil || mask.packed != nil {
+            words[1] = UInt32(words.count); words += sequences.map { UInt32(mask.keyCount($0, s.keyLength)) }; features |= 1
         }
+        if let packed = mask.packed {
+            // An empty sequence's start may be the tensor's end: clamp it to a row that exists (never used
+            // for anything but a fetch whose result is discarded).
+            let totalQueries = s.lseStrides.head
+            words[15] = UInt32(words.count); words += sequences.map { UInt32(min(packed.queryOffsets[$0], totalQueries - 1)) }
+            words[16] = UInt32(words.count); words += sequences.map { UInt32(packed.keyOffsets[$0]) }
+            features |= 512
+        } else if let starts = mask.keyStarts {
+            words[16] = UInt32(words.count); words += starts.map { UInt32($0) }
+            features |= 512
+        }
+        words[17] = UInt32(s.lseStrides.batch)
+        words[18] = UInt32(s.lseStrides.head)
+        if let slopes = mask.alibiSlopes, slopes.count != s.heads { words[19] = UInt32(s.heads) }
+        if let maxBias = mask.maxBias, mask.bias != nil {
+            words[20] = UInt32(words.count); words += AttentionMask.maxBiasSlopes(maxBias, heads: s.heads).map(\.bitPattern)
+        }
+        if let sinks = mask.sinks {
+            words[21] = UInt32(words.count); words += sinks.map(\.bitPattern); features |= 128
+        }
+        if let chunk = mask.chunk { words[22] = UInt32(chunk); features |= 256 }
         if mask.bias != nil { features |= 2 }
         if let slopes = mask.alibiSlopes {
             words[2] = UInt32(words.count); words += slopes.map(\.bitPattern); features |= 4

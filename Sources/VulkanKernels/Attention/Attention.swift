@@ -31,6 +31,8 @@ struct AttentionShape {
     var keyStrides: (batch: Int, head: Int, sequence: Int)
     var valueStrides: (batch: Int, head: Int, sequence: Int)
     var outputStrides: (batch: Int, head: Int, sequence: Int)
+    /// Element strides (batch, head) of the log-sum-exp output; its row stride is 1.
+    var lseStrides: (batch: Int, head: Int)
     var group: Int { heads / kvHeads }
     /// Whether every head dim is a multiple of 4 (the kernels' vec4 fast path).
     var vectorAligned: Bool { headDim % 4 == 0 && valueDim % 4 == 0 }
@@ -78,6 +80,25 @@ struct AttentionShape {
         keyStrides = Self.strides(kd, keyLayout)
         valueStrides = Self.strides(vd, keyLayout)
         outputStrides = Self.strides(od, layout)
+        lseStrides = (heads * queryLength, queryLength)
+    }
+
+    /// The shape of a packed call (``AttentionMask/PackedSequences``) as the kernels walk it: one batch
+    /// index per sequence, whose rows start at its offsets (batch strides 0), with the longest sequences'
+    /// lengths as `queryLength` and `keyLength`; the log-sum-exp keeps the tensors' `[1, heads, total]`.
+    func packed(_ p: AttentionMask.PackedSequences) -> AttentionShape {
+        var s = self
+        var longestQuery = 1, longestKey = 0
+        for b in 0..<p.count {
+            longestQuery = max(longestQuery, p.queryOffsets[b + 1] - p.queryOffsets[b])
+            longestKey = max(longestKey, p.keyOffsets[b + 1] - p.keyOffsets[b])
+        }
+        s.batch = p.count
+        s.queryLength = longestQuery
+        s.keyLength = longestKey
+        s.queryStrides.batch = 0; s.keyStrides.batch = 0; s.valueStrides.batch = 0; s.outputStrides.batch = 0
+        s.lseStrides = (0, queryLength)
+        return s
     }
 
     /// Useful flops: 2·(dk + dv) per attended (query, key) pair (QKᵀ and PV), counting only unmasked
@@ -111,7 +132,13 @@ extension CommandBatch {
     ///   Storage `Float` or `Float16`; products, softmax statistics and sums are fp32.
     /// - A query row whose keys are all masked outputs zeros (and log-sum-exp `-∞`), never NaN.
     /// - `logSumExp`, when given (`[batch, heads, Lq]`, fp32), receives `log Σ_j exp(score_ij)` per row.
+    /// - `logSumExp` is `[1, heads, total queries]` for packed sequences; with ``AttentionMask/sinks`` it
+    ///   includes the sink (FlashAttention-4's convention).
     /// - `split` divides keys among workgroups on Vulkan (flash decoding); the CPU backend ignores it.
+    /// - Variants (all in ``AttentionMask``): causal in either alignment, sliding windows, chunked local
+    ///   attention, lengths, left-padded caches, packed sequences, ALiBi per head or per (batch, head),
+    ///   additive bias (optionally scaled per head by ggml's `maxBias`), boolean and block-sparse masks,
+    ///   attention sinks; docs/attention.md tabulates them with their FlashAttention / ggml / PyTorch names.
     /// - Throws ``KernelError`` for mismatched shapes, an unsupported head dim, a mask of the wrong shape
     ///   or out-of-range lengths, a softcap that is not finite and positive, before anything runs.
     public func attention<Element: FloatingPointElement>(q: Tensor<Element>, k: Tensor<Element>, v: Tensor<Element>,
@@ -131,18 +158,19 @@ extension CommandBatch {
                                                   logSumExp: Tensor<Float>?, split: AttentionSplit) throws {
         let op = "attention"
         try checkOperands(op, ("Q", q.context), ("K", k.context), ("V", v.context), ("output", output.context))
-        let shape = try AttentionShape(op: op, q: q.shape, k: k.shape, v: v.shape, output: output.shape, layout: layout, keyLayout: keyLayout)
+        var shape = try AttentionShape(op: op, q: q.shape, k: k.shape, v: v.shape, output: output.shape, layout: layout, keyLayout: keyLayout)
         let scale = scale ?? 1 / Float(shape.headDim).squareRoot()
         try checkFinite(op, ("scale", scale))
         if let softcap, !(softcap.isFinite && softcap > 0) {
             throw KernelError.invalidParameter(op: op, name: "softcap", value: "\(softcap) (must be finite and > 0; nil turns it off)")
         }
         try validate(mask, shape, op: op)
+        if let packed = mask.packed { shape = shape.packed(packed) }
         if let logSumExp {
             try checkOwnership(op, ("logSumExp", logSumExp.context))
-            guard logSumExp.shape == [shape.batch, shape.heads, shape.queryLength] else {
-                throw KernelError.invalidShape(op: op, operand: "logSumExp", shape: logSumExp.shape,
-                                               expected: "[\(shape.batch), \(shape.heads), \(shape.queryLength)]")
+            let lseShape = mask.packed == nil ? [shape.batch, shape.heads, shape.queryLength] : [1, shape.heads, shape.lseStrides.head]
+            guard logSumExp.shape == lseShape else {
+                throw KernelError.invalidShape(op: op, operand: "logSumExp", shape: logSumExp.shape, expected: "\(lseShape)")
             }
         }
         if case .count(let n) = split, n < 1 {
@@ -171,11 +199,54 @@ extension CommandBatch {
                 throw KernelError.invalidParameter(op: op, name: name, value: "\(bad) (must be in 0...\(limit))")
             }
         }
+        // Sequences: the tensors' batch, or the packed count.
+        let sequences = mask.packed?.count ?? s.batch
         if let slopes = mask.alibiSlopes {
-            guard slopes.count == s.heads else {
-                throw KernelError.invalidShape(op: op, operand: "mask.alibiSlopes", shape: [slopes.count], expected: "[\(s.heads)] (one per query head)")
+            guard slopes.count == s.heads || slopes.count == sequences * s.heads else {
+                throw KernelError.invalidShape(op: op, operand: "mask.alibiSlopes", shape: [slopes.count],
+                                               expected: "[\(s.heads)] (one per query head) or [\(sequences * s.heads)] (batch · heads)")
             }
             if let bad = slopes.first(where: { !$0.isFinite }) { throw KernelError.invalidParameter(op: op, name: "mask.alibiSlopes", value: "\(bad)") }
+        }
+        if let sinks = mask.sinks {
+            guard sinks.count == s.heads else {
+                throw KernelError.invalidShape(op: op, operand: "mask.sinks", shape: [sinks.count], expected: "[\(s.heads)] (one per query head)")
+            }
+            if let bad = sinks.first(where: { !$0.isFinite }) {
+                throw KernelError.invalidParameter(op: op, name: "mask.sinks", value: "\(bad) (must be finite)")
+            }
+        }
+        if let chunk = mask.chunk, !(1...Int(Int32.max / 4)).contains(chunk) {
+            throw KernelError.invalidParameter(op: op, name: "mask.chunk", value: "\(chunk) (must be ≥ 1)")
+        }
+        if let maxBias = mask.maxBias, !(maxBias.isFinite && maxBias >= 0) {
+            throw KernelError.invalidParameter(op: op, name: "mask.maxBias", value: "\(maxBias) (must be finite and ≥ 0)")
+        }
+        if let starts = mask.keyStarts {
+            guard starts.count == s.batch else {
+                throw KernelError.invalidShape(op: op, operand: "mask.keyStarts", shape: [starts.count], expected: "[\(s.batch)] (one per sequence)")
+            }
+            for (b, start) in starts.enumerated() where !(0...(mask.keyLengths?[b] ?? s.keyLength)).contains(start) {
+                throw KernelError.invalidParameter(op: op, name: "mask.keyStarts", value: "\(start) at batch \(b) (must be in 0...\(mask.keyLengths?[b] ?? s.keyLength), the sequence's key length)")
+            }
+        }
+        if let packed = mask.packed {
+            for (name, conflict) in [("queryLengths", mask.queryLengths != nil), ("keyLengths", mask.keyLengths != nil), ("keyStarts", mask.keyStarts != nil),
+                                     ("bias", mask.bias != nil), ("allowed", mask.allowed != nil), ("blockLayout", mask.blockLayout != nil)] where conflict {
+                throw KernelError.invalidParameter(op: op, name: "mask.packed", value: "combined with mask.\(name) (packed sequences carry their own lengths; [batch, …] masks have no packed meaning)")
+            }
+            guard s.batch == 1 else {
+                throw KernelError.invalidParameter(op: op, name: "mask.packed", value: "tensors of batch \(s.batch) (packed sequences need batch 1)")
+            }
+            for (name, offsets, total) in [("queryOffsets", packed.queryOffsets, s.queryLength), ("keyOffsets", packed.keyOffsets, s.keyLength)] {
+                guard offsets.count == packed.queryOffsets.count, offsets.count >= 2 else {
+                    throw KernelError.invalidShape(op: op, operand: "mask.packed.\(name)", shape: [offsets.count],
+                                                   expected: "[sequences + 1] ≥ 2, queryOffsets and keyOffsets alike (\(packed.queryOffsets.count))")
+                }
+                guard offsets[0] == 0, zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }), offsets.last! <= total else {
+                    throw KernelError.invalidParameter(op: op, name: "mask.packed.\(name)", value: "\(offsets) (must start at 0, never decrease, end ≤ \(total))")
+                }
+            }
         }
         let target = [s.batch, s.heads, s.queryLength, s.keyLength]
         for (name, shape, owner) in [("mask.bias", mask.bias?.shape, mask.bias?.context), ("mask.allowed", mask.allowed?.shape, mask.allowed?.context)] {

@@ -67,7 +67,10 @@ public struct AttentionMask: Sendable {
     public var queryLengths: [Int]?
     /// Valid keys per sequence (`[batch]`): keys at or past it are never read (key padding, KV caches).
     public var keyLengths: [Int]?
-    /// ALiBi (Press et al. 2022): `−slope[h] · |i + offset − j|` added to the scaled score of query head `h`.
+    /// ALiBi (Press et al. 2022): `−slope · |i + offset − j|` added to the scaled score of query head `h`.
+    /// Either one slope per query head (`[heads]`: slope `[h]`) or one per sequence and head
+    /// (`[batch · heads]`, row-major `[batch, heads]`: slope `[b · heads + h]`, FlashAttention's
+    /// `(batch, nheads)` `alibi_slopes`).
     public var alibiSlopes: [Float]?
     /// Added to the (soft-capped) scaled scores: a `Float` or `Float16` tensor of rank 1...4 that
     /// broadcasts to `[batch, heads, Lq, Lk]` by NumPy's rules (dimensions aligned from the right, each
@@ -77,14 +80,83 @@ public struct AttentionMask: Sendable {
     /// A boolean mask, nonzero = the query may attend the key, broadcast like ``bias``.
     public var allowed: Tensor<UInt8>?
     public var blockLayout: BlockLayout?
+    /// Chunked local attention (FlashAttention-3's `attention_chunk`, Llama 4): query `i` sees key `j`
+    /// only when both lie in the same chunk of `chunk` diagonal-aligned positions,
+    /// `⌊j / chunk⌋ = ⌊(i + offset) / chunk⌋` (floor division, so negative positions of a bottom-right
+    /// diagonal with `Lq > Lk` form chunks too). Combines with causal and windows (every part must allow
+    /// the key). `chunk ≥ 1`.
+    public var chunk: Int?
+    /// Attention sinks (gpt-oss; ggml `flash_attn_ext`'s `sinks`; FlashAttention-4's `learnable_sink`): one
+    /// logit per query head (`[heads]`, natural-log units, compared with the final scores: after scale,
+    /// softcap and additive terms, never scaled or capped itself) that joins each row's softmax
+    /// denominator with no value row, so a row's weights sum to less than 1. A query row that sees no key
+    /// outputs zeros with a finite log-sum-exp (the sink's logit). The log-sum-exp output includes the
+    /// sink, `log(exp(sink) + Σ_j exp(score_j))`, as FlashAttention-4 does (ggml returns no log-sum-exp).
+    public var sinks: [Float]?
+    /// ggml's `max_bias` (`ggml_soft_max_ext`, `flash_attn_ext`): the additive ``bias`` of query head `h`
+    /// is multiplied by ggml's ALiBi slope `m0^(h+1)` for `h < n` and `m1^(2(h−n)+1)` after, with `n` the
+    /// largest power of two ≤ heads, `m0 = 2^(−maxBias/n)`, `m1 = 2^(−maxBias/2/n)` (llama.cpp's
+    /// positional ALiBi is a position bias scaled this way). `0` multiplies by 1. Applies after softcap,
+    /// as in ggml. Has no effect without ``bias``. Finite and ≥ 0.
+    public var maxBias: Float?
+    /// Left-padded KV caches (FlashAttention's `cache_leftpad`, `[batch]`): sequence `b`'s valid keys are
+    /// K/V rows `keyStarts[b] ..< keyLengths[b]` (or `..< Lk`), read in place. Every position the mask
+    /// measures (diagonal, windows, chunks, ALiBi, bias and boolean-mask columns) counts from the first
+    /// valid key, so sequence `b` has `keyLengths[b] − keyStarts[b]` keys.
+    public var keyStarts: [Int]?
+    /// Packed variable-length sequences (FlashAttention's `cu_seqlens_q` / `cu_seqlens_k`).
+    public var packed: PackedSequences?
+
+    /// Sequences concatenated without padding: Q, K, V and the output have batch 1, and sequence `b`'s
+    /// query rows are `queryOffsets[b] ..< queryOffsets[b + 1]` of Q's (and the output's) sequence axis,
+    /// its keys `keyOffsets[b] ..< keyOffsets[b + 1]` of K's and V's. Both arrays have one more element
+    /// than sequences, start at 0, never decrease and end at most at the tensors' sequence length. The
+    /// log-sum-exp output is `[1, heads, total queries]` like the output. Positions are per sequence (the
+    /// diagonal of each sequence as with ``queryLengths``/``keyLengths``); rows outside every sequence
+    /// are not written. Not combinable with ``queryLengths``, ``keyLengths``, ``keyStarts``, ``bias``,
+    /// ``allowed`` or ``blockLayout`` (their `[batch, …]` shapes have no packed meaning here); on Vulkan
+    /// packed calls never split keys among workgroups.
+    public struct PackedSequences: Sendable, Equatable {
+        public var queryOffsets: [Int]
+        public var keyOffsets: [Int]
+        public init(queryOffsets: [Int], keyOffsets: [Int]) { self.queryOffsets = queryOffsets; self.keyOffsets = keyOffsets }
+        var count: Int { queryOffsets.count - 1 }
+    }
 
     public init(isCausal: Bool = false, alignment: DiagonalAlignment = .bottomRight, window: SlidingWindow? = nil,
                 queryLengths: [Int]? = nil, keyLengths: [Int]? = nil, alibiSlopes: [Float]? = nil,
-                bias: (any FloatingPointTensor)? = nil, allowed: Tensor<UInt8>? = nil, blockLayout: BlockLayout? = nil) {
+                bias: (any FloatingPointTensor)? = nil, allowed: Tensor<UInt8>? = nil, blockLayout: BlockLayout? = nil,
+                chunk: Int? = nil, sinks: [Float]? = nil, maxBias: Float? = nil, keyStarts: [Int]? = nil,
+                packed: PackedSequences? = nil) {
         self.isCausal = isCausal; self.alignment = alignment; self.window = window
         self.queryLengths = queryLengths; self.keyLengths = keyLengths; self.alibiSlopes = alibiSlopes
         self.bias = bias; self.allowed = allowed; self.blockLayout = blockLayout
+        self.chunk = chunk; self.sinks = sinks; self.maxBias = maxBias; self.keyStarts = keyStarts; self.packed = packed
     }
+
+    /// ggml's per-head slopes for `maxBias` (see ``maxBias``).
+    static func maxBiasSlopes(_ maxBias: Float, heads: Int) -> [Float] {
+        var n = 1
+        while n * 2 <= heads { n *= 2 }
+        let m0 = pow(2.0, -Double(maxBias) / Double(n)), m1 = pow(2.0, -Double(maxBias) / 2 / Double(n))
+        return (0..<heads).map { h in Float(maxBias > 0 ? (h < n ? pow(m0, Double(h + 1)) : pow(m1, Double(2 * (h - n) + 1))) : 1) }
+    }
+
+    /// The first key of sequence `b` and its first query row, on the tensors' sequence axes.
+    func queryStart(_ b: Int) -> Int { packed?.queryOffsets[b] ?? 0 }
+    func keyStart(_ b: Int) -> Int { packed?.keyOffsets[b] ?? keyStarts?[b] ?? 0 }
+    /// Sequence `b`'s query and key counts (tensor lengths `lq`, `lk` when nothing says otherwise).
+    func queryCount(_ b: Int, _ lq: Int) -> Int {
+        if let packed { return packed.queryOffsets[b + 1] - packed.queryOffsets[b] }
+        return queryLengths?[b] ?? lq
+    }
+    func keyCount(_ b: Int, _ lk: Int) -> Int {
+        if let packed { return packed.keyOffsets[b + 1] - packed.keyOffsets[b] }
+        return (keyLengths?[b] ?? lk) - (keyStarts?[b] ?? 0)
+    }
+
+    /// The chunk of diagonal position `d`: its first position (floor division).
+    static func chunkStart(_ d: Int, _ chunk: Int) -> Int { d >= 0 ? d / chunk * chunk : -((-d + chunk - 1) / chunk) * chunk }
 
     /// The element strides (batch, head, query, key) that read a row-major tensor of `shape` broadcast
     /// to `target` (rank 4) by NumPy's rules, 0 along broadcast dimensions; nil when it does not broadcast.
@@ -142,6 +214,7 @@ public struct AttentionMask: Sendable {
     /// True when some query may not see some key (anything but `.none`).
     var restrictsKeys: Bool {
         isCausal || window != nil || queryLengths != nil || keyLengths != nil || blockLayout != nil || allowed != nil
+            || chunk != nil || keyStarts != nil || packed != nil
     }
 }
 

@@ -69,8 +69,22 @@ func referenceAttention(_ c: AttentionCase, q: [Double], k: [Double], v: [Double
     var output = [Double](repeating: 0, count: c.outputShape.reduce(1, *))
     var lse = [Double](repeating: -.infinity, count: c.batch * c.heads * c.queryLength)
     let m = c.mask
-    for b in 0..<c.batch {
-        let lq = m.queryLengths?[b] ?? c.queryLength, lk = m.keyLengths?[b] ?? c.keyLength
+    // ggml's max_bias slopes (ggml_soft_max_ext): n = largest power of two ≤ heads.
+    var biasSlopes = [Double](repeating: 1, count: c.heads)
+    if let maxBias = m.maxBias.map(Double.init), maxBias > 0 {
+        var n = 1
+        while n * 2 <= c.heads { n *= 2 }
+        let m0 = pow(2, -maxBias / Double(n)), m1 = pow(2, -maxBias / 2 / Double(n))
+        for h in 0..<c.heads { biasSlopes[h] = h < n ? pow(m0, Double(h + 1)) : pow(m1, Double(2 * (h - n) + 1)) }
+    }
+    // Sequences: the batch, or the packed ones (batch-1 tensors, rows from the offsets).
+    let sequences = m.packed.map { $0.queryOffsets.count - 1 } ?? c.batch
+    for sequence in 0..<sequences {
+        let b = m.packed == nil ? sequence : 0
+        let qStart = m.packed?.queryOffsets[sequence] ?? 0
+        let kStart = m.packed?.keyOffsets[sequence] ?? m.keyStarts?[sequence] ?? 0
+        let lq = m.packed.map { $0.queryOffsets[sequence + 1] - qStart } ?? m.queryLengths?[sequence] ?? c.queryLength
+        let lk = m.packed.map { $0.keyOffsets[sequence + 1] - kStart } ?? ((m.keyLengths?[sequence] ?? c.keyLength) - kStart)
         let offset: Int = switch m.alignment {
         case .bottomRight: lk - lq
         case .topLeft: 0
@@ -78,11 +92,13 @@ func referenceAttention(_ c: AttentionCase, q: [Double], k: [Double], v: [Double
         }
         for h in 0..<c.heads {
             for i in 0..<lq {
-                var scores = [Double](repeating: -.infinity, count: c.keyLength)
+                var scores = [Double](repeating: -.infinity, count: lk)
                 for j in 0..<lk {
                     let diagonal = i + offset
                     if m.isCausal && j > diagonal { continue }
                     if let w = m.window, j < diagonal - w.left || j > diagonal + w.right { continue }
+                    // Chunked attention: same chunk of diagonal positions (floor division).
+                    if let chunk = m.chunk, Int((Double(j) / Double(chunk)).rounded(.down)) != Int((Double(diagonal) / Double(chunk)).rounded(.down)) { continue }
                     if let layout = m.blockLayout {
                         let rows = (c.queryLength + layout.blockRows - 1) / layout.blockRows
                         let cols = (c.keyLength + layout.blockColumns - 1) / layout.blockColumns
@@ -91,20 +107,25 @@ func referenceAttention(_ c: AttentionCase, q: [Double], k: [Double], v: [Double
                     }
                     if let allowed, let shape = c.allowedShape, broadcastElement(allowed, shape: shape, [b, h, i, j]) == 0 { continue }
                     var dot = 0.0
-                    for e in 0..<d { dot += q[qIndex(b, h, i) + e] * k[kIndex(b, h / group, j, d) + e] }
+                    for e in 0..<d { dot += q[qIndex(b, h, qStart + i) + e] * k[kIndex(b, h / group, kStart + j, d) + e] }
                     var score = dot * scale
                     if let cap = c.softcap.map(Double.init) { score = cap * tanh(score / cap) }
-                    if let slopes = m.alibiSlopes { score -= Double(slopes[h]) * Double(abs(diagonal - j)) }
-                    if let bias, let shape = c.biasShape { score += broadcastElement(bias, shape: shape, [b, h, i, j]) }
+                    if let slopes = m.alibiSlopes {
+                        score -= Double(slopes.count == c.heads ? slopes[h] : slopes[sequence * c.heads + h]) * Double(abs(diagonal - j))
+                    }
+                    if let bias, let shape = c.biasShape { score += biasSlopes[h] * broadcastElement(bias, shape: shape, [b, h, i, j]) }
                     scores[j] = score
                 }
-                let top = scores.max()!
+                // A sink is one more logit in the denominator, with no value row.
+                let sink = m.sinks.map { Double($0[h]) } ?? -.infinity
+                let top = max(scores.max() ?? -.infinity, sink)
                 if top == -.infinity { continue }
                 let weights = scores.map { $0 == -.infinity ? 0 : exp($0 - top) }
-                let total = weights.reduce(0, +)
-                lse[(b * c.heads + h) * c.queryLength + i] = top + log(total)
-                for j in 0..<c.keyLength where weights[j] > 0 {
-                    for e in 0..<dv { output[oIndex(b, h, i) + e] += weights[j] / total * v[kIndex(b, h / group, j, dv) + e] }
+                let total = weights.reduce(0, +) + (sink == -.infinity ? 0 : exp(sink - top))
+                let lseIndex = m.packed == nil ? (b * c.heads + h) * c.queryLength + i : h * c.queryLength + qStart + i
+                lse[lseIndex] = top + log(total)
+                for j in 0..<lk where weights[j] > 0 {
+                    for e in 0..<dv { output[oIndex(b, h, qStart + i) + e] += weights[j] / total * v[kIndex(b, h / group, kStart + j, dv) + e] }
                 }
             }
         }
