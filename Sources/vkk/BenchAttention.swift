@@ -16,12 +16,17 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Soft-cap the scores of the fused and CPU paths at this value (the naive baseline stays uncapped).") var softcap: Float?
     @Option(help: "Head dim of the prefill cases instead of theirs (1...256; non-multiples of 4 take the element-wise kernel path).")
     var headDim: Int?
+    @Flag(help: "Give every query head an attention sink (gpt-oss; the naive baseline stays without); prefill rows add the plain kernel's time.")
+    var sinks = false
+    @Option(help: "Chunked local attention with chunks of N positions (FlashAttention-3 attention_chunk; the naive baseline stays unchunked); prefill rows add the plain kernel's time.")
+    var chunk: Int?
 
     enum Sweep: String, ExpressibleByArgument { case prefill, decode, both }
 
     func validate() throws {
         guard length.allSatisfy({ $0 > 0 }) else { throw ValidationError("--length must be positive, got \(length.map { "\($0)" }.joined(separator: ", "))") }
         if let headDim, !(1...256).contains(headDim) { throw ValidationError("--head-dim takes 1...256, got \(headDim)") }
+        if let chunk, chunk < 1 { throw ValidationError("--chunk must be at least 1, got \(chunk)") }
         if let softcap, !(softcap.isFinite && softcap > 0) { throw ValidationError("--softcap must be positive and finite, got \(softcap)") }
         guard cpuLimit.isFinite, cpuLimit >= 0 else { throw ValidationError("--cpu-limit must be a finite number of GFLOP, got \(cpuLimit)") }
     }
@@ -30,18 +35,35 @@ struct BenchAttention: ParsableCommand {
         var heads: Int, kvHeads: Int, queryLength: Int, keyLength: Int, headDim: Int, causal: Bool
         var batch = 1
         var softcap: Float? = nil
+        var sinks = false
+        var chunk: Int? = nil
         var label: String {
             "L=\(queryLength == keyLength ? "\(queryLength)" : "\(queryLength)x\(keyLength)") d=\(headDim) h=\(heads)"
                 + (kvHeads != heads ? "/kv\(kvHeads)" : "") + (causal ? " causal" : "") + (softcap.map { " cap=\($0)" } ?? "")
+                + (sinks ? " sinks" : "") + (chunk.map { " chunk=\($0)" } ?? "")
         }
-        /// Useful flops: 4·d per attended pair; causal (bottom-right) counts only pairs on or below the diagonal.
+        /// Useful flops: 4·d per attended pair; causal (bottom-right) counts only pairs on or below the
+        /// diagonal, a chunk only pairs inside the query's chunk.
         var flops: Double {
-            var pairs = Double(queryLength) * Double(keyLength)
-            if causal {
-                let offset = keyLength - queryLength
-                pairs = (0..<queryLength).reduce(0.0) { $0 + Double(max(0, min(keyLength, $1 + offset + 1))) }
+            let offset = keyLength - queryLength
+            let pairs = (0..<queryLength).reduce(0.0) { total, i in
+                let diagonal = i + offset
+                var lower = 0, upper = keyLength          // keys lower..<upper
+                if causal { upper = min(upper, diagonal + 1) }
+                if let chunk {
+                    let start = diagonal >= 0 ? diagonal / chunk * chunk : -((chunk - 1 - diagonal) / chunk) * chunk
+                    lower = max(lower, start); upper = min(upper, start + chunk)
+                }
+                return total + Double(max(0, upper - lower))
             }
             return 4 * Double(headDim) * pairs * Double(batch * heads)
+        }
+        /// The fused and CPU paths' mask: causal or none, with this case's sinks and chunk.
+        var mask: AttentionMask {
+            var mask: AttentionMask = causal ? .causal() : .none
+            if sinks { mask.sinks = (0..<heads).map { Float($0 % 4) * 0.5 - 0.5 } }
+            mask.chunk = chunk
+            return mask
         }
     }
 
@@ -73,6 +95,8 @@ struct BenchAttention: ParsableCommand {
             for var c in cases where length.isEmpty || length.contains(c.keyLength) {
                 c.headDim = headDim ?? c.headDim
                 c.softcap = softcap
+                c.sinks = sinks
+                c.chunk = chunk
                 prefillTable.add(try prefill(c, E.self, vulkan: vulkan, cpu: cpu))
             }
         }
@@ -83,6 +107,8 @@ struct BenchAttention: ParsableCommand {
             offered.formUnion(cases.map(\.keyLength))
             for var c in cases where length.isEmpty || length.contains(c.keyLength) {
                 c.softcap = softcap
+                c.sinks = sinks
+                c.chunk = chunk
                 decodeTable.add(try decode(c, E.self, vulkan: vulkan, cpu: cpu))
             }
         }
@@ -107,7 +133,7 @@ struct BenchAttention: ParsableCommand {
         let elementBytes = MemoryLayout<E>.stride
         let qCount = c.batch * c.heads * c.queryLength * c.headDim, kCount = c.batch * c.kvHeads * c.keyLength * c.headDim
         let (q, k, v) = (inputs(qCount, seed: 1, E.self), inputs(kCount, seed: 2, E.self), inputs(kCount, seed: 3, E.self))
-        let mask: AttentionMask = c.causal ? .causal() : .none
+        let mask = c.mask
         let before = vulkan.memoryStatistics.usedBytes
         let qt = try vulkan.tensor(q, shape: [c.batch, c.heads, c.queryLength, c.headDim])
         let kt = try vulkan.tensor(k, shape: [c.batch, c.kvHeads, c.keyLength, c.headDim])
@@ -119,6 +145,12 @@ struct BenchAttention: ParsableCommand {
             peak = max(peak, vulkan.memoryStatistics.usedBytes - before)
         }
         let moved = Double((2 * qCount + 2 * kCount) * elementBytes)
+        // With sinks or a chunk: the plain kernel (causal or not, nothing else) on the same data, same run.
+        var plain: Double = .nan
+        if c.sinks || c.chunk != nil {
+            let plainMask: AttentionMask = c.causal ? .causal() : .none
+            plain = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: plainMask, softcap: c.softcap) }
+        }
 
         // The naive path needs every (query, key) score of the heads it processes at once; it takes
         // as many heads per pass as fit one storage binding, and runs only where that fits memory.
@@ -139,11 +171,13 @@ struct BenchAttention: ParsableCommand {
 
         // On the CPU backend the fused column already is the CPU path.
         let cpuSeconds = vulkan.isVulkan ? try cpuTime(c, q: q, k: k, v: v, shape: (qt.shape, kt.shape), mask: mask, cpu: cpu) : .nan
-        return BenchRow(["case": .text(c.label), "fused ms": .number(fused * 1e3, digits: 2), "GFLOP/s": .number(c.flops / fused / 1e9, digits: 1),
+        var row = BenchRow(["case": .text(c.label), "fused ms": .number(fused * 1e3, digits: 2), "GFLOP/s": .number(c.flops / fused / 1e9, digits: 1),
                          "MB moved": .number(moved / 1e6, digits: 1), "peak MB": .number(Double(peak) / 1e6, digits: 1),
                          "naive ms": .number(naive.ms * 1e3, digits: 1), "naive peak MB": .text(naive.peak),
                          "x naive": .number(naive.ms / fused, digits: 2), "CPU ms": .number(cpuSeconds * 1e3, digits: 1),
                          "x CPU": .number(cpuSeconds / fused, digits: 2)])
+        if c.sinks || c.chunk != nil { row.columns += [("plain ms", .number(plain * 1e3, digits: 2)), ("x plain", .number(fused / plain, digits: 3))] }
+        return row
     }
 
     /// GEMM (S = Q·Kᵀ) → softmaxRows (scale, causal) → GEMM (O = P·V) per group of heads, with the
@@ -191,7 +225,7 @@ struct BenchAttention: ParsableCommand {
         let kt = try vulkan.tensor(k, shape: [1, c.kvHeads, c.keyLength, c.headDim])
         let vt = try vulkan.tensor(v, shape: kt.shape)
         let out = try vulkan.empty(E.self, shape: qt.shape)
-        let mask = AttentionMask.causal()
+        let mask = c.mask
         let fused = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: mask, softcap: c.softcap) }
         let unsplit = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: mask, softcap: c.softcap, split: .none) }
         // Reading K and V once: a device copy of both (reads them once, and also writes them once).

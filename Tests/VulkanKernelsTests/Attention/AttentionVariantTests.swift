@@ -50,6 +50,9 @@ final class AttentionVariantTests: XCTestCase {
             }
             try checkAttention(AttentionCase(heads: 4, kvHeads: 1, queryLength: 21, keyLength: 44, mask: AttentionMask(isCausal: true, chunk: 4),
                                              seed: 46), Float16.self, on: context)
+            // Decode in a chunk, keys split among workgroups (the chunk bounds every split's range).
+            try checkAttention(AttentionCase(heads: 4, kvHeads: 2, queryLength: 1, keyLength: 300, mask: AttentionMask(isCausal: true, chunk: 128),
+                                             seed: 47), Float.self, on: context, split: .count(3))
         }
     }
 
