@@ -217,7 +217,7 @@ extension CommandBatch {
             }
         }
         if let chunk = mask.chunk, !(1...Int(Int32.max / 4)).contains(chunk) {
-            throw KernelError.invalidParameter(op: op, name: "mask.chunk", value: "\(chunk) (must be ≥ 1)")
+            throw KernelError.invalidParameter(op: op, name: "mask.chunk", value: "\(chunk) (must be in 1...\(Int32.max / 4))")
         }
         if let maxBias = mask.maxBias, !(maxBias.isFinite && maxBias >= 0) {
             throw KernelError.invalidParameter(op: op, name: "mask.maxBias", value: "\(maxBias) (must be finite and ≥ 0)")
