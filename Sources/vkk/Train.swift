@@ -35,6 +35,10 @@ struct Train: ParsableCommand {
     var loss = "huber"
     @Option(help: "Write the run's summary (steps, seconds, held-out PSNR per view and mean, throughput) as JSON.")
     var json: String?
+    @Option(help: "Continue training from this snapshot (one `vkk train -o` wrote for the same capture and settings): weights, density grid, Adam state and step; --steps is the total, the snapshot's steps included.")
+    var resume: String?
+    @Flag(help: "Leave Adam's moments and the fp32 master weights out of the -o snapshot (smaller; instant-ngp's default; a resume then restarts Adam's moments).")
+    var noOptimizerState = false
     @Option(help: "Write a PNG of each held-out view (render and ground truth side by side) into this folder.")
     var images: String?
 
@@ -58,6 +62,11 @@ struct Train: ParsableCommand {
         options.loss = lossChoice
         let context = try ComputeContext(backend: .cpu)
         let trainer = try NeRFTrainer(context: context, dataset: dataset, options: options)
+        if let resume {
+            try trainer.resume(from: try NGPSnapshot.read(contentsOf: resume))
+            print("resumed from \(resume) at step \(trainer.step)")
+        }
+        let firstStep = trainer.step
         var curve: [(step: Int, seconds: Double, psnr: Float)] = []
         func evaluate() -> [Float] { dataset.heldOut.map { trainer.psnr(of: $0, stride: evalStride) } }
         let start = Date()
@@ -71,7 +80,7 @@ struct Train: ParsableCommand {
             runningPSNR = runningPSNR == 0 ? report!.psnr : 0.95 * runningPSNR + 0.05 * report!.psnr
             if trainingSeconds - lastPrint >= 5 || trainer.step == steps {
                 lastPrint = trainingSeconds
-                let rate = Double(trainer.step) / trainingSeconds
+                let rate = Double(trainer.step - firstStep) / trainingSeconds
                 let eta = timeLimit.map { max(0, min($0 - trainingSeconds, Double(steps - trainer.step) / rate)) } ?? Double(steps - trainer.step) / rate
                 print(String(format: "step %d/%d  %.2f steps/s  loss %.5f  running PSNR %.2f dB  %d samples/step  grid %.1f%% occupied  ETA %.0f s",
                              trainer.step, steps, rate, report!.loss, runningPSNR, report!.samples, 100 * trainer.densityGrid.occupiedFraction, eta))
@@ -88,7 +97,7 @@ struct Train: ParsableCommand {
         if !heldOut.isEmpty, curve.last?.step != trainer.step { curve.append((trainer.step, trainingSeconds, mean)) }
         let t = trainer.timings
         let forwardRate = Double(t.samples) / t.forward, trainRate = Double(t.samples) / (t.forward + t.backward)
-        print("trained \(trainer.step) steps in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step) / trainingSeconds)) steps/s); "
+        print("trained \(trainer.step - firstStep) steps\(firstStep > 0 ? " (to step \(trainer.step))" : "") in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step - firstStep) / trainingSeconds)) steps/s); "
               + "held-out PSNR \(String(format: "%.2f", mean)) dB over \(heldOut.count) views")
         print("time: \(t)")
         print(String(format: "field throughput: %.2f M samples/s forward, %.2f M samples/s forward+backward (CPU, %d samples)",
@@ -113,8 +122,7 @@ struct Train: ParsableCommand {
             }
         }
         if let output {
-            let field = try trainer.makeField(name: (output as NSString).lastPathComponent)
-            try NGPSnapshot(field: field, aabbScale: dataset.aabbScale).write(to: output)
+            try trainer.snapshot(includeOptimizerState: !noOptimizerState).write(to: output)
             print("wrote \(output)")
         }
         if let json {

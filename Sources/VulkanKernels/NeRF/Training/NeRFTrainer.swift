@@ -21,6 +21,8 @@ public final class NeRFTrainer: @unchecked Sendable {
     public private(set) var step = 0
     /// Seconds spent in each phase of the steps so far (for benchmarks).
     public private(set) var timings = TrainingTimings()
+    /// The latest step's report (nil before the first step of this trainer).
+    public private(set) var lastReport: TrainingStepReport?
 
     let optimizer: AdamOptimizer
     var gradients: [Float]
@@ -237,8 +239,10 @@ public final class NeRFTrainer: @unchecked Sendable {
         step += 1
         let meanLoss = rayLoss.reduce(0, +) / Float(trainedRays)
         let mse = raySquaredError.reduce(0, +) / Float(trainedRays)
-        return TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: total,
-                                  usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
+        let report = TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: total,
+                                        usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
+        lastReport = report
+        return report
     }
 
     /// Updates the density grid from the field (see ``TrainingDensityGrid``).
@@ -331,5 +335,86 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// The current fp16 field with the density grid, in the dataset's world.
     public func makeField(name: String = "hashgrid") throws -> HashGridField {
         try network.makeField(name: name, bounds: dataset.bounds, densityGrid: try densityGrid.snapshotGrid())
+    }
+
+    // MARK: Snapshots
+
+    /// The current state as an instant-ngp snapshot: the fp16 field and density grid, the config this
+    /// trainer runs (loss, optimizer), the step, loss and batch sizes, and — when `includeOptimizerState`
+    /// — Adam's moments and per-parameter steps plus the fp32 master weights and fp32 density grid
+    /// (vkk keys instant-ngp ignores), so that ``resume(from:)`` continues exactly.
+    /// Throws when the capture is not in instant-ngp's world (cascade 0 = the unit cube [0, 1]³), whose σ
+    /// and box a snapshot assumes.
+    public func snapshot(includeOptimizerState: Bool = true) throws -> NGPSnapshot {
+        guard dataset.unitCube == AABB(lower: SIMD3(repeating: 0), upper: SIMD3(repeating: 1)) else {
+            throw SnapshotError("the capture's unit cube is \(dataset.unitCube), a snapshot needs instant-ngp's world ([0, 1]³): σ is per world unit")
+        }
+        var training = NGPTrainingState()
+        training.step = step
+        training.loss = lastReport?.loss ?? 0
+        training.raysPerBatch = options.batchRays
+        training.measuredBatchSize = lastReport?.usedSamples ?? 0
+        training.measuredBatchSizeBeforeCompaction = lastReport?.samples ?? 0
+        var adam: NGPAdamState? = nil
+        if includeOptimizerState {
+            adam = NGPAdamState(currentStep: step, learningRate: options.learningRate, learningRateFactor: learningRate / options.learningRate,
+                                firstMoments: optimizer.firstMoments, secondMoments: optimizer.secondMoments,
+                                parameterSteps: optimizer.steps)
+        }
+        var snapshot = NGPSnapshot(field: try makeField(), aabbScale: dataset.aabbScale, options: options, training: training, adam: adam,
+                                   fullPrecisionParameters: includeOptimizerState ? network.parameters : nil)
+        if includeOptimizerState {
+            let bytes = NGPSnapshot.littleEndian(densityGrid.values.map(\.bitPattern))
+            var state = snapshot.document["snapshot"] ?? .map([])
+            state = state.setting("vkk", (state["vkk"] ?? .map([])).setting("density_grid_full_precision_binary", .binary(bytes)))
+            snapshot.document = snapshot.document.setting("snapshot", state)
+        }
+        return snapshot
+    }
+
+    /// Continues from `snapshot` (one this trainer's configuration and dataset produced): weights, density
+    /// grid, Adam state and step. Without the fp32 keys ``snapshot(includeOptimizerState:)`` adds, the fp16
+    /// weights and grid are widened (as instant-ngp resumes); without Adam state the moments start at 0.
+    /// Throws when the network, aabb_scale or density grid does not match this trainer's.
+    public func resume(from snapshot: NGPSnapshot) throws {
+        func refuse(_ what: String) -> SnapshotError { SnapshotError("cannot resume: \(what)") }
+        guard snapshot.configuration == network.configuration else {
+            throw refuse("the snapshot's network (\(snapshot.configuration)) differs from the trainer's (\(network.configuration))")
+        }
+        guard snapshot.aabbScale == dataset.aabbScale else {
+            throw refuse("aabb_scale \(Int(snapshot.aabbScale)) but the capture's is \(Int(dataset.aabbScale))")
+        }
+        guard snapshot.colorActivation == .logistic else { throw refuse("HDR (exponential colour) snapshots are not trained here") }
+        var gridValues: [Float]? = nil
+        if let grid = snapshot.densityGrid {
+            guard grid.resolution == densityGrid.resolution, grid.cascades == densityGrid.cascades else {
+                throw refuse("density grid \(grid.cascades)×\(grid.resolution)³, the trainer's is \(densityGrid.cascades)×\(densityGrid.resolution)³")
+            }
+            gridValues = grid.values.map { Float($0) }
+            if let raw = snapshot.document["snapshot"]?["vkk"]?["density_grid_full_precision_binary"] {
+                guard let bytes = raw.binaryBytes, bytes.count == 4 * densityGrid.values.count else {
+                    throw refuse("snapshot.vkk.density_grid_full_precision_binary is not \(densityGrid.values.count) float32 values")
+                }
+                gridValues = NGPSnapshot.floats(bytes)
+            }
+        }
+        let weights = snapshot.fullPrecisionParameters ?? snapshot.parameters.map { Float($0) }
+        let steps = snapshot.training.step
+        if let adam = snapshot.adam {
+            guard adam.currentStep == steps else { throw refuse("Adam's current_step \(adam.currentStep) differs from training_step \(steps)") }
+            try optimizer.restore(firstMoments: adam.firstMoments, secondMoments: adam.secondMoments, steps: adam.parameterSteps,
+                                  updates: steps, options: options)
+        } else {
+            let n = network.parameters.count
+            try optimizer.restore(firstMoments: [Float](repeating: 0, count: n), secondMoments: [Float](repeating: 0, count: n),
+                                  steps: [UInt32](repeating: 0, count: n), updates: steps, options: options)
+        }
+        if let gridValues {
+            let interval = options.densityGridUpdateInterval
+            try densityGrid.restore(values: gridValues, updates: (steps + interval - 1) / interval)
+        }
+        network.parameters = weights
+        step = steps
+        lastReport = nil
     }
 }
