@@ -31,8 +31,10 @@ struct Train: ParsableCommand {
     var evalStride = 1
     @Option(help: "Seed of every random choice (the CPU path is deterministic for a seed and thread count).")
     var seed: UInt64 = 1337
-    @Option(help: "Loss: huber (instant-ngp's default) or l2.")
-    var loss = "huber"
+    @Option(help: "Loss: huber (instant-ngp's default) or l2; overrides --config's.")
+    var loss: String?
+    @Option(help: "instant-ngp network config (configs/nerf/*.json): encoding, networks, loss and optimizer; unsupported keys or values are errors naming the key. Default: base.json's values (without its Ema wrapper).")
+    var config: String?
     @Option(help: "Write the run's summary (steps, seconds, held-out PSNR per view and mean, throughput) as JSON.")
     var json: String?
     @Option(help: "Continue training from this snapshot (one `vkk train -o` wrote for the same capture and settings): weights, density grid, Adam state and step; --steps is the total, the snapshot's steps included.")
@@ -43,7 +45,10 @@ struct Train: ParsableCommand {
     var images: String?
 
     func run() throws {
-        guard let lossChoice = TrainingLoss(rawValue: loss) else { throw ValidationError("--loss must be huber or l2") }
+        let lossChoice = try loss.map { name -> TrainingLoss in
+            guard let choice = TrainingLoss(rawValue: name) else { throw ValidationError("--loss must be huber or l2") }
+            return choice
+        }
         let split = try HoldoutSplit(parsing: holdout)
         let loadStart = Date()
         let dataset = try TrainingDataset.load(transforms: transforms, downscale: downscale, holdout: split)
@@ -55,13 +60,19 @@ struct Train: ParsableCommand {
         print("loaded \(dataset.training.count) training + \(dataset.heldOut.count) held-out views (\(first.width)×\(first.height)), "
               + "aabb_scale \(dataset.aabbScale), in \(String(format: "%.1f", Date().timeIntervalSince(loadStart))) s")
         var options = TrainingOptions()
+        var configuration: HashGridConfiguration? = nil
+        if let config {
+            let parsed = try InstantNGPConfig.read(contentsOf: config, aabbScale: dataset.aabbScale)
+            options = parsed.options
+            configuration = parsed.configuration
+        }
         options.batchRays = batchRays
         options.maxSamplesPerStep = maxSamples
         options.densityGridWarmupSteps = gridWarmup
         options.seed = seed
-        options.loss = lossChoice
+        if let lossChoice { options.loss = lossChoice }
         let context = try ComputeContext(backend: .cpu)
-        let trainer = try NeRFTrainer(context: context, dataset: dataset, options: options)
+        let trainer = try NeRFTrainer(context: context, dataset: dataset, configuration: configuration, options: options)
         if let resume {
             try trainer.resume(from: try NGPSnapshot.read(contentsOf: resume))
             print("resumed from \(resume) at step \(trainer.step)")
@@ -129,7 +140,7 @@ struct Train: ParsableCommand {
             let summary: [String: Any] = [
                 "transforms": transforms, "steps": trainer.step, "training_seconds": trainingSeconds,
                 "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "eval_stride": evalStride, "grid_warmup": gridWarmup, "seed": seed,
-                "loss": loss, "holdout": holdout,
+                "loss": options.loss.rawValue, "config": config ?? "", "holdout": holdout,
                 "held_out": zip(dataset.heldOut, heldOut).map { ["view": $0.0.name, "frame": $0.0.frameIndex, "psnr": Double($0.1)] },
                 "held_out_mean_psnr": Double(mean),
                 "curve": curve.map { ["step": $0.step, "seconds": $0.seconds, "psnr": Double($0.psnr)] },
