@@ -57,13 +57,19 @@ final class InstantNGPConfigTests: XCTestCase {
         XCTAssertEqual(config.options.loss, .l2)
     }
 
-    /// The shared copies of instant-ngp's configs: base.json itself is refused at its Ema wrapper, by name.
-    func testInstantNGPsOwnBaseConfigNamesItsEmaWrapper() throws {
+    /// The shared copy of instant-ngp's own base.json: its Ema wrapper becomes the trainer's weight average.
+    func testInstantNGPsOwnBaseConfig() throws {
         let path = sharedDataDirectory().appendingPathComponent("nerf_scenes/instant_ngp_configs/base.json").path
         guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("shared data not present") }
-        XCTAssertThrowsError(try InstantNGPConfig.read(contentsOf: path, aabbScale: 1)) { error in
-            XCTAssertTrue("\(error)".contains("optimizer.otype: Ema"), "\(error)")
-        }
+        let config = try InstantNGPConfig.read(contentsOf: path, aabbScale: 1)
+        XCTAssertEqual(config.options.emaDecay, 0.95)
+        XCTAssertEqual(config.options.learningRate, 1e-2)
+        XCTAssertEqual(config.options.decayStart, 20_000)
+        XCTAssertEqual(config.configuration, HashGridConfiguration(aabbScale: 1))
+        let small = try InstantNGPConfig.read(contentsOf: (path as NSString).deletingLastPathComponent + "/small.json", aabbScale: 1)
+        XCTAssertEqual(small.configuration.log2TableSize, 15)
+        XCTAssertEqual(small.options.decayStart, 10_000)
+        XCTAssertEqual(small.options.emaDecay, 0.95)
     }
 
     /// Unknown keys and unsupported values are errors naming the key.
@@ -90,7 +96,11 @@ final class InstantNGPConfigTests: XCTestCase {
         expect("network.n_neurons") { set(&$0, "network", "n_neurons", 48) }
         expect("optimizer.decay_end") { set(&$0, "optimizer", "decay_end", 30000) }
         expect("optimizer.decay_base: not a number") { set(&$0, "optimizer", "decay_base", "0.33") }
-        expect("optimizer.otype: Ema") { $0["optimizer"] = ["otype": "Ema", "decay": 0.95, "nested": $0["optimizer"]!] as [String: Any] }
+        expect("optimizer.nested.otype: Ema") {
+            $0["optimizer"] = ["otype": "Ema", "decay": 0.95, "nested": ["otype": "Ema", "nested": $0["optimizer"]!] as [String: Any]] as [String: Any]
+        }
+        expect("optimizer.full_precision") { $0["optimizer"] = ["otype": "Ema", "full_precision": true, "nested": $0["optimizer"]!] as [String: Any] }
+        expect("optimizer.decay: must be in") { $0["optimizer"] = ["otype": "Ema", "decay": 1.5, "nested": $0["optimizer"]!] as [String: Any] }
         expect("optimizer.nested.relative_decay") {
             var optimizer = $0["optimizer"] as! [String: Any]
             var adam = optimizer["nested"] as! [String: Any]

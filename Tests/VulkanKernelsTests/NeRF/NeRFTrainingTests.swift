@@ -130,25 +130,33 @@ final class NeRFTrainingTests: XCTestCase {
 
     /// Training resumed from a snapshot (through the file) continues exactly as the trainer that wrote it:
     /// the CPU path is deterministic for a seed, and the snapshot carries the fp32 weights, the fp32 grid,
-    /// Adam's moments and per-parameter steps. The run crosses a density-grid update (step 16).
+    /// Adam's moments and per-parameter steps and the fp16 weight average (base.json's Ema, on here). The
+    /// run crosses a density-grid update (step 16).
     func testResumeEqualsContinuingInMemory() throws {
-        let original = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: Self.options)
+        var options = Self.options
+        options.emaDecay = 0.95
+        let original = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: options)
         for _ in 0..<10 { original.trainStep() }
         let path = NSTemporaryDirectory() + "vkk-resume-\(UUID().uuidString).ingp"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try original.snapshot().write(to: path)
-        let resumed = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: Self.options)
-        try resumed.resume(from: try NGPSnapshot.read(contentsOf: path))
+        let written = try NGPSnapshot.read(contentsOf: path)
+        XCTAssertEqual(written.document["optimizer"]?["otype"], .string("Ema"))
+        XCTAssertEqual(written.emaWeights, original.emaWeights)
+        XCTAssertEqual(written.parameters, original.emaWeights, "params_binary holds the inference (average) weights")
+        let resumed = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: options)
+        try resumed.resume(from: written)
         XCTAssertEqual(resumed.step, 10)
         for _ in 0..<10 { original.trainStep(); resumed.trainStep() }
         XCTAssertTrue(original.network.parameters == resumed.network.parameters, "weights differ after resuming")
+        XCTAssertTrue(original.emaWeights == resumed.emaWeights, "weight averages differ after resuming")
         XCTAssertTrue(original.densityGrid.values == resumed.densityGrid.values, "density grids differ after resuming")
         XCTAssertTrue(original.densityGrid.occupied == resumed.densityGrid.occupied)
 
         // Without the optimizer state the run continues from the fp16 weights with fresh moments: it
         // trains, but not identically.
         try original.snapshot(includeOptimizerState: false).write(to: path)
-        let approximate = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: Self.options)
+        let approximate = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: options)
         try approximate.resume(from: try NGPSnapshot.read(contentsOf: path))
         XCTAssertEqual(approximate.step, 20)
         approximate.trainStep(); original.trainStep()
@@ -161,6 +169,41 @@ final class NeRFTrainingTests: XCTestCase {
         XCTAssertThrowsError(try mismatched.resume(from: try NGPSnapshot.read(contentsOf: path))) {
             XCTAssertTrue("\($0)".contains("cannot resume"), "\($0)")
         }
+    }
+
+    /// tiny-cuda-nn's Ema wrapper: after Adam's k-th step the fp16 average is the debiased exponential
+    /// average Σⱼ wⱼ(1 − d)d^(k−j) / (1 − d^k) of the fp16 weights wⱼ after each step (float64 reference).
+    /// Each step rounds the average to fp16 (2⁻¹¹ relative) after float arithmetic (~1e-7): after 4 steps
+    /// the error stays below 4·2⁻¹¹ of the largest weight involved. The first step copies the weights.
+    func testWeightAverageFollowsTinyCudaNN() throws {
+        var options = Self.options
+        options.emaDecay = 0.95
+        let trainer = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: options)
+        XCTAssertNil(trainer.emaWeights)
+        var history: [[Float16]] = []
+        for k in 1...4 {
+            trainer.trainStep()
+            history.append(trainer.network.parameters.map { Float16($0) })
+            let ema = try XCTUnwrap(trainer.emaWeights)
+            if k == 1 { XCTAssertEqual(ema, history[0]); continue }
+            let d = 0.95
+            var worst = 0.0
+            for i in stride(from: 0, to: ema.count, by: 7) {
+                var sum = 0.0, largest = 0.0
+                for j in 1...k {
+                    let w = Double(Float(history[j - 1][i]))
+                    sum += w * (1 - d) * pow(d, Double(k - j))
+                    largest = max(largest, abs(w))
+                }
+                let reference = sum / (1 - pow(d, Double(k)))
+                worst = max(worst, abs(Double(Float(ema[i])) - reference) / (largest + 1e-6))
+            }
+            XCTAssertLessThan(worst, 4 * pow(2, -11), "step \(k)")
+        }
+        // Renders and snapshots use the average, not the trained weights.
+        let field = try trainer.makeField()
+        XCTAssertEqual(field.parameters, trainer.emaWeights)
+        XCTAssertNotEqual(field.parameters, history[3])
     }
 
     func testVulkanContextIsRefusedClearly() throws {

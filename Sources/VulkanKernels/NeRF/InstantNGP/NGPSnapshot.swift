@@ -81,6 +81,9 @@ public struct NGPSnapshot: Sendable {
     public var adam: NGPAdamState?
     /// The fp32 master copy of the parameters (a vkk extension key), when saved.
     public var fullPrecisionParameters: [Float]?
+    /// tiny-cuda-nn's Ema state (`weights_ema_binary`, fp16), when the optimizer has the Ema wrapper and
+    /// its state was saved. Written only together with ``adam``.
+    public var emaWeights: [Float16]?
 
     /// instant-ngp's snapshot format version (`SNAPSHOT_FORMAT_VERSION`); its loader refuses older ones.
     public static let formatVersion = 1
@@ -222,7 +225,14 @@ public struct NGPSnapshot: Sendable {
         training.measuredBatchSizeBeforeCompaction = try integer(rgb?["measured_batch_size_before_compaction"],
                                                                  "snapshot.nerf.rgb.measured_batch_size_before_compaction") ?? 0
         self.training = training
-        adam = try snapshot["optimizer"].map { try Self.adamState(from: $0, count: expected) }
+        if let optimizer = snapshot["optimizer"] {
+            let (state, ema) = try Self.optimizerState(from: optimizer, count: expected)
+            adam = state
+            emaWeights = ema
+        } else {
+            adam = nil
+            emaWeights = nil
+        }
         if let full = snapshot["vkk"]?["params_full_precision_binary"] {
             guard let bytes = full.binaryBytes, bytes.count == 4 * expected else {
                 throw SnapshotError("snapshot.vkk.params_full_precision_binary is not \(expected) float32 values")
@@ -238,10 +248,19 @@ public struct NGPSnapshot: Sendable {
     /// Adam's state from `snapshot.optimizer`, following `nested` maps down to the one holding the moments
     /// (tiny-cuda-nn nests it as the optimizer config nests); learning rate and factor from the
     /// ExponentialDecay level when there is one.
-    static func adamState(from value: MessagePack, count: Int) throws -> NGPAdamState {
+    static func optimizerState(from value: MessagePack, count: Int) throws -> (NGPAdamState, [Float16]?) {
         var node = value
         var learningRate: Float? = nil, factor: Float = 1
+        var ema: [Float16]? = nil
         for _ in 0..<8 {
+            if let raw = node["weights_ema_binary"] {
+                guard let bytes = raw.binaryBytes, bytes.count == 2 * count else {
+                    throw SnapshotError("snapshot.optimizer: weights_ema_binary is not \(count) fp16 values")
+                }
+                let values = halves(bytes)
+                if let bad = values.firstIndex(where: { !$0.isFinite }) { throw SnapshotError("snapshot.optimizer: EMA weight \(bad) is not finite") }
+                ema = values
+            }
             if node["first_moments_binary"] != nil { break }
             if let lr = node["learning_rate"]?.doubleValue { learningRate = Float(lr) }
             if let f = node["learning_rate_factor"]?.doubleValue { factor = Float(f) }
@@ -267,8 +286,8 @@ public struct NGPSnapshot: Sendable {
         guard firstMoments.allSatisfy(\.isFinite), secondMoments.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
             throw SnapshotError("snapshot.optimizer: non-finite or negative Adam moments")
         }
-        return NGPAdamState(currentStep: step, learningRate: learningRate ?? Float(base), learningRateFactor: factor,
-                            firstMoments: firstMoments, secondMoments: secondMoments, parameterSteps: steps)
+        return (NGPAdamState(currentStep: step, learningRate: learningRate ?? Float(base), learningRateFactor: factor,
+                             firstMoments: firstMoments, secondMoments: secondMoments, parameterSteps: steps), ema)
     }
 
     /// The field this snapshot describes.
@@ -321,12 +340,13 @@ public struct NGPSnapshot: Sendable {
         self.training = training
         self.adam = adam
         self.fullPrecisionParameters = fullPrecisionParameters
+        emaWeights = nil
     }
 
-    /// The optimizer config `options` run: tiny-cuda-nn's ExponentialDecay around Adam (base.json's, without
-    /// its Ema wrapper: the CPU trainer keeps no moving average of the weights).
+    /// The optimizer config `options` run: tiny-cuda-nn's ExponentialDecay around Adam, inside an Ema
+    /// wrapper when `options.emaDecay` is set (base.json's shape).
     static func optimizerConfig(_ options: TrainingOptions) -> MessagePack {
-        sortedMap([
+        let decay = sortedMap([
             ("otype", .string("ExponentialDecay")), ("decay_start", .uint(UInt64(options.decayStart))),
             ("decay_interval", .uint(UInt64(options.decayInterval))), ("decay_base", number(Double(options.decayBase))),
             ("nested", sortedMap([
@@ -335,6 +355,8 @@ public struct NGPSnapshot: Sendable {
                 ("l2_reg", number(Double(options.l2Regularization))),
             ])),
         ])
+        guard let ema = options.emaDecay else { return decay }
+        return sortedMap([("otype", .string("Ema")), ("decay", number(Double(ema))), ("nested", decay)])
     }
 
     /// A number as nlohmann::json's MessagePack writer stores one: float32 when that is exact, float64 otherwise.
@@ -407,6 +429,9 @@ public struct NGPSnapshot: Sendable {
         if let adam, [adam.firstMoments.count, adam.secondMoments.count, adam.parameterSteps.count] != Array(repeating: parameters.count, count: 3) {
             throw SnapshotError("Adam state for \(adam.firstMoments.count) parameters, the network has \(parameters.count)")
         }
+        if let ema = emaWeights, ema.count != parameters.count || adam == nil {
+            throw SnapshotError("EMA weights need the Adam state and one value per parameter")
+        }
         if let full = fullPrecisionParameters, full.count != parameters.count {
             throw SnapshotError("\(full.count) full-precision parameters, the network has \(parameters.count)")
         }
@@ -444,9 +469,13 @@ public struct NGPSnapshot: Sendable {
                 ("second_moments_binary", .binary(Self.littleEndian(adam.secondMoments.map(\.bitPattern)))),
                 ("param_steps_binary", .binary(Self.littleEndian(adam.parameterSteps))),
             ])
-            snapshot = snapshot.setting("optimizer", Self.sortedMap([
+            var state = Self.sortedMap([
                 ("nested", inner), ("learning_rate", .float32(adam.learningRate)), ("learning_rate_factor", .float32(adam.learningRateFactor)),
-            ]))
+            ])
+            if let ema = emaWeights {
+                state = Self.sortedMap([("nested", state), ("weights_ema_binary", .binary(Self.littleEndian(ema)))])
+            }
+            snapshot = snapshot.setting("optimizer", state)
         }
         if let full = fullPrecisionParameters {
             snapshot = snapshot.setting("vkk", (snapshot["vkk"] ?? .map([])).setting("params_full_precision_binary",

@@ -4,16 +4,15 @@ import Foundation
 /// and the training settings the CPU trainer supports. Every key is checked: a key the trainer does not
 /// know, or a value it does not implement, is an error naming the key (`optimizer.nested.otype: …`).
 ///
-/// Supported: `loss.otype` Huber / L2; `optimizer` ExponentialDecay (`decay_start`, `decay_interval`,
-/// `decay_base`) around Adam (`learning_rate`, `beta1`, `beta2`, `epsilon`, `l2_reg`), or Adam alone;
-/// `encoding` HashGrid (`n_levels` or `n_features`, `n_features_per_level`, `log2_hashmap_size`,
-/// `base_resolution`, `per_level_scale`, `interpolation` Linear); `network` / `rgb_network`
-/// FullyFusedMLP or CutlassMLP with ReLU, no output activation, `n_neurons`, `n_hidden_layers`;
-/// `dir_encoding` SphericalHarmonics degree 4 (alone or first in a Composite with Identity). Absent keys
-/// take instant-ngp's defaults. `distortion_map` and `envmap` configure instant-ngp features that are off
-/// unless asked for (learned lens distortion, an environment map); they are accepted and not used.
-/// Not supported: the `Ema` optimizer wrapper of base.json (the CPU trainer keeps no moving average of the
-/// weights) — remove it to train with its nested optimizer.
+/// Supported: `loss.otype` Huber / L2; `optimizer` Ema (`decay`; the average kept in fp16) around
+/// ExponentialDecay (`decay_start`, `decay_interval`, `decay_base`) around Adam (`learning_rate`, `beta1`,
+/// `beta2`, `epsilon`, `l2_reg`), each wrapper optional; `encoding` HashGrid (`n_levels` or `n_features`,
+/// `n_features_per_level`, `log2_hashmap_size`, `base_resolution`, `per_level_scale`, `interpolation`
+/// Linear); `network` / `rgb_network` FullyFusedMLP or CutlassMLP with ReLU, no output activation,
+/// `n_neurons`, `n_hidden_layers`; `dir_encoding` SphericalHarmonics degree 4 (alone or first in a
+/// Composite with Identity). Absent keys take instant-ngp's / tiny-cuda-nn's defaults. `distortion_map`
+/// and `envmap` configure instant-ngp features that are off unless asked for (learned lens distortion, an
+/// environment map); they are accepted and not used.
 public struct InstantNGPConfig: Sendable {
     public var configuration: HashGridConfiguration
     public var options: TrainingOptions
@@ -149,7 +148,7 @@ public struct InstantNGPConfig: Sendable {
         let map = try object(value, path)
         let otype = try string(map["otype"] ?? "Adam", "\(path).otype")
         switch otype.lowercased() {
-        case "exponentialdecay" where decayAllowed:
+        case "exponentialdecay" where decayAllowed && !path.hasSuffix("nested.nested"):
             try allow(map, ["otype", "decay_start", "decay_interval", "decay_base", "nested"], path)
             options.decayStart = try integer(map["decay_start"] ?? 10_000, "\(path).decay_start")
             options.decayInterval = try integer(map["decay_interval"] ?? 10_000, "\(path).decay_interval")
@@ -170,10 +169,20 @@ public struct InstantNGPConfig: Sendable {
             guard options.learningRate > 0 else { throw ConfigError("\(path).learning_rate: must be positive") }
             guard (0..<1).contains(options.beta1), (0..<1).contains(options.beta2) else { throw ConfigError("\(path).beta1/beta2: must be in [0, 1)") }
             guard options.epsilon >= 0, options.l2Regularization >= 0 else { throw ConfigError("\(path).epsilon/l2_reg: must be ≥ 0") }
-        case "ema":
-            throw ConfigError("\(path).otype: Ema is not supported (the CPU trainer keeps no moving average of the weights); use its nested optimizer in its place")
+        case "ema" where decayAllowed && path == "optimizer":
+            try allow(map, ["otype", "decay", "nested", "full_precision"], path)
+            if let full = map["full_precision"], isBoolean(full), (full as? NSNumber)?.boolValue == true {
+                throw ConfigError("\(path).full_precision: true is not supported (the average is kept in fp16)")
+            } else if let full = map["full_precision"], !isBoolean(full) {
+                throw ConfigError("\(path).full_precision: not a boolean")
+            }
+            let decay = try float(map["decay"] ?? 0.99, "\(path).decay")
+            guard decay >= 0, decay < 1 else { throw ConfigError("\(path).decay: must be in [0, 1)") }
+            guard let nested = map["nested"] else { throw ConfigError("\(path).nested: missing") }
+            try applyOptimizer(nested, path: "\(path).nested", to: &options, decayAllowed: true)
+            options.emaDecay = decay
         default:
-            throw ConfigError("\(path).otype: \(otype) is not supported (\(decayAllowed ? "ExponentialDecay or Adam" : "Adam"))")
+            throw ConfigError("\(path).otype: \(otype) is not supported here (Ema → ExponentialDecay → Adam, each level optional)")
         }
     }
 

@@ -25,6 +25,9 @@ public final class NeRFTrainer: @unchecked Sendable {
     public private(set) var lastReport: TrainingStepReport?
 
     let optimizer: AdamOptimizer
+    /// tiny-cuda-nn's EmaOptimizer state (`options.emaDecay`): the fp16 moving average of the fp16 weights,
+    /// the inference weights (nil until the first step, or without an average).
+    public private(set) var emaWeights: [Float16]?
     var gradients: [Float]
     let activations = HashGridActivations()
     let inferenceActivations = HashGridActivations()
@@ -233,6 +236,7 @@ public final class NeRFTrainer: @unchecked Sendable {
         }
         lap(\.backward)
         optimizer.step(parameters: &network.parameters, gradients: &gradients, options: options, learningRate: learningRate)
+        if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
         lap(\.optimizer)
         timings.samples += total
         timings.usedSamples += rayUsed.reduce(0, +)
@@ -243,6 +247,32 @@ public final class NeRFTrainer: @unchecked Sendable {
                                         usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
         lastReport = report
         return report
+    }
+
+    /// tiny-cuda-nn's `ema_step_half_precision` after Adam's `step`-th update: e ← fp16((e·d·(1 − d^(step−1))
+    /// + fp16(θ)·(1 − d)) / (1 − d^step)), starting from e = 0 (so the first step copies the weights).
+    func updateAverage(decay d: Float, step k: Int) {
+        let count = network.parameters.count
+        if emaWeights == nil { emaWeights = [Float16](repeating: 0, count: count) }
+        let debiasOld = 1 - Float(pow(Double(d), Double(k - 1)))
+        let debiasNew = 1 / (1 - Float(pow(Double(d), Double(k))))
+        let shared = UncheckedSendable((emaWeights!.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                        network.parameters.withUnsafeBufferPointer { $0.baseAddress! }))
+        CPUParallel.forEachChunk(count, costPerItem: 2) { range in
+            let (ema, theta) = shared.value
+            for i in range {
+                ema[i] = Float16((Float(ema[i]) * d * debiasOld + Float(Float16(theta[i])) * (1 - d)) * debiasNew)
+            }
+        }
+    }
+
+    /// Runs `body` with the inference weights (the moving average, when there is one) in the network.
+    func withInferenceWeights<T>(_ body: () -> T) -> T {
+        guard let ema = emaWeights else { return body() }
+        let trained = network.parameters
+        network.parameters = ema.map { Float($0) }
+        defer { network.parameters = trained }
+        return body()
     }
 
     /// Updates the density grid from the field (see ``TrainingDensityGrid``).
@@ -286,6 +316,10 @@ public final class NeRFTrainer: @unchecked Sendable {
 
     /// Renders the centres of `pixels` (x, y) of `camera`: 3 values per pixel, in the given order.
     public func render(camera: Camera, pixels: [SIMD2<Int>], background: SIMD3<Float>) -> [Float] {
+        withInferenceWeights { renderWithCurrentWeights(camera: camera, pixels: pixels, background: background) }
+    }
+
+    func renderWithCurrentWeights(camera: Camera, pixels: [SIMD2<Int>], background: SIMD3<Float>) -> [Float] {
         var image = [Float](repeating: 0, count: 3 * pixels.count)
         let chunk = 8192
         var dt: [Float] = []
@@ -332,9 +366,14 @@ public final class NeRFTrainer: @unchecked Sendable {
 
     func psnr(meanSquaredError mse: Float) -> Float { mse > 0 ? -10 * log10f(mse) : .infinity }
 
-    /// The current fp16 field with the density grid, in the dataset's world.
+    /// The current fp16 field (the inference weights: the moving average when `emaDecay` is set) with the
+    /// density grid, in the dataset's world.
     public func makeField(name: String = "hashgrid") throws -> HashGridField {
-        try network.makeField(name: name, bounds: dataset.bounds, densityGrid: try densityGrid.snapshotGrid())
+        if let ema = emaWeights {
+            return try HashGridField(name: name, configuration: network.configuration, parameters: ema, bounds: dataset.bounds,
+                                     densityGrid: try densityGrid.snapshotGrid())
+        }
+        return try network.makeField(name: name, bounds: dataset.bounds, densityGrid: try densityGrid.snapshotGrid())
     }
 
     // MARK: Snapshots
@@ -363,6 +402,7 @@ public final class NeRFTrainer: @unchecked Sendable {
         }
         var snapshot = NGPSnapshot(field: try makeField(), aabbScale: dataset.aabbScale, options: options, training: training, adam: adam,
                                    fullPrecisionParameters: includeOptimizerState ? network.parameters : nil)
+        snapshot.emaWeights = includeOptimizerState ? emaWeights : nil
         if includeOptimizerState {
             let bytes = NGPSnapshot.littleEndian(densityGrid.values.map(\.bitPattern))
             var state = snapshot.document["snapshot"] ?? .map([])
@@ -414,6 +454,8 @@ public final class NeRFTrainer: @unchecked Sendable {
             try densityGrid.restore(values: gridValues, updates: (steps + interval - 1) / interval)
         }
         network.parameters = weights
+        // The average: the snapshot's; else its fp16 inference weights (what instant-ngp rendered).
+        emaWeights = options.emaDecay == nil || steps == 0 ? nil : (snapshot.emaWeights ?? snapshot.parameters)
         step = steps
         lastReport = nil
     }
