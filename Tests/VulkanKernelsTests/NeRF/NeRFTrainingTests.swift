@@ -180,6 +180,14 @@ final class NeRFTrainingTests: XCTestCase {
         XCTAssertThrowsError(try mismatched.resume(from: try NGPSnapshot.read(contentsOf: path))) {
             XCTAssertTrue("\($0)".contains("cannot resume"), "\($0)")
         }
+        // A step count a file could use to make the resume allocate without bound is refused up front.
+        var far = try NGPSnapshot.read(contentsOf: path)
+        far.training.step = 1 << 40
+        far.adam = nil
+        XCTAssertThrowsError(try approximate.resume(from: far)) { XCTAssertTrue("\($0)".contains("training_step"), "\($0)") }
+        var negative = far
+        negative.training.step = -1
+        XCTAssertThrowsError(try negative.encoded(compressed: false))
     }
 
     /// tiny-cuda-nn's Ema wrapper: after Adam's k-th step the fp16 average is the debiased exponential

@@ -429,6 +429,11 @@ public struct NGPSnapshot: Sendable {
         if let adam, [adam.firstMoments.count, adam.secondMoments.count, adam.parameterSteps.count] != Array(repeating: parameters.count, count: 3) {
             throw SnapshotError("Adam state for \(adam.firstMoments.count) parameters, the network has \(parameters.count)")
         }
+        let counts = [training.step, training.raysPerBatch, training.measuredBatchSize, training.measuredBatchSizeBeforeCompaction,
+                      adam?.currentStep ?? 0]
+        guard counts.allSatisfy({ $0 >= 0 }) else {
+            throw SnapshotError("negative training counts: \(training)")
+        }
         if let ema = emaWeights, ema.count != parameters.count || adam == nil {
             throw SnapshotError("EMA weights need the Adam state and one value per parameter")
         }
@@ -452,18 +457,20 @@ public struct NGPSnapshot: Sendable {
         snapshot = snapshot.setting("density_grid_binary",
                                     snapshot["density_grid_binary"].binaryKeepingKind(densityGrid.map { Self.littleEndian($0.values) } ?? []))
         var nerf = snapshot["nerf"] ?? .map([])
-        nerf = nerf.setting("aabb_scale", .uint(UInt64(max(aabbScale, 1))))
+        // Clamped so that an unvalidated value cannot trap here (``encoded(compressed:)`` refuses it first).
+        func count(_ value: Int) -> MessagePack { .uint(UInt64(max(value, 0))) }
+        nerf = nerf.setting("aabb_scale", .uint(aabbScale.isFinite && aabbScale >= 1 && aabbScale <= 1e9 ? UInt64(aabbScale) : 1))
         var rgb = nerf["rgb"] ?? .map([])
-        rgb = rgb.setting("rays_per_batch", .uint(UInt64(training.raysPerBatch)))
-        rgb = rgb.setting("measured_batch_size", .uint(UInt64(training.measuredBatchSize)))
-        rgb = rgb.setting("measured_batch_size_before_compaction", .uint(UInt64(training.measuredBatchSizeBeforeCompaction)))
+        rgb = rgb.setting("rays_per_batch", count(training.raysPerBatch))
+        rgb = rgb.setting("measured_batch_size", count(training.measuredBatchSize))
+        rgb = rgb.setting("measured_batch_size_before_compaction", count(training.measuredBatchSizeBeforeCompaction))
         nerf = nerf.setting("rgb", rgb)
         snapshot = snapshot.setting("nerf", nerf)
-        snapshot = snapshot.setting("training_step", .uint(UInt64(training.step)))
+        snapshot = snapshot.setting("training_step", count(training.step))
         snapshot = snapshot.setting("loss", .float32(training.loss))
         if let adam {
             let inner = Self.sortedMap([
-                ("current_step", .uint(UInt64(adam.currentStep))),
+                ("current_step", count(adam.currentStep)),
                 ("base_learning_rate", .float32(adam.learningRate * adam.learningRateFactor)),
                 ("first_moments_binary", .binary(Self.littleEndian(adam.firstMoments.map(\.bitPattern)))),
                 ("second_moments_binary", .binary(Self.littleEndian(adam.secondMoments.map(\.bitPattern)))),

@@ -412,6 +412,9 @@ public final class NeRFTrainer: @unchecked Sendable {
         return snapshot
     }
 
+    /// The largest step a snapshot may resume from (2^24; instant-ngp trains for tens of thousands).
+    public static let maximumResumeStep = 1 << 24
+
     /// Continues from `snapshot` (one this trainer's configuration and dataset produced): weights, density
     /// grid, Adam state and step. Without the fp32 keys ``snapshot(includeOptimizerState:)`` adds, the fp16
     /// weights and grid are widened (as instant-ngp resumes); without Adam state the moments start at 0.
@@ -440,6 +443,8 @@ public final class NeRFTrainer: @unchecked Sendable {
         }
         let weights = snapshot.fullPrecisionParameters ?? snapshot.parameters.map { Float($0) }
         let steps = snapshot.training.step
+        // Adam's debiasing table grows by one entry per step: bound what a file can ask for.
+        guard (0...Self.maximumResumeStep).contains(steps) else { throw refuse("training_step \(steps) is outside 0…\(Self.maximumResumeStep)") }
         if let adam = snapshot.adam {
             guard adam.currentStep == steps else { throw refuse("Adam's current_step \(adam.currentStep) differs from training_step \(steps)") }
             try optimizer.restore(firstMoments: adam.firstMoments, secondMoments: adam.secondMoments, steps: adam.parameterSteps,
