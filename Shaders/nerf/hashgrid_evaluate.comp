@@ -69,6 +69,10 @@ layout(constant_id = 8) const uint MAX_WIDTH = 64u;
 #define UNROLL
 #endif
 
+// instant-ngp's colour activation: 0 = logistic (LDR captures), 1 = exp(clamp(x, −10, 10)) (HDR captures,
+// `nerf.dataset.is_hdr`).
+layout(constant_id = 9) const uint HDR_RGB = 0u;
+
 layout(set = 0, binding = 0) uniform samplerBuffer samples;
 layout(set = 0, binding = 1) readonly buffer Count { uint sampleCount; };
 layout(set = 0, binding = 2) uniform samplerBuffer grid;
@@ -192,6 +196,7 @@ void main() {
         copyBack(COLOR_WIDTH);
     }
     layer(offset, 3u, COLOR_WIDTH, false);
-    vec3 rgb = 1.0 / (1.0 + exp(-vec3(b[0], b[1], b[2])));
+    vec3 logits = vec3(b[0], b[1], b[2]);
+    vec3 rgb = HDR_RGB != 0u ? exp(clamp(logits, -10.0, 10.0)) : 1.0 / (1.0 + exp(-logits));
     outputs[i] = vec4(rgb, sigma);
 }

@@ -11,7 +11,7 @@ struct Render: ParsableCommand {
     var scene = "shell"
     @Option(help: "Camera file: transforms.json (instant-ngp, nerfstudio, NeRF-synthetic; as stored, distortion applied) or nerfstudio camera_path.json. Renders every frame's camera at the file's resolution unless --resolution is given.")
     var camera: String?
-    @Flag(help: "Read the --camera transforms.json in instant-ngp's world (position × scale + offset, axes cycled: the unit cube), the coordinates of instant-ngp snapshots (--scene SNAPSHOT.ingp, ngp-blobs).")
+    @Flag(help: "Read the --camera transforms.json in instant-ngp's world (position × scale + offset, axes cycled: the unit cube), the coordinates of instant-ngp snapshots (implied for --scene SNAPSHOT.ingp/.msgpack; needed for ngp-blobs).")
     var instantNgpWorld = false
     @Option(help: "Image size: WIDTHxHEIGHT, or one number: that width at the camera file's aspect ratio (a square without a camera file). Default 800x800, or the camera file's.")
     var resolution: String?
@@ -50,9 +50,12 @@ struct Render: ParsableCommand {
         try options.validate()
 
         let field = try FieldCatalog.field(named: scene)
+        // An instant-ngp snapshot lives in instant-ngp's world: read its camera file in that world too.
+        let lowered = scene.lowercased()
+        let instantNgpWorld = instantNgpWorld || lowered.hasSuffix(".ingp") || lowered.hasSuffix(".msgpack")
         var cameras: [Camera]
         let single = camera == nil && orbit == nil
-        if instantNgpWorld && camera == nil { throw ValidationError("--instant-ngp-world needs --camera transforms.json") }
+        if self.instantNgpWorld && camera == nil { throw ValidationError("--instant-ngp-world needs --camera transforms.json") }
         if let camera, instantNgpWorld {
             cameras = try TransformsFile.read(contentsOf: camera, convention: .instantNGP(),
                                               imageSize: requested.map { (width: $0.0, height: $0.1) }).cameras

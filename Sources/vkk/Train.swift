@@ -31,15 +31,24 @@ struct Train: ParsableCommand {
     var evalStride = 1
     @Option(help: "Seed of every random choice (the CPU path is deterministic for a seed and thread count).")
     var seed: UInt64 = 1337
-    @Option(help: "Loss: huber (instant-ngp's default) or l2.")
-    var loss = "huber"
+    @Option(help: "Loss: huber (instant-ngp's default) or l2; overrides --config's.")
+    var loss: String?
+    @Option(help: "instant-ngp network config (configs/nerf/*.json): encoding, networks, loss and optimizer; unsupported keys or values are errors naming the key. Default: base.json's values (without its Ema wrapper).")
+    var config: String?
     @Option(help: "Write the run's summary (steps, seconds, held-out PSNR per view and mean, throughput) as JSON.")
     var json: String?
+    @Option(help: "Continue training from this snapshot (one `vkk train -o` wrote for the same capture and settings): weights, density grid, Adam state and step; --steps is the total, the snapshot's steps included.")
+    var resume: String?
+    @Flag(help: "Leave Adam's moments and the fp32 master weights out of the -o snapshot (smaller; instant-ngp's default; a resume then restarts Adam's moments).")
+    var noOptimizerState = false
     @Option(help: "Write a PNG of each held-out view (render and ground truth side by side) into this folder.")
     var images: String?
 
     func run() throws {
-        guard let lossChoice = TrainingLoss(rawValue: loss) else { throw ValidationError("--loss must be huber or l2") }
+        let lossChoice = try loss.map { name -> TrainingLoss in
+            guard let choice = TrainingLoss(rawValue: name) else { throw ValidationError("--loss must be huber or l2") }
+            return choice
+        }
         let split = try HoldoutSplit(parsing: holdout)
         let loadStart = Date()
         let dataset = try TrainingDataset.load(transforms: transforms, downscale: downscale, holdout: split)
@@ -51,13 +60,24 @@ struct Train: ParsableCommand {
         print("loaded \(dataset.training.count) training + \(dataset.heldOut.count) held-out views (\(first.width)×\(first.height)), "
               + "aabb_scale \(dataset.aabbScale), in \(String(format: "%.1f", Date().timeIntervalSince(loadStart))) s")
         var options = TrainingOptions()
+        var configuration: HashGridConfiguration? = nil
+        if let config {
+            let parsed = try InstantNGPConfig.read(contentsOf: config, aabbScale: dataset.aabbScale)
+            options = parsed.options
+            configuration = parsed.configuration
+        }
         options.batchRays = batchRays
         options.maxSamplesPerStep = maxSamples
         options.densityGridWarmupSteps = gridWarmup
         options.seed = seed
-        options.loss = lossChoice
+        if let lossChoice { options.loss = lossChoice }
         let context = try ComputeContext(backend: .cpu)
-        let trainer = try NeRFTrainer(context: context, dataset: dataset, options: options)
+        let trainer = try NeRFTrainer(context: context, dataset: dataset, configuration: configuration, options: options)
+        if let resume {
+            try trainer.resume(from: try NGPSnapshot.read(contentsOf: resume))
+            print("resumed from \(resume) at step \(trainer.step)")
+        }
+        let firstStep = trainer.step
         var curve: [(step: Int, seconds: Double, psnr: Float)] = []
         func evaluate() -> [Float] { dataset.heldOut.map { trainer.psnr(of: $0, stride: evalStride) } }
         let start = Date()
@@ -71,7 +91,7 @@ struct Train: ParsableCommand {
             runningPSNR = runningPSNR == 0 ? report!.psnr : 0.95 * runningPSNR + 0.05 * report!.psnr
             if trainingSeconds - lastPrint >= 5 || trainer.step == steps {
                 lastPrint = trainingSeconds
-                let rate = Double(trainer.step) / trainingSeconds
+                let rate = Double(trainer.step - firstStep) / trainingSeconds
                 let eta = timeLimit.map { max(0, min($0 - trainingSeconds, Double(steps - trainer.step) / rate)) } ?? Double(steps - trainer.step) / rate
                 print(String(format: "step %d/%d  %.2f steps/s  loss %.5f  running PSNR %.2f dB  %d samples/step  grid %.1f%% occupied  ETA %.0f s",
                              trainer.step, steps, rate, report!.loss, runningPSNR, report!.samples, 100 * trainer.densityGrid.occupiedFraction, eta))
@@ -88,7 +108,7 @@ struct Train: ParsableCommand {
         if !heldOut.isEmpty, curve.last?.step != trainer.step { curve.append((trainer.step, trainingSeconds, mean)) }
         let t = trainer.timings
         let forwardRate = Double(t.samples) / t.forward, trainRate = Double(t.samples) / (t.forward + t.backward)
-        print("trained \(trainer.step) steps in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step) / trainingSeconds)) steps/s); "
+        print("trained \(trainer.step - firstStep) steps\(firstStep > 0 ? " (to step \(trainer.step))" : "") in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step - firstStep) / trainingSeconds)) steps/s); "
               + "held-out PSNR \(String(format: "%.2f", mean)) dB over \(heldOut.count) views")
         print("time: \(t)")
         print(String(format: "field throughput: %.2f M samples/s forward, %.2f M samples/s forward+backward (CPU, %d samples)",
@@ -113,15 +133,14 @@ struct Train: ParsableCommand {
             }
         }
         if let output {
-            let field = try trainer.makeField(name: (output as NSString).lastPathComponent)
-            try NGPSnapshot(field: field, aabbScale: dataset.aabbScale).write(to: output)
+            try trainer.snapshot(includeOptimizerState: !noOptimizerState).write(to: output)
             print("wrote \(output)")
         }
         if let json {
             let summary: [String: Any] = [
                 "transforms": transforms, "steps": trainer.step, "training_seconds": trainingSeconds,
                 "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "eval_stride": evalStride, "grid_warmup": gridWarmup, "seed": seed,
-                "loss": loss, "holdout": holdout,
+                "loss": options.loss.rawValue, "config": config ?? "", "holdout": holdout,
                 "held_out": zip(dataset.heldOut, heldOut).map { ["view": $0.0.name, "frame": $0.0.frameIndex, "psnr": Double($0.1)] },
                 "held_out_mean_psnr": Double(mean),
                 "curve": curve.map { ["step": $0.step, "seconds": $0.seconds, "psnr": Double($0.psnr)] },

@@ -6,7 +6,7 @@ struct VKK: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vkk",
         abstract: "VulkanKernels: GPU compute kernels on any Vulkan device, with a CPU path.",
-        subcommands: [Info.self, Render.self, Train.self, Bench.self, SelfCheck.self])
+        subcommands: [Info.self, Render.self, Train.self, Eval.self, Bench.self, SelfCheck.self])
 
     /// ArgumentParser's main, with every failure as one readable line and a non-zero status: Foundation
     /// errors through ``readableError(_:)``, and option errors without the usage block ArgumentParser would

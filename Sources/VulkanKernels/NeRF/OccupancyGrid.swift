@@ -22,6 +22,10 @@ public final class OccupancyGrid: @unchecked Sendable {
         public var samplesPerAxis = 1
         /// Cells by which occupied cells grow (safety margin for features thinner than the lattice).
         public var dilation = 0
+        /// Use the field's own density grid when it has one (an instant-ngp snapshot's, see
+        /// ``NGPDensityGrid/occupancyGrid(bounds:levels:)``) instead of building a grid from its density;
+        /// `resolution`, `densityThreshold`, `samplesPerAxis` and `dilation` then do not apply.
+        public var useFieldDensityGrid = true
         public init() {}
 
         func validate() throws {

@@ -37,10 +37,17 @@ public final class Renderer: @unchecked Sendable {
     public init(context: ComputeContext) { self.context = context }
 
     /// The occupancy grid of `field` for `settings`, built on first use and kept (the field must not change).
+    /// A ``HashGridField`` with a density grid (a trained or loaded instant-ngp snapshot) uses that grid
+    /// unless `settings.useFieldDensityGrid` is false.
     public func occupancyGrid(for field: RadianceField, settings: OccupancyGrid.Settings = .init()) throws -> OccupancyGrid {
         let key = GridKey(field: ObjectIdentifier(field), settings: settings)
         if let grid = caches.withLock({ $0.grids[key] }) { return grid }
-        let grid = try OccupancyGrid.build(from: field, on: context, settings: settings)
+        let grid: OccupancyGrid
+        if settings.useFieldDensityGrid, let hashGrid = field as? HashGridField, let density = hashGrid.densityGrid {
+            grid = try density.occupancyGrid(bounds: field.bounds, levels: settings.levels)
+        } else {
+            grid = try OccupancyGrid.build(from: field, on: context, settings: settings)
+        }
         caches.withLock { $0.grids[key] = grid; $0.fields[key.field] = field }
         return grid
     }

@@ -236,7 +236,8 @@ final class ReaderFuzzTests: XCTestCase {
         let configuration = HashGridConfiguration(levels: 2, featuresPerLevel: 2, log2TableSize: 5, baseResolution: 2, perLevelScale: 2,
                                                   densityWidth: 16, colorWidth: 16, colorHiddenLayers: 1)
         let field = try randomHashGridField(configuration, seed: 5, bounds: AABB(lower: SIMD3(-0.5, -0.5, -0.5), upper: SIMD3(1.5, 1.5, 1.5)))
-        field.densityGrid = try NGPDensityGrid(resolution: 4, cascades: 1, values: (0..<64).map { Float16(Float($0)) })
+        // aabb_scale 2: instant-ngp's 1 + log2 2 = 2 cascades.
+        field.densityGrid = try NGPDensityGrid(resolution: 4, cascades: 2, values: (0..<128).map { Float16(Float($0 % 64)) })
         return NGPSnapshot(field: field, aabbScale: 2)
     }
 

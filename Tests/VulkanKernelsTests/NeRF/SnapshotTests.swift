@@ -175,11 +175,13 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(NGPDensityGrid.cascadeCount(aabbScale: 1), 1)
         XCTAssertEqual(NGPDensityGrid.cascadeCount(aabbScale: 4), 3)
         XCTAssertEqual(NGPDensityGrid.cascadeCount(aabbScale: 16), 5)
+        // Stored as instant-ngp stores it: optical thickness σ·√3/1024 (fp16).
         let grid = try NGPDensityGrid.sampling(resolution: 8, cascades: 2) { p in p.x < 0.25 ? 10 : 0 }
-        XCTAssertEqual(grid.density(x: 0, y: 3, z: 5), 10)
+        let thickness = Float(Float16(10 * Float(3).squareRoot() / 1024))
+        XCTAssertEqual(grid.density(x: 0, y: 3, z: 5), thickness)
         XCTAssertEqual(grid.density(x: 7, y: 3, z: 5), 0)
         // Cascade 1 spans [−0.5, 1.5]: cell 2 is x ∈ [0, 0.25), cell 3 is [0.25, 0.5).
-        XCTAssertEqual(grid.density(x: 2, y: 0, z: 0, cascade: 1), 10)
+        XCTAssertEqual(grid.density(x: 2, y: 0, z: 0, cascade: 1), thickness)
         XCTAssertEqual(grid.density(x: 3, y: 0, z: 0, cascade: 1), 0)
     }
 }

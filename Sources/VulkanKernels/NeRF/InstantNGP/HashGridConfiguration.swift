@@ -38,14 +38,22 @@ public struct HashGridConfiguration: Sendable, Equatable {
         self.featuresPerLevel = featuresPerLevel
         self.log2TableSize = log2TableSize
         self.baseResolution = baseResolution
-        // instant-ngp's rule when `per_level_scale` is absent: the finest level reaches 2048 cells across
-        // the unit cube times aabb_scale.
-        self.perLevelScale = perLevelScale
-            ?? Float(exp(log(2048 * Double(aabbScale) / Double(baseResolution)) / Double(max(levels - 1, 1))))
+        // instant-ngp's rule when `per_level_scale` is absent (or ≤ 0): the finest level reaches 2048 cells
+        // across the unit cube times aabb_scale, computed as its testbed does, in single precision
+        // (`std::exp(std::log(2048.0f * (float)aabb_scale / (float)base_resolution) / (n_levels - 1))`).
+        self.perLevelScale = perLevelScale.flatMap { $0 > 0 ? $0 : nil } ?? Self.defaultPerLevelScale(
+            levels: levels, baseResolution: baseResolution, aabbScale: aabbScale)
+
         self.densityWidth = densityWidth
         self.densityHiddenLayers = densityHiddenLayers
         self.colorWidth = colorWidth
         self.colorHiddenLayers = colorHiddenLayers
+    }
+
+    /// instant-ngp's `per_level_scale` when its config leaves it out, in Float arithmetic as its testbed
+    /// computes it (expf/logf of Float operands; the division by L − 1 in Float).
+    public static func defaultPerLevelScale(levels: Int, baseResolution: Int, aabbScale: Float) -> Float {
+        expf(logf(Float(2048) * aabbScale / Float(baseResolution)) / Float(max(levels - 1, 1)))
     }
 
     /// Throws unless every parameter is one the evaluators (and instant-ngp) support.

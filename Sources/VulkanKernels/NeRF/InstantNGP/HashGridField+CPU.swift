@@ -86,10 +86,14 @@ extension HashGridField {
             layer(shape.outputs, shape.inputs, rows: last ? 3 : nil, relu: !last)
         }
         let colors = UncheckedSendable((input, output, inside))
+        let exponential = colorActivation == .exponential
         CPUParallel.forEachChunk(n, costPerItem: 40) { range in
             let (logits, output, inside) = colors.value
             for i in range where inside[i] {
-                for channel in 0..<3 { output[4 * i + channel] = 1 / (1 + expf(-logits[3 * i + channel])) }
+                for channel in 0..<3 {
+                    let x = logits[3 * i + channel]
+                    output[4 * i + channel] = exponential ? expf(min(max(x, -10), 10)) : 1 / (1 + expf(-x))
+                }
             }
         }
     }

@@ -36,7 +36,7 @@ extension HashGridField {
         let kernel = Kernel<Shader.nerf_hashgrid_evaluate>(
             fixedShapeVariant ?? .base,
             specialization: [localSize, c.levels, features, c.encodingWidth, c.densityWidth,
-                             c.densityHiddenLayers, c.colorWidth, c.colorHiddenLayers, maxWidth].map { UInt32($0) })
+                             c.densityHiddenLayers, c.colorWidth, c.colorHiddenLayers, maxWidth, colorActivation == .exponential ? 1 : 0].map { UInt32($0) })
         try batch.dispatch(kernel, .init(
             samples: BufferBinding(samples.storage, .texel(VK_FORMAT_R32G32B32A32_SFLOAT, texelBytes: 16), byteCount: capacity * 32),
             count: BufferBinding(sampleCount.storage, .storageRead, byteCount: 4),

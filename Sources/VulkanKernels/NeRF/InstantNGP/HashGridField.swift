@@ -2,12 +2,16 @@ import Glibc
 import Synchronization
 
 /// instant-ngp's NeRF network as a ``RadianceField``: hash encoding → density MLP → (with SH of the view
-/// direction) colour MLP. Weights and grid tables are fp16 (as instant-ngp stores them); all arithmetic
+/// direction) colour MLP.
+///
+/// The colour activation is instant-ngp's for the capture: logistic for ordinary (LDR) images,
+/// exp(clamp(x, −10, 10)) for HDR captures (its `ENerfActivation::Exponential`, chosen by the dataset's
+/// `is_hdr`). Weights and grid tables are fp16 (as instant-ngp stores them); all arithmetic
 /// is fp32.
 ///
 /// A world position p inside `bounds` enters the encoding as x = (p − lower) / size ∈ [0, 1]³ (instant-ngp's
 /// `warp_position`); outside `bounds` the field is empty (all four outputs 0). σ = exp(density output 0),
-/// RGB = sigmoid(colour outputs 0…2).
+/// RGB = colorActivation(colour outputs 0…2).
 public final class HashGridField: RadianceField, RadianceFieldKernel, @unchecked Sendable {
     public let name: String
     public let bounds: AABB
@@ -16,6 +20,16 @@ public final class HashGridField: RadianceField, RadianceFieldKernel, @unchecked
     public let parameters: [Float16]
     /// The snapshot's occupancy estimate, when the field came from (or is written to) a snapshot.
     public var densityGrid: NGPDensityGrid?
+    /// How colour outputs 0…2 become RGB.
+    public let colorActivation: ColorActivation
+
+    /// instant-ngp's RGB activations (`ENerfActivation`).
+    public enum ColorActivation: String, Sendable, Equatable {
+        /// 1 / (1 + e^−x), for LDR captures.
+        case logistic
+        /// e^clamp(x, −10, 10), for HDR captures (`is_hdr`).
+        case exponential
+    }
 
     let geometry: [HashGridConfiguration.Level]
     /// Parameters widened to fp32 once, for the CPU evaluator.
@@ -25,7 +39,7 @@ public final class HashGridField: RadianceField, RadianceFieldKernel, @unchecked
     /// non-finite value, or `bounds` is empty.
     public init(name: String = "hashgrid", configuration: HashGridConfiguration, parameters: [Float16],
                 bounds: AABB = AABB(lower: SIMD3(repeating: 0), upper: SIMD3(repeating: 1)),
-                densityGrid: NGPDensityGrid? = nil) throws {
+                densityGrid: NGPDensityGrid? = nil, colorActivation: ColorActivation = .logistic) throws {
         try configuration.validate()
         guard parameters.count == configuration.parameterCount else {
             throw KernelError.invalidParameter(op: "hashgrid", name: "parameters.count",
@@ -43,6 +57,7 @@ public final class HashGridField: RadianceField, RadianceFieldKernel, @unchecked
         self.configuration = configuration
         self.parameters = parameters
         self.densityGrid = densityGrid
+        self.colorActivation = colorActivation
         geometry = configuration.levelGeometry
         weights = parameters.map { Float($0) }
     }

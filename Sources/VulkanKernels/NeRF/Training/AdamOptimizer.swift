@@ -26,11 +26,30 @@ final class AdamOptimizer: @unchecked Sendable {
         self.matrixCount = matrixCount
     }
 
+    /// Restores a saved state after `updates` updates (the debiasing table is rebuilt to that length).
+    func restore(firstMoments m: [Float], secondMoments v: [Float], steps k: [UInt32], updates: Int, options: TrainingOptions) throws {
+        guard m.count == firstMoments.count, v.count == secondMoments.count, k.count == steps.count else {
+            throw KernelError.invalidParameter(op: "train", name: "Adam state", value: "\(m.count) parameters, expected \(firstMoments.count)")
+        }
+        guard k.allSatisfy({ Int($0) <= updates }) else {
+            throw KernelError.invalidParameter(op: "train", name: "Adam state", value: "a parameter step count exceeds the \(updates) steps taken")
+        }
+        firstMoments = m
+        secondMoments = v
+        steps = k
+        debias = [0]
+        for _ in 0..<updates { appendDebias(options) }
+    }
+
+    func appendDebias(_ options: TrainingOptions) {
+        let k = debias.count
+        debias.append(Float((1 - pow(Double(options.beta2), Double(k))).squareRoot() / (1 - pow(Double(options.beta1), Double(k)))))
+    }
+
     /// One update with learning rate `lr`.
     func step(parameters: inout [Float], gradients: inout [Float], options: TrainingOptions, learningRate lr: Float) {
         let count = parameters.count
-        let k = debias.count
-        debias.append(Float((1 - pow(Double(options.beta2), Double(k))).squareRoot() / (1 - pow(Double(options.beta1), Double(k)))))
+        appendDebias(options)
         let shared = UncheckedSendable((parameters.withUnsafeMutableBufferPointer { $0.baseAddress! },
                                         gradients.withUnsafeMutableBufferPointer { $0.baseAddress! },
                                         firstMoments.withUnsafeMutableBufferPointer { $0.baseAddress! },

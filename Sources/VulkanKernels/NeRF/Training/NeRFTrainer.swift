@@ -21,8 +21,13 @@ public final class NeRFTrainer: @unchecked Sendable {
     public private(set) var step = 0
     /// Seconds spent in each phase of the steps so far (for benchmarks).
     public private(set) var timings = TrainingTimings()
+    /// The latest step's report (nil before the first step of this trainer).
+    public private(set) var lastReport: TrainingStepReport?
 
     let optimizer: AdamOptimizer
+    /// tiny-cuda-nn's EmaOptimizer state (`options.emaDecay`): the fp16 moving average of the fp16 weights,
+    /// the inference weights (nil until the first step, or without an average).
+    public private(set) var emaWeights: [Float16]?
     var gradients: [Float]
     let activations = HashGridActivations()
     let inferenceActivations = HashGridActivations()
@@ -231,14 +236,43 @@ public final class NeRFTrainer: @unchecked Sendable {
         }
         lap(\.backward)
         optimizer.step(parameters: &network.parameters, gradients: &gradients, options: options, learningRate: learningRate)
+        if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
         lap(\.optimizer)
         timings.samples += total
         timings.usedSamples += rayUsed.reduce(0, +)
         step += 1
         let meanLoss = rayLoss.reduce(0, +) / Float(trainedRays)
         let mse = raySquaredError.reduce(0, +) / Float(trainedRays)
-        return TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: total,
-                                  usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
+        let report = TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: total,
+                                        usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
+        lastReport = report
+        return report
+    }
+
+    /// tiny-cuda-nn's `ema_step_half_precision` after Adam's `step`-th update: e ← fp16((e·d·(1 − d^(step−1))
+    /// + fp16(θ)·(1 − d)) / (1 − d^step)), starting from e = 0 (so the first step copies the weights).
+    func updateAverage(decay d: Float, step k: Int) {
+        let count = network.parameters.count
+        if emaWeights == nil { emaWeights = [Float16](repeating: 0, count: count) }
+        let debiasOld = 1 - Float(pow(Double(d), Double(k - 1)))
+        let debiasNew = 1 / (1 - Float(pow(Double(d), Double(k))))
+        let shared = UncheckedSendable((emaWeights!.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                        network.parameters.withUnsafeBufferPointer { $0.baseAddress! }))
+        CPUParallel.forEachChunk(count, costPerItem: 2) { range in
+            let (ema, theta) = shared.value
+            for i in range {
+                ema[i] = Float16((Float(ema[i]) * d * debiasOld + Float(Float16(theta[i])) * (1 - d)) * debiasNew)
+            }
+        }
+    }
+
+    /// Runs `body` with the inference weights (the moving average, when there is one) in the network.
+    func withInferenceWeights<T>(_ body: () -> T) -> T {
+        guard let ema = emaWeights else { return body() }
+        let trained = network.parameters
+        network.parameters = ema.map { Float($0) }
+        defer { network.parameters = trained }
+        return body()
     }
 
     /// Updates the density grid from the field (see ``TrainingDensityGrid``).
@@ -282,6 +316,10 @@ public final class NeRFTrainer: @unchecked Sendable {
 
     /// Renders the centres of `pixels` (x, y) of `camera`: 3 values per pixel, in the given order.
     public func render(camera: Camera, pixels: [SIMD2<Int>], background: SIMD3<Float>) -> [Float] {
+        withInferenceWeights { renderWithCurrentWeights(camera: camera, pixels: pixels, background: background) }
+    }
+
+    func renderWithCurrentWeights(camera: Camera, pixels: [SIMD2<Int>], background: SIMD3<Float>) -> [Float] {
         var image = [Float](repeating: 0, count: 3 * pixels.count)
         let chunk = 8192
         var dt: [Float] = []
@@ -328,8 +366,102 @@ public final class NeRFTrainer: @unchecked Sendable {
 
     func psnr(meanSquaredError mse: Float) -> Float { mse > 0 ? -10 * log10f(mse) : .infinity }
 
-    /// The current fp16 field with the density grid, in the dataset's world.
+    /// The current fp16 field (the inference weights: the moving average when `emaDecay` is set) with the
+    /// density grid, in the dataset's world.
     public func makeField(name: String = "hashgrid") throws -> HashGridField {
-        try network.makeField(name: name, bounds: dataset.bounds, densityGrid: try densityGrid.snapshotGrid())
+        if let ema = emaWeights {
+            return try HashGridField(name: name, configuration: network.configuration, parameters: ema, bounds: dataset.bounds,
+                                     densityGrid: try densityGrid.snapshotGrid())
+        }
+        return try network.makeField(name: name, bounds: dataset.bounds, densityGrid: try densityGrid.snapshotGrid())
+    }
+
+    // MARK: Snapshots
+
+    /// The current state as an instant-ngp snapshot: the fp16 field and density grid, the config this
+    /// trainer runs (loss, optimizer), the step, loss and batch sizes, and — when `includeOptimizerState`
+    /// — Adam's moments and per-parameter steps plus the fp32 master weights and fp32 density grid
+    /// (vkk keys instant-ngp ignores), so that ``resume(from:)`` continues exactly.
+    /// Throws when the capture is not in instant-ngp's world (cascade 0 = the unit cube [0, 1]³), whose σ
+    /// and box a snapshot assumes.
+    public func snapshot(includeOptimizerState: Bool = true) throws -> NGPSnapshot {
+        guard dataset.unitCube == AABB(lower: SIMD3(repeating: 0), upper: SIMD3(repeating: 1)) else {
+            throw SnapshotError("the capture's unit cube is \(dataset.unitCube), a snapshot needs instant-ngp's world ([0, 1]³): σ is per world unit")
+        }
+        var training = NGPTrainingState()
+        training.step = step
+        training.loss = lastReport?.loss ?? 0
+        training.raysPerBatch = options.batchRays
+        training.measuredBatchSize = lastReport?.usedSamples ?? 0
+        training.measuredBatchSizeBeforeCompaction = lastReport?.samples ?? 0
+        var adam: NGPAdamState? = nil
+        if includeOptimizerState {
+            adam = NGPAdamState(currentStep: step, learningRate: options.learningRate, learningRateFactor: learningRate / options.learningRate,
+                                firstMoments: optimizer.firstMoments, secondMoments: optimizer.secondMoments,
+                                parameterSteps: optimizer.steps)
+        }
+        var snapshot = NGPSnapshot(field: try makeField(), aabbScale: dataset.aabbScale, options: options, training: training, adam: adam,
+                                   fullPrecisionParameters: includeOptimizerState ? network.parameters : nil)
+        snapshot.emaWeights = includeOptimizerState ? emaWeights : nil
+        if includeOptimizerState {
+            let bytes = NGPSnapshot.littleEndian(densityGrid.values.map(\.bitPattern))
+            var state = snapshot.document["snapshot"] ?? .map([])
+            state = state.setting("vkk", (state["vkk"] ?? .map([])).setting("density_grid_full_precision_binary", .binary(bytes)))
+            snapshot.document = snapshot.document.setting("snapshot", state)
+        }
+        return snapshot
+    }
+
+    /// The largest step a snapshot may resume from (2^24; instant-ngp trains for tens of thousands).
+    public static let maximumResumeStep = 1 << 24
+
+    /// Continues from `snapshot` (one this trainer's configuration and dataset produced): weights, density
+    /// grid, Adam state and step. Without the fp32 keys ``snapshot(includeOptimizerState:)`` adds, the fp16
+    /// weights and grid are widened (as instant-ngp resumes); without Adam state the moments start at 0.
+    /// Throws when the network, aabb_scale or density grid does not match this trainer's.
+    public func resume(from snapshot: NGPSnapshot) throws {
+        func refuse(_ what: String) -> SnapshotError { SnapshotError("cannot resume: \(what)") }
+        guard snapshot.configuration == network.configuration else {
+            throw refuse("the snapshot's network (\(snapshot.configuration)) differs from the trainer's (\(network.configuration))")
+        }
+        guard snapshot.aabbScale == dataset.aabbScale else {
+            throw refuse("aabb_scale \(Int(snapshot.aabbScale)) but the capture's is \(Int(dataset.aabbScale))")
+        }
+        guard snapshot.colorActivation == .logistic else { throw refuse("HDR (exponential colour) snapshots are not trained here") }
+        var gridValues: [Float]? = nil
+        if let grid = snapshot.densityGrid {
+            guard grid.resolution == densityGrid.resolution, grid.cascades == densityGrid.cascades else {
+                throw refuse("density grid \(grid.cascades)×\(grid.resolution)³, the trainer's is \(densityGrid.cascades)×\(densityGrid.resolution)³")
+            }
+            gridValues = grid.values.map { Float($0) }
+            if let raw = snapshot.document["snapshot"]?["vkk"]?["density_grid_full_precision_binary"] {
+                guard let bytes = raw.binaryBytes, bytes.count == 4 * densityGrid.values.count else {
+                    throw refuse("snapshot.vkk.density_grid_full_precision_binary is not \(densityGrid.values.count) float32 values")
+                }
+                gridValues = NGPSnapshot.floats(bytes)
+            }
+        }
+        let weights = snapshot.fullPrecisionParameters ?? snapshot.parameters.map { Float($0) }
+        let steps = snapshot.training.step
+        // Adam's debiasing table grows by one entry per step: bound what a file can ask for.
+        guard (0...Self.maximumResumeStep).contains(steps) else { throw refuse("training_step \(steps) is outside 0…\(Self.maximumResumeStep)") }
+        if let adam = snapshot.adam {
+            guard adam.currentStep == steps else { throw refuse("Adam's current_step \(adam.currentStep) differs from training_step \(steps)") }
+            try optimizer.restore(firstMoments: adam.firstMoments, secondMoments: adam.secondMoments, steps: adam.parameterSteps,
+                                  updates: steps, options: options)
+        } else {
+            let n = network.parameters.count
+            try optimizer.restore(firstMoments: [Float](repeating: 0, count: n), secondMoments: [Float](repeating: 0, count: n),
+                                  steps: [UInt32](repeating: 0, count: n), updates: steps, options: options)
+        }
+        if let gridValues {
+            let interval = options.densityGridUpdateInterval
+            try densityGrid.restore(values: gridValues, updates: (steps + interval - 1) / interval)
+        }
+        network.parameters = weights
+        // The average: the snapshot's; else its fp16 inference weights (what instant-ngp rendered).
+        emaWeights = options.emaDecay == nil || steps == 0 ? nil : (snapshot.emaWeights ?? snapshot.parameters)
+        step = steps
+        lastReport = nil
     }
 }

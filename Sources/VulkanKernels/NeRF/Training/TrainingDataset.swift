@@ -91,9 +91,11 @@ public struct TrainingDataset: Sendable {
     /// A frame whose image is missing or unreadable is skipped and listed once in ``skippedFrames``; an
     /// image whose size disagrees with the file's intrinsics, a non-finite pose, an empty frame list or a
     /// capture with no usable training view throws ``DatasetError``.
-    public static func load(transforms path: String, downscale: Int = 1, holdout: HoldoutSplit = .none) throws -> TrainingDataset {
+    /// `imageFolder` replaces the transforms file's folder as the base of the frames' image paths.
+    public static func load(transforms path: String, downscale: Int = 1, holdout: HoldoutSplit = .none,
+                            imageFolder: String? = nil) throws -> TrainingDataset {
         guard downscale >= 1, downscale <= 64 else { throw DatasetError("downscale \(downscale) (must be 1…64)") }
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = imageFolder ?? (path as NSString).deletingLastPathComponent
         // Without w/h keys the size comes from the first PNG's header; the images are checked against it.
         let file: TransformsFile
         do { file = try TransformsFile.read(contentsOf: path, convention: .instantNGP()) } catch {

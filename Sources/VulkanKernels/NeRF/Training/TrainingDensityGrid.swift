@@ -11,7 +11,8 @@ import Glibc
 /// - An update evaluates σ at one random point in each of a set of cells (all cells during the first
 ///   `warmupSteps`, then a random quarter of all cells plus a random quarter drawn among the occupied
 ///   ones), and sets value ← max(value·decay, new) (decay 0.95), leaving cells at −1 alone.
-/// - A cell is occupied when its value exceeds min(0.01, mean of the non-negative values); a cell of
+/// - A cell is occupied when its value exceeds min(0.01, mean of max(value, 0) over cascade 0) (instant-ngp's
+///   `update_density_grid_mean_and_bitfield`: unseen cells count as 0, coarser cascades not at all); a cell of
 ///   cascade c + 1 that overlaps cascade c is also occupied when any of the 8 cascade-c cells inside it is
 ///   (instant-ngp's `bitfield_max_pool`).
 public final class TrainingDensityGrid: @unchecked Sendable {
@@ -122,9 +123,9 @@ public final class TrainingDensityGrid: @unchecked Sendable {
     }
 
     func rebuildOccupancy() {
-        var sum: Double = 0, count = 0
-        for v in values where v >= 0 { sum += Double(v); count += 1 }
-        meanThickness = count > 0 ? Float(sum / Double(count)) : 0
+        var sum: Double = 0
+        for i in 0..<cellsPerCascade { sum += Double(max(values[i], 0)) }
+        meanThickness = Float(sum / Double(cellsPerCascade))
         let threshold = min(Self.thicknessThreshold, meanThickness)
         for i in values.indices { occupied[i] = values[i] > threshold ? 1 : 0 }
         // A coarser cascade's inner half also carries the finer cascade's occupancy.
@@ -138,6 +139,18 @@ public final class TrainingDensityGrid: @unchecked Sendable {
                 occupied[coarse] = 1
             } } }
         }
+    }
+
+    /// Replaces the values (a resumed snapshot's grid) and rebuilds the occupancy from them, as after the
+    /// `updates`-th update.
+    public func restore(values newValues: [Float], updates count: Int) throws {
+        guard newValues.count == values.count, newValues.allSatisfy({ $0.isFinite && $0 >= -1 }) else {
+            throw KernelError.invalidParameter(op: "train", name: "density grid values",
+                                               value: "\(newValues.count) values (expected \(values.count) finite values ≥ −1)")
+        }
+        values = newValues
+        updates = count
+        if count > 0 { rebuildOccupancy() } else { occupied = [UInt8](repeating: 1, count: values.count) }
     }
 
     /// Fraction of non-negative cells that are occupied.

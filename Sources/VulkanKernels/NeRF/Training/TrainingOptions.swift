@@ -22,6 +22,10 @@ public struct TrainingOptions: Sendable {
     public var decayStart = 20_000
     public var decayInterval = 10_000
     public var decayBase: Float = 0.33
+    /// tiny-cuda-nn's `Ema` optimizer wrapper (base.json: 0.95): a debiased exponential moving average of
+    /// the fp16 weights, kept in fp16, that renders, evaluations and snapshots use instead of the trained
+    /// weights. nil (the default here): no average, the trained weights are rendered.
+    public var emaDecay: Float? = nil
 
     // Marching.
     /// Steps across the unit cube's diagonal at the finest step (instant-ngp's `NERF_STEPS`).
@@ -57,6 +61,7 @@ public struct TrainingOptions: Sendable {
         try check(epsilon.isFinite && epsilon >= 0, "epsilon", epsilon)
         try check(l2Regularization.isFinite && l2Regularization >= 0, "l2Regularization", l2Regularization)
         try check(decayInterval > 0 && decayBase > 0 && decayBase <= 1, "decay", (decayInterval, decayBase))
+        try check(emaDecay.map { $0.isFinite && $0 >= 0 && $0 < 1 } ?? true, "emaDecay ([0, 1))", emaDecay ?? 0)
         try check((16...65536).contains(stepsPerDiagonal), "stepsPerDiagonal (16…65536)", stepsPerDiagonal)
         try check(coneAngle.map { $0.isFinite && $0 >= 0 && $0 < 1 } ?? true, "coneAngle", coneAngle ?? 0)
         try check((1...65536).contains(maxSamplesPerRay), "maxSamplesPerRay", maxSamplesPerRay)
