@@ -11,6 +11,7 @@ extension CommandBatch {
         let op = "sddmm"
         try checkOperands(op, ("A", a.context), ("B", b.context), ("pattern", pattern.context), ("out", out.context),
                           finite: [("alpha", alpha), ("beta", beta)])
+        try refuseBFloat16(Element.dtype, op: op)
         guard case .csr(let p) = pattern.matrix else {
             throw KernelError.invalidParameter(op: op, name: "pattern", value: "\(pattern.matrix.formatName) (a CSR pattern is required)")
         }

@@ -10,6 +10,7 @@ extension CommandBatch {
                               alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "spmm"
         try checkOperands(op, ("A", a.context), ("B", b.context), ("C", c.context), finite: [("alpha", alpha), ("beta", beta)])
+        try refuseBFloat16(Element.dtype, op: op)
         let shape = try SpMMShape(op: op, a: a.matrix, b: b.shape, c: c.shape, linear: false)
         switch backend {
         case .vulkan(let device): try encodeSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta, kernel: kernel, on: device)
@@ -24,6 +25,7 @@ extension CommandBatch {
                                 alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "linear"
         try checkOperands(op, ("X", x.context), ("W", weight.context), ("Y", y.context), finite: [("alpha", alpha), ("beta", beta)])
+        try refuseBFloat16(Element.dtype, op: op)
         let shape = try SpMMShape(op: op, a: weight.matrix, b: x.shape, c: y.shape, linear: true)
         switch backend {
         case .vulkan(let device): try encodeSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta, kernel: kernel, on: device)

@@ -8,6 +8,7 @@ extension CommandBatch {
                               alpha: Float = 1, beta: Float = 0) throws {
         let op = "spmv"
         try checkOperands(op, ("A", a.context), ("x", x.context), ("y", y.context), finite: [("alpha", alpha), ("beta", beta)])
+        try refuseBFloat16(Element.dtype, op: op)
         guard x.shape == [a.matrix.columns] else { throw KernelError.invalidShape(op: op, operand: "x", shape: x.shape, expected: "[\(a.matrix.columns)]") }
         guard y.shape == [a.matrix.rows] else { throw KernelError.invalidShape(op: op, operand: "y", shape: y.shape, expected: "[\(a.matrix.rows)]") }
         guard a.matrix.rows > 0 else { throw KernelError.emptyTensor(op: op, operand: "y") }
