@@ -128,9 +128,9 @@ extension BFloat16: BinaryFloatingPoint {
     @inlinable public prefix static func - (x: BFloat16) -> BFloat16 { BFloat16(bitPattern: x.bitPattern ^ 0x8000) }
     @inlinable public mutating func negate() { bitPattern ^= 0x8000 }
 
-    // Each result is the exact operation in fp32 rounded once to bfloat16 (fp32's 24 bits hold the
-    // exact remainder and, with double rounding, a square root and fused product correctly enough for
-    // a storage type; none of the kernels use these).
+    // Computed in fp32 or Double and rounded to bfloat16: remainders are exact in fp32; a square root
+    // correctly rounded in Double (53 ≥ 2·8 + 2 bits) stays correctly rounded after the second rounding;
+    // a fused product's product is exact in fp32 and its sum rounds twice (none of the kernels use these).
     @inlinable public mutating func formRemainder(dividingBy other: BFloat16) {
         self = BFloat16(floatValue.remainder(dividingBy: other.floatValue))
     }

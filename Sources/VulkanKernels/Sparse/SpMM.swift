@@ -2,7 +2,7 @@
 /// Y = alpha·X·Wᵀ + beta·Y with W sparse (activations × pruned weightᵀ).
 extension CommandBatch {
     /// C = alpha·A·B + beta·C. A is a sparse M×K matrix (CSR, BSR or N:M), B is a dense `[K, N]` tensor,
-    /// C a dense `[M, N]` tensor, all of one element type (`Float` or `Float16` storage; products are
+    /// C a dense `[M, N]` tensor, all of one element type (`Float`, `Float16` or `BFloat16` storage; products are
     /// accumulated in fp32). `beta == 0` never reads C. `kernel` forces one Vulkan kernel (benchmarks,
     /// tests; see ``SpMMKernel``). Throws ``KernelError`` for mismatched shapes, tensors of another context,
     /// non-finite alpha/beta or a forced kernel that does not apply, before anything runs.
@@ -10,7 +10,6 @@ extension CommandBatch {
                               alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "spmm"
         try checkOperands(op, ("A", a.context), ("B", b.context), ("C", c.context), finite: [("alpha", alpha), ("beta", beta)])
-        try refuseBFloat16(Element.dtype, op: op)
         let shape = try SpMMShape(op: op, a: a.matrix, b: b.shape, c: c.shape, linear: false)
         switch backend {
         case .vulkan(let device): try encodeSpMM(a, shape, b: b.storage, c: c.storage, alpha: alpha, beta: beta, kernel: kernel, on: device)
@@ -25,7 +24,6 @@ extension CommandBatch {
                                 alpha: Float = 1, beta: Float = 0, kernel: SpMMKernel = .automatic) throws {
         let op = "linear"
         try checkOperands(op, ("X", x.context), ("W", weight.context), ("Y", y.context), finite: [("alpha", alpha), ("beta", beta)])
-        try refuseBFloat16(Element.dtype, op: op)
         let shape = try SpMMShape(op: op, a: weight.matrix, b: x.shape, c: y.shape, linear: true)
         switch backend {
         case .vulkan(let device): try encodeSpMM(weight, shape, b: x.storage, c: y.storage, alpha: alpha, beta: beta, kernel: kernel, on: device)
