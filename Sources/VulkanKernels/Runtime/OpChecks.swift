@@ -18,7 +18,7 @@ extension CommandBatch {
     }
 
     /// Ops that compute in floating point take `Float`, `Float16` and `BFloat16` tensors only.
-    /// Ops without a bf16 kernel yet (their CPU and Vulkan paths read only fp32 or fp16) refuse `BFloat16`.
+    /// Ops without a bf16 kernel (softmaxRows: its CPU and Vulkan paths read only fp32 or fp16) refuse `BFloat16`.
     func refuseBFloat16(_ dtype: DType, op: String) throws {
         if dtype == .bfloat16 { throw KernelError.unsupportedDType(op: op, dtype) }
     }

@@ -1,14 +1,13 @@
 /// Sparse matrix × vector: y = alpha·A·x + beta·y.
 extension CommandBatch {
-    /// y = alpha·A·x + beta·y with A sparse M×K, x a `[K]` tensor and y a `[M]` tensor (`Float` or
-    /// `Float16` storage, fp32 accumulation; `beta == 0` never reads y). Every format runs the
+    /// y = alpha·A·x + beta·y with A sparse M×K, x a `[K]` tensor and y a `[M]` tensor (`Float`,
+    /// `Float16` or `BFloat16` storage, fp32 accumulation; `beta == 0` never reads y). Every format runs the
     /// matrix-vector kernel Shaders/sparse/spmv_csr.comp (a subgroup per row, lanes striding over its
     /// entries and reducing with subgroupAdd; CSR rows longest first).
     public func spmv<Element>(_ a: UploadedSparseMatrix<Element>, _ x: Tensor<Element>, into y: Tensor<Element>,
                               alpha: Float = 1, beta: Float = 0) throws {
         let op = "spmv"
         try checkOperands(op, ("A", a.context), ("x", x.context), ("y", y.context), finite: [("alpha", alpha), ("beta", beta)])
-        try refuseBFloat16(Element.dtype, op: op)
         guard x.shape == [a.matrix.columns] else { throw KernelError.invalidShape(op: op, operand: "x", shape: x.shape, expected: "[\(a.matrix.columns)]") }
         guard y.shape == [a.matrix.rows] else { throw KernelError.invalidShape(op: op, operand: "y", shape: y.shape, expected: "[\(a.matrix.rows)]") }
         guard a.matrix.rows > 0 else { throw KernelError.emptyTensor(op: op, operand: "y") }

@@ -51,6 +51,31 @@ final class AttentionBFloat16Tests: XCTestCase {
         }
     }
 
+    /// ONNX Attention (opset 23 allows bf16) with a past cache and an additive bf16 mask shorter than the
+    /// total sequence (its missing keys filled with bf16 −∞): the same as the fp32 entry point on the
+    /// same bf16-rounded inputs, to within bf16 output rounding (2⁻⁹ for outputs below 1) plus fp32's error
+    /// (the fp32 path is itself held to 2e-5 of float64 by the ONNX conformance tests).
+    func testONNXAttentionInBFloat16MatchesFloat32() throws {
+        onEveryBackend { context in
+            let (b, h, sq, past, skv, d) = (1, 2, 5, 7, 6, 8)
+            func values(_ count: Int, _ seed: UInt64) -> [BFloat16] { [Float].random(count: count, seed: seed).map { BFloat16($0) } }
+            let q = values(b * h * sq * d, 31), k = values(b * h * skv * d, 32), v = values(b * h * skv * d, 33)
+            let pk = values(b * h * past * d, 34), pv = values(b * h * past * d, 35)
+            let mask = values(sq * (past + skv - 3), 36)
+            func run<E: FloatingPointElement>(_ convert: (BFloat16) -> E) throws -> [Double] {
+                func t(_ x: [BFloat16], _ shape: [Int]) throws -> Tensor<E> { try context.tensor(x.map(convert), shape: shape) }
+                let out = try context.onnxAttention(q: try t(q, [b, h, sq, d]), k: try t(k, [b, h, skv, d]), v: try t(v, [b, h, skv, d]),
+                                                    attentionMask: .additive(try t(mask, [sq, past + skv - 3])),
+                                                    pastKey: try t(pk, [b, h, past, d]), pastValue: try t(pv, [b, h, past, d]))
+                return try out.y.toArray().map { Double(Float($0)) }
+            }
+            let bf16 = try run { $0 }, fp32 = try run { Float($0) }
+            XCTAssertEqual(bf16.count, b * h * sq * d)
+            let worst = zip(bf16, fp32).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, 0x1p-9 + 4e-5, context.backendDescription)
+        }
+    }
+
     private func checkBias<B: FloatingPointElement, E: FloatingPointElement>(_ c: AttentionCase, _ biasType: B.Type, storage: E.Type,
                                                                              on context: ComputeContext,
                                                                              file: StaticString = #filePath, line: UInt = #line) throws {
