@@ -168,8 +168,10 @@ extension CommandBatch {
                         let row = out.value.assumingMemoryBound(to: Float.self) + outIndex
                         for e in 0..<d { row[e] = accumulator[r * d + e] * inverse }
                     } else if dtype == .bfloat16 {
-                        let row = out.value.assumingMemoryBound(to: BFloat16.self) + outIndex
-                        for e in 0..<d { row[e] = BFloat16(accumulator[r * d + e] * inverse) }
+                        // Normalised in place (the accumulators are reset per tile), then rounded to bf16
+                        // in one call (AVX512-BF16's vcvtneps2bf16 where the CPU has it).
+                        for e in 0..<d { accumulator[r * d + e] *= inverse }
+                        vkk_narrow_bf16(accumulator + r * d, out.value.assumingMemoryBound(to: UInt16.self) + outIndex, Int64(d))
                     } else {
                         let row = out.value.assumingMemoryBound(to: Float16.self) + outIndex
                         for e in 0..<d { row[e] = Float16(accumulator[r * d + e] * inverse) }
