@@ -9,12 +9,14 @@
 //
 // Bindings (set 0)
 //   0  Q       uniform samplerBuffer: RGBA32F / RGBA16F view (4 elements per texel) when FETCH_WIDTH = 4,
-//              R32F / R16F view (one element per texel) when FETCH_WIDTH = 1
+//              R32F / R16F view (one element per texel) when FETCH_WIDTH = 1; in the bf16 variants
+//              (INPUT_BF16) a usamplerBuffer, RGBA16UI / R16UI views of bf16 bits (bfloat16.glsl)
 //   1  K       same
 //   2  V       same
-//   3  output  storage buffer, vec4[] (f16vec4[] in the "_f16" variant, -DSTORAGE_F16=1), also seen as
-//              float[] (float16_t[]) for head dims that are not multiples of 4; in split mode the fp32
-//              partial outputs [split][batch·heads][Lq][4·ceil(dv/4)]
+//   3  output  storage buffer, vec4[] (f16vec4[] in the "_f16" variant, -DSTORAGE_F16=1; u16vec4[] of
+//              bf16 bits in "_bf16", -DSTORAGE_BF16=1), also seen as float[] (float16_t[], uint16_t[])
+//              for head dims that are not multiples of 4; in split mode the fp32 partial outputs
+//              [split][batch·heads][Lq][4·ceil(dv/4)] (the "_bf16_input" variant: bf16 Q/K/V, fp32 output)
 //   4  lse     storage buffer, float[]: log-sum-exp per row, [split][batch·heads][Lq] (written when
 //              WRITE_LSE = 1 or in split mode; -inf for rows that see no key)
 //   5  aux     storage buffer, uint[]: [0] query-lengths offset, [1] key-lengths offset, [2] ALiBi
@@ -27,7 +29,8 @@
 //              batch stride (0: one slope per head, else heads), [20] bias-slopes offset (ggml max_bias:
 //              float per head), [21] sinks offset (float per head, natural log), [22] chunk size; the
 //              data follows. Lengths are per sequence (from its start), so with starts they are counts.
-//   6  bias    uniform samplerBuffer, R32F or R16F view of the additive bias (a dummy when absent)
+//   6  bias    uniform usamplerBuffer, R32UI view of an fp32 bias or R16UI view of an fp16 / bf16 bias
+//              (BIAS_FORMAT says which; a dummy when absent)
 //   7  allowed uniform usamplerBuffer, R8UI view of the boolean mask, nonzero = attend (a dummy when absent)
 //
 // Push constants: AttentionParams below (116 bytes). Q/K/V strides are in fetch units (texels of
@@ -54,6 +57,7 @@
 //   7  FETCH_WIDTH    4: every head dim is a multiple of 4, one RGBA texel per 4 elements and vec4 stores
 //                     (the fast path); 1: one-element texels, 4 fetches per vec4 with the dims past
 //                     dk / dv read as zeros, and scalar stores
+//   8  BIAS_FORMAT    the bias's element type: 0 fp32, 1 fp16, 2 bf16 (independent of Q/K/V's)
 //
 // Rows: the tile's rows are (query head, query row) pairs of the `group` query heads that share one
 // K/V head, row R ↦ head kvh·group + R / Lq, query R % Lq; so K and V are read once per group.
@@ -78,12 +82,18 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
+// @variant bf16_input: -DINPUT_BF16=1
 #ifndef STORAGE_F16
 #define STORAGE_F16 0
 #endif
-#if STORAGE_F16
+#ifndef STORAGE_BF16
+#define STORAGE_BF16 0
+#endif
+#if STORAGE_F16 || STORAGE_BF16
 #extension GL_EXT_shader_16bit_storage : require
 #endif
+#include "bfloat16.glsl"
 
 layout(constant_id = 0) const uint HEAD_DIM = 64;
 layout(constant_id = 1) const uint TILE_Q = 16;
@@ -93,6 +103,7 @@ layout(constant_id = 4) const uint WRITE_LSE = 0;
 layout(constant_id = 5) const uint SPLIT_MODE = 0;
 layout(constant_id = 6) const uint VALUE_DIM = 64;
 layout(constant_id = 7) const uint FETCH_WIDTH = 4;
+layout(constant_id = 8) const uint BIAS_FORMAT = 0;
 layout(local_size_x_id = 2) in;
 
 const uint DIM4 = (HEAD_DIM + 3u) / 4u;
@@ -122,9 +133,9 @@ layout(push_constant) uniform AttentionParams {
     uint storeRowLo, storeRowHi;                   // tile rows stored by this dispatch (windows; else all)
 } p;
 
-layout(set = 0, binding = 0) uniform samplerBuffer queries;
-layout(set = 0, binding = 1) uniform samplerBuffer keys;
-layout(set = 0, binding = 2) uniform samplerBuffer values;
+layout(set = 0, binding = 0) uniform FloatTexels queries;
+layout(set = 0, binding = 1) uniform FloatTexels keys;
+layout(set = 0, binding = 2) uniform FloatTexels values;
 // Output element e0 .. e0+3 (dims 4·d4 .. 4·d4+3 of a row): one vec4 store when rows are vec4-aligned
 // (FETCH_WIDTH = 4, or split mode's padded partial rows), else scalar stores of the dims below dv.
 #if STORAGE_F16
@@ -133,6 +144,13 @@ layout(set = 0, binding = 3, std430) writeonly buffer OutputScalar { float16_t o
 void storeOutput(uint e0, uint d4, vec4 v) {
     if (FETCH_WIDTH == 4u) { outputBuffer.o[e0 >> 2] = f16vec4(v); return; }
     for (uint c = 0u; c < 4u; ++c) if (4u * d4 + c < VALUE_DIM) outputScalars.o[e0 + c] = float16_t(v[c]);
+}
+#elif STORAGE_BF16
+layout(set = 0, binding = 3, std430) writeonly buffer Output { u16vec4 o[]; } outputBuffer;
+layout(set = 0, binding = 3, std430) writeonly buffer OutputScalar { uint16_t o[]; } outputScalars;
+void storeOutput(uint e0, uint d4, vec4 v) {
+    if (FETCH_WIDTH == 4u) { outputBuffer.o[e0 >> 2] = u16vec4(floatToBF16(v)); return; }
+    for (uint c = 0u; c < 4u; ++c) if (4u * d4 + c < VALUE_DIM) outputScalars.o[e0 + c] = uint16_t(floatToBF16(v[c]));
 }
 #else
 layout(set = 0, binding = 3, std430) writeonly buffer Output { vec4 o[]; } outputBuffer;
@@ -144,17 +162,25 @@ void storeOutput(uint e0, uint d4, vec4 v) {
 #endif
 layout(set = 0, binding = 4, std430) writeonly buffer LogSumExp { float lse[]; } lseBuffer;
 layout(set = 0, binding = 5, std430) readonly buffer Aux { uint words[]; } aux;
-layout(set = 0, binding = 6) uniform samplerBuffer bias;
+layout(set = 0, binding = 6) uniform usamplerBuffer bias;
 layout(set = 0, binding = 7) uniform usamplerBuffer allowedMask;
+
+// Bias element e as fp32, decoded from the bits of its BIAS_FORMAT.
+float loadBias(uint e) {
+    const uint bits = texelFetch(bias, int(e)).x;
+    if (BIAS_FORMAT == 1u) return unpackHalf2x16(bits).x;
+    if (BIAS_FORMAT == 2u) return bf16ToFloat(bits);
+    return uintBitsToFloat(bits);
+}
 
 // Elements 4·d4 .. 4·d4+3 of the row at `base` (fetch units): one RGBA texel, or four one-element
 // texels with the dims past the head dim read as zeros (they add nothing to dot products or outputs).
 #define FETCH_ROW(buffer, base, d4, dim) \
-    (FETCH_WIDTH == 4u ? texelFetch(buffer, int((base) + (d4))) : vec4( \
-        4u * (d4) + 0u < (dim) ? texelFetch(buffer, int((base) + 4u * (d4) + 0u)).x : 0.0, \
-        4u * (d4) + 1u < (dim) ? texelFetch(buffer, int((base) + 4u * (d4) + 1u)).x : 0.0, \
-        4u * (d4) + 2u < (dim) ? texelFetch(buffer, int((base) + 4u * (d4) + 2u)).x : 0.0, \
-        4u * (d4) + 3u < (dim) ? texelFetch(buffer, int((base) + 4u * (d4) + 3u)).x : 0.0))
+    (FETCH_WIDTH == 4u ? fetchFloats(buffer, int((base) + (d4))) : vec4( \
+        4u * (d4) + 0u < (dim) ? fetchFloats(buffer, int((base) + 4u * (d4) + 0u)).x : 0.0, \
+        4u * (d4) + 1u < (dim) ? fetchFloats(buffer, int((base) + 4u * (d4) + 1u)).x : 0.0, \
+        4u * (d4) + 2u < (dim) ? fetchFloats(buffer, int((base) + 4u * (d4) + 2u)).x : 0.0, \
+        4u * (d4) + 3u < (dim) ? fetchFloats(buffer, int((base) + 4u * (d4) + 3u)).x : 0.0))
 
 uint blockRows, blockCols;                        // from aux, read once
 uint biasStride[4], allowedStride[4];             // from aux, read once (batch, head, query, key)
@@ -236,7 +262,7 @@ void keyTile(const uint k0, const bool checked) {
                 allowed = texelFetch(allowedMask, int(b * allowedStride[0] + h * allowedStride[1] + uint(i) * allowedStride[2]
                                                       + uint(j) * allowedStride[3])).x != 0u;
             if ((FEATURES & HAS_BIAS) != 0u && allowed)
-                s[c] += rowBiasScale[r] * texelFetch(bias, int(b * biasStride[0] + h * biasStride[1] + uint(i) * biasStride[2] + uint(j) * biasStride[3])).x;
+                s[c] += rowBiasScale[r] * loadBias(b * biasStride[0] + h * biasStride[1] + uint(i) * biasStride[2] + uint(j) * biasStride[3]);
             s[c] = allowed ? s[c] : NEG_INF;
         }
         const float tileMax = subgroupMax(max(max(s.x, s.y), max(s.z, s.w)));

@@ -7,21 +7,28 @@
 // Bindings (set 0)
 //   0  partial outputs  storage buffer, vec4[], [split][batch·heads][Lq][ceil(d/4)]
 //   1  partial lse      storage buffer, float[], [split][batch·heads][Lq]
-//   2  output           storage buffer, vec4[] (f16vec4[] in the "_f16" variant), strided as the output;
-//                       also seen as float[] (float16_t[]) when d is not a multiple of 4
+//   2  output           storage buffer, vec4[] (f16vec4[] in the "_f16" variant, u16vec4[] of bf16 bits
+//                       in "_bf16"), strided as the output; also seen as float[] (float16_t[],
+//                       uint16_t[]) when d is not a multiple of 4
 //   3  lse              storage buffer, float[], [batch·heads][Lq] (written when writeLse = 1)
 // Push constants: qLen, heads, dim4 (ceil(d/4)), splits, oStrideB, oStrideH, oStrideS (elements),
 //   writeLse, rows (batch·heads·Lq), dim (d).
 // No specialization constants. One invocation per output texel: x = ((z·Lq + i)·dim4 + t).
 // Dispatch: x = ceil(rows·dim4 / 64).
 #version 450
+#extension GL_GOOGLE_include_directive : require
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
 #ifndef STORAGE_F16
 #define STORAGE_F16 0
 #endif
-#if STORAGE_F16
+#ifndef STORAGE_BF16
+#define STORAGE_BF16 0
+#endif
+#if STORAGE_F16 || STORAGE_BF16
 #extension GL_EXT_shader_16bit_storage : require
 #endif
+#include "bfloat16.glsl"
 layout(local_size_x = 64) in;
 
 layout(push_constant) uniform MergeParams {
@@ -39,6 +46,13 @@ layout(set = 0, binding = 2, std430) writeonly buffer OutputScalar { float16_t o
 void storeOutput(uint e0, uint t, vec4 v) {
     if (p.dim % 4u == 0u) { outputBuffer.o[e0 >> 2] = f16vec4(v); return; }
     for (uint c = 0u; c < 4u; ++c) if (4u * t + c < p.dim) outputScalars.o[e0 + c] = float16_t(v[c]);
+}
+#elif STORAGE_BF16
+layout(set = 0, binding = 2, std430) writeonly buffer Output { u16vec4 o[]; } outputBuffer;
+layout(set = 0, binding = 2, std430) writeonly buffer OutputScalar { uint16_t o[]; } outputScalars;
+void storeOutput(uint e0, uint t, vec4 v) {
+    if (p.dim % 4u == 0u) { outputBuffer.o[e0 >> 2] = u16vec4(floatToBF16(v)); return; }
+    for (uint c = 0u; c < 4u; ++c) if (4u * t + c < p.dim) outputScalars.o[e0 + c] = uint16_t(floatToBF16(v[c]));
 }
 #else
 layout(set = 0, binding = 2, std430) writeonly buffer Output { vec4 o[]; } outputBuffer;

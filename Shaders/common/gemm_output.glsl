@@ -1,5 +1,6 @@
 // Output matrix C of the dense GEMM/GEMV shaders: set 0, binding 2, a read-write storage buffer of
-// float, or of float16_t when the shader is compiled with -DSTORAGE_F16=1 (the "_f16" variants).
+// float, or of float16_t when the shader is compiled with -DSTORAGE_F16=1 (the "_f16" variants), or of
+// uint16_t bf16 bits with -DSTORAGE_BF16=1 (the "_bf16" variants).
 // The same binding is declared twice (scalar and vec4 views of the same memory) so that aligned rows
 // are read and written four elements at a time; that aliasing is allowed for storage buffers.
 // fp16 is a storage format only: every value is widened to fp32 before arithmetic, which needs
@@ -16,7 +17,21 @@
 #define STORAGE_F16 0
 #endif
 
-#if STORAGE_F16
+#ifndef STORAGE_BF16
+#define STORAGE_BF16 0
+#endif
+
+#if STORAGE_BF16
+// bf16 bits (-DSTORAGE_BF16=1): widened on load, rounded to nearest-even on store (bfloat16.glsl).
+#extension GL_EXT_shader_16bit_storage : require
+#include "bfloat16.glsl"
+layout(set = 0, binding = 2, std430) buffer OutputScalars { uint16_t values[]; } outputC;
+layout(set = 0, binding = 2, std430) buffer OutputVectors { u16vec4 values[]; } outputC4;
+float loadC(uint i) { return bf16ToFloat(uint(outputC.values[i])); }
+void storeC(uint i, float v) { outputC.values[i] = uint16_t(floatToBF16(v)); }
+vec4 loadC4(uint i4) { return bf16ToFloat(uvec4(outputC4.values[i4])); }
+void storeC4(uint i4, vec4 v) { outputC4.values[i4] = u16vec4(floatToBF16(v)); }
+#elif STORAGE_F16
 #extension GL_EXT_shader_16bit_storage : require
 layout(set = 0, binding = 2, std430) buffer OutputScalars { float16_t values[]; } outputC;
 layout(set = 0, binding = 2, std430) buffer OutputVectors { f16vec4 values[]; } outputC4;

@@ -7,7 +7,7 @@
 //   N x K when TRANS_B.  C is M x N.  Accumulation is fp32.
 //
 // Bindings (set 0)
-//   0  A  storage buffer, read-only   float[], or float16_t[] in the "_f16" variant (-DSTORAGE_F16=1)
+//   0  A  storage buffer, read-only   float[], or float16_t[] in the "_f16" variant (-DSTORAGE_F16=1), uint16_t[] (bf16) in "_bf16"
 //   1  B  storage buffer, read-only   same dtype as A
 //   2  C  storage buffer, read-write  same dtype as A
 // Push constants: GemmParams (Shaders/common/gemm_params.glsl, 56 bytes). beta == 0 never reads C;
@@ -26,6 +26,7 @@
 #extension GL_GOOGLE_include_directive : require
 
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
 
 layout(constant_id = 0) const uint TRANS_A = 0;
 layout(constant_id = 1) const uint TRANS_B = 0;

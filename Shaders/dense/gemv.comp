@@ -7,9 +7,9 @@
 //   Accumulation is fp32.
 //
 // Bindings (set 0)
-//   0  A  uniform samplerBuffer  RGBA32F/RGBA16F view when VEC4_LOADS = 1, R32F/R16F view when 0
-//   1  x  uniform samplerBuffer  same format rule as A
-//   2  y  storage buffer, read-write: float[], or float16_t[] in the "_f16" variant (-DSTORAGE_F16=1)
+//   0  A  uniform FloatTexels  RGBA32F/RGBA16F/RGBA16UI (bf16) view when VEC4_LOADS = 1, R32F/R16F/R16UI when 0
+//   1  x  uniform FloatTexels  same format rule as A
+//   2  y  storage buffer, read-write: float[], or float16_t[] in the "_f16" variant (-DSTORAGE_F16=1), uint16_t[] bf16 bits in "_bf16"
 //   A texel view must cover every texel that holds an element of the matrix (round a 4-channel view's
 //   range up to 16 bytes).
 // Push constants: GemmParams (Shaders/common/gemm_params.glsl, 56 bytes). beta == 0 never reads y;
@@ -42,6 +42,7 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
 
 layout(constant_id = 0) const uint TRANS_A = 0;
 layout(constant_id = 1) const uint TRANS_B = 0;
@@ -55,8 +56,8 @@ layout(local_size_x_id = 3) in;
 #include "gemm_output.glsl"
 #include "texel_loads.glsl"
 
-layout(set = 0, binding = 0) uniform samplerBuffer matrixA;
-layout(set = 0, binding = 1) uniform samplerBuffer vectorX;
+layout(set = 0, binding = 0) uniform FloatTexels matrixA;
+layout(set = 0, binding = 1) uniform FloatTexels vectorX;
 
 shared float partialSums[ROWS * WG_SIZE];   // used only when the workgroup holds several subgroups
 

@@ -1,6 +1,6 @@
 // spmm_bsr: C = alpha * A * B + beta * C with A block-sparse (BSR, square BLOCK x BLOCK dense blocks),
 // or the linear-layer form Y = alpha * X * W^T + beta * Y when LINEAR = 1 (B is X stored N x K, C is Y
-// stored N x M). fp32 accumulation; fp16 storage in the "_f16" variant (-DSTORAGE_F16=1).
+// stored N x M). fp32 accumulation; fp16 storage in the "_f16" variant (-DSTORAGE_F16=1), bf16 in "_bf16".
 //
 // Each stored block is a dense micro-GEMM: the register tiling of the dense subgroup GEMM
 // (Shaders/dense/gemm_subgroup.comp) applied to the blocks of one block row, so B is read once per
@@ -9,8 +9,8 @@
 // Bindings (set 0)
 //   0  blockRowPointers  usamplerBuffer R32UI (M / BLOCK + 1)
 //   1  blockColumns      usamplerBuffer R32UI
-//   2  values            samplerBuffer RGBA32F / RGBA16F: block j row r is texels (j * BLOCK + r) * BLOCK / 4 ...
-//   3  B                 samplerBuffer RGBA32F/RGBA16F when VEC4_LOADS = 1, else R32F/R16F
+//   2  values            samplerBuffer RGBA32F / RGBA16F (RGBA16UI bf16 bits in "_bf16"): block j row r is texels (j * BLOCK + r) * BLOCK / 4 ...
+//   3  B                 samplerBuffer RGBA32F/RGBA16F/RGBA16UI when VEC4_LOADS = 1, else R32F/R16F/R16UI
 //   4  C                 storage buffer, read-write, float[] (float16_t[] for "_f16")
 //
 // Push constants (20 bytes): M N K alpha beta. beta == 0 never reads C.
@@ -38,6 +38,7 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
 
 layout(constant_id = 0) const uint SUBGROUP_SIZE = 8;
 layout(constant_id = 1) const uint BLOCK = 16;
@@ -47,10 +48,11 @@ layout(local_size_x_id = 0) in;
 
 layout(push_constant, std430) uniform Params { uint M; uint N; uint K; float alpha; float beta; } p;
 
+#include "bfloat16.glsl"   // FloatTexels, fetchFloats: fp32 / fp16 views, or bf16 bits (-DSTORAGE_BF16=1)
 layout(set = 0, binding = 0) uniform usamplerBuffer blockRowPointers;
 layout(set = 0, binding = 1) uniform usamplerBuffer blockColumns;
-layout(set = 0, binding = 2) uniform samplerBuffer values;
-layout(set = 0, binding = 3) uniform samplerBuffer matrixB;
+layout(set = 0, binding = 2) uniform FloatTexels values;
+layout(set = 0, binding = 3) uniform FloatTexels matrixB;
 #define SPARSE_OUTPUT_BINDING 4
 #include "sparse_output.glsl"
 
@@ -68,13 +70,13 @@ vec4 loadB(uint k, uint n) {
     if (n >= p.N) return vec4(0.0);
     if (LINEAR == 1u) {
         vec4 r = vec4(0.0);
-        for (uint i = 0u; i < 4u; ++i) if (n + i < p.N) r[i] = texelFetch(matrixB, int((n + i) * p.K + k)).x;
+        for (uint i = 0u; i < 4u; ++i) if (n + i < p.N) r[i] = fetchFloats(matrixB, int((n + i) * p.K + k)).x;
         return r;
     }
-    if (VEC4_LOADS != 0u) return texelFetch(matrixB, int((k * p.N + n) >> 2));
+    if (VEC4_LOADS != 0u) return fetchFloats(matrixB, int((k * p.N + n) >> 2));
     uint base = k * p.N;
-    return vec4(texelFetch(matrixB, int(base + n)).x, texelFetch(matrixB, int(base + min(n + 1u, p.N - 1u))).x,
-                texelFetch(matrixB, int(base + min(n + 2u, p.N - 1u))).x, texelFetch(matrixB, int(base + min(n + 3u, p.N - 1u))).x);
+    return vec4(fetchFloats(matrixB, int(base + n)).x, fetchFloats(matrixB, int(base + min(n + 1u, p.N - 1u))).x,
+                fetchFloats(matrixB, int(base + min(n + 2u, p.N - 1u))).x, fetchFloats(matrixB, int(base + min(n + 3u, p.N - 1u))).x);
 }
 
 void storeRow(uint row, uint n, vec4 value) {
@@ -86,7 +88,7 @@ void storeRow(uint row, uint n, vec4 value) {
 }
 
 #define FETCH_A(s) if ((s) < A_FETCHES_PER_LANE) { uint f = min(lane + (s) * SUBGROUP_SIZE, TILE_ROWS - 1u); \
-    aFetched[s] = texelFetch(values, int(texel0 + f * (BLOCK >> 2) + (kk >> 2))); }
+    aFetched[s] = fetchFloats(values, int(texel0 + f * (BLOCK >> 2) + (kk >> 2))); }
 #define MULTIPLY_ROW(r) if ((r) < TILE_ROWS) { vec4 a = subgroupShuffle(aFetched[(r) / SUBGROUP_SIZE], (r) % SUBGROUP_SIZE); \
     acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);             \
     acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
@@ -114,10 +116,10 @@ void main() {
             const uint texel0 = ((j * BLOCK + rowInBlock) * BLOCK) >> 2;
             uint texel = (kBase * p.N + nRead) >> 2;
             for (uint kk = 0u; kk < BLOCK; kk += 4u) {
-                bBlock[0] = texelFetch(matrixB, int(texel));
-                bBlock[1] = texelFetch(matrixB, int(texel + rowTexels));
-                bBlock[2] = texelFetch(matrixB, int(texel + 2u * rowTexels));
-                bBlock[3] = texelFetch(matrixB, int(texel + 3u * rowTexels));
+                bBlock[0] = fetchFloats(matrixB, int(texel));
+                bBlock[1] = fetchFloats(matrixB, int(texel + rowTexels));
+                bBlock[2] = fetchFloats(matrixB, int(texel + 2u * rowTexels));
+                bBlock[3] = fetchFloats(matrixB, int(texel + 3u * rowTexels));
                 texel += 4u * rowTexels;
                 UNROLL32(FETCH_A)
                 UNROLL32(MULTIPLY_ROW)
@@ -129,10 +131,10 @@ void main() {
         for (uint kk = 0u; kk < BLOCK; kk += 4u) {
             if (interior) {
                 const uint texel = ((kBase + kk) * p.N + nRead) >> 2, rowTexels = p.N >> 2;
-                bBlock[0] = texelFetch(matrixB, int(texel));
-                bBlock[1] = texelFetch(matrixB, int(texel + rowTexels));
-                bBlock[2] = texelFetch(matrixB, int(texel + 2u * rowTexels));
-                bBlock[3] = texelFetch(matrixB, int(texel + 3u * rowTexels));
+                bBlock[0] = fetchFloats(matrixB, int(texel));
+                bBlock[1] = fetchFloats(matrixB, int(texel + rowTexels));
+                bBlock[2] = fetchFloats(matrixB, int(texel + 2u * rowTexels));
+                bBlock[3] = fetchFloats(matrixB, int(texel + 3u * rowTexels));
             } else {
                 bBlock[0] = loadB(kBase + kk, n);
                 bBlock[1] = loadB(kBase + kk + 1u, n);
@@ -143,7 +145,7 @@ void main() {
                 UNROLL32(FETCH_A)
                 UNROLL32(MULTIPLY_ROW)
             } else {
-#define MULTIPLY_ROW_DIRECT(r) if ((r) < TILE_ROWS) { vec4 a = texelFetch(values, int(texel0 + (r) * (BLOCK >> 2) + (kk >> 2))); \
+#define MULTIPLY_ROW_DIRECT(r) if ((r) < TILE_ROWS) { vec4 a = fetchFloats(values, int(texel0 + (r) * (BLOCK >> 2) + (kk >> 2))); \
                     acc[r] = fma(vec4(a.x), bBlock[0], acc[r]); acc[r] = fma(vec4(a.y), bBlock[1], acc[r]);                     \
                     acc[r] = fma(vec4(a.z), bBlock[2], acc[r]); acc[r] = fma(vec4(a.w), bBlock[3], acc[r]); }
                 UNROLL32(MULTIPLY_ROW_DIRECT)

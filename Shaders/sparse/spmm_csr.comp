@@ -2,14 +2,15 @@
 // where the entries of a row come from its compressed values and the in-group position metadata, so
 // the zeros of every group are skipped without being stored). LINEAR = 1 computes the linear-layer
 // form Y = alpha * X * W^T + beta * Y instead: B is then X stored N x K and C is Y stored N x M.
-// fp32 accumulation; fp16 storage of A's values, B and C in the "_f16" variants (-DSTORAGE_F16=1).
+// fp32 accumulation; fp16 storage of A's values, B and C in the "_f16" variants (-DSTORAGE_F16=1), bf16 in
+// the "_bf16" variants (-DSTORAGE_BF16=1: bits read through unsigned texel views, bfloat16.glsl).
 //
 // Bindings (set 0)
 //   0  rowPointers  usamplerBuffer R32UI   CSR row pointers (M + 1); unused by N:M
 //   1  columns      usamplerBuffer         CSR: column indices, R32UI. N:M: in-group positions, R8UI
-//   2  values       samplerBuffer R32F / R16F
+//   2  values       samplerBuffer R32F / R16F / R16UI (bf16 bits, "_bf16" variants)
 //   3  rowOrder     usamplerBuffer R32UI   CSR rows by descending length (the load-balancing order); unused by N:M
-//   4  B            samplerBuffer          RGBA32F/RGBA16F view when VEC4_LOADS = 1, else R32F/R16F
+//   4  B            samplerBuffer          RGBA32F/RGBA16F/RGBA16UI view when VEC4_LOADS = 1, else R32F/R16F/R16UI
 //   5  C            storage buffer, read-write, float[] (float16_t[] for "_f16")
 //
 // Push constants (36 bytes): M N K rowsPerGroup nmN nmM groupsPerRow alpha beta. beta == 0 never reads C.
@@ -40,8 +41,10 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
 // @variant nm: -DNM_FORMAT=1
 // @variant nm_f16: -DNM_FORMAT=1 -DSTORAGE_F16=1
+// @variant nm_bf16: -DNM_FORMAT=1 -DSTORAGE_BF16=1
 
 layout(constant_id = 0) const uint SUBGROUP_SIZE = 8;
 layout(constant_id = 1) const uint VEC4_PER_LANE = 8;
@@ -57,11 +60,12 @@ layout(push_constant, std430) uniform Params {
     uint M; uint N; uint K; uint rowsPerGroup; uint nmN; uint nmM; uint groupsPerRow; float alpha; float beta;
 } p;
 
+#include "bfloat16.glsl"   // FloatTexels, fetchFloats: fp32 / fp16 views, or bf16 bits (-DSTORAGE_BF16=1)
 layout(set = 0, binding = 0) uniform usamplerBuffer rowPointers;
 layout(set = 0, binding = 1) uniform usamplerBuffer columns;
-layout(set = 0, binding = 2) uniform samplerBuffer values;
+layout(set = 0, binding = 2) uniform FloatTexels values;
 layout(set = 0, binding = 3) uniform usamplerBuffer rowOrder;
-layout(set = 0, binding = 4) uniform samplerBuffer matrixB;
+layout(set = 0, binding = 4) uniform FloatTexels matrixB;
 #define SPARSE_OUTPUT_BINDING 5
 #include "sparse_output.glsl"
 
@@ -71,13 +75,13 @@ vec4 acc[8];
 vec4 loadB(uint k, uint n) {
     if (LINEAR == 1u) {
         vec4 r = vec4(0.0);
-        for (uint i = 0u; i < 4u; ++i) if (n + i < p.N) r[i] = texelFetch(matrixB, int((n + i) * p.K + k)).x;
+        for (uint i = 0u; i < 4u; ++i) if (n + i < p.N) r[i] = fetchFloats(matrixB, int((n + i) * p.K + k)).x;
         return r;
     }
-    if (VEC4_LOADS != 0u) return texelFetch(matrixB, int((k * p.N + n) >> 2));
+    if (VEC4_LOADS != 0u) return fetchFloats(matrixB, int((k * p.N + n) >> 2));
     uint base = k * p.N;
-    return vec4(texelFetch(matrixB, int(base + n)).x, texelFetch(matrixB, int(base + min(n + 1u, p.N - 1u))).x,
-                texelFetch(matrixB, int(base + min(n + 2u, p.N - 1u))).x, texelFetch(matrixB, int(base + min(n + 3u, p.N - 1u))).x);
+    return vec4(fetchFloats(matrixB, int(base + n)).x, fetchFloats(matrixB, int(base + min(n + 1u, p.N - 1u))).x,
+                fetchFloats(matrixB, int(base + min(n + 2u, p.N - 1u))).x, fetchFloats(matrixB, int(base + min(n + 3u, p.N - 1u))).x);
 }
 
 // Every index into acc is a constant after the macro unrolling (q < 8 is checked against the
@@ -87,7 +91,7 @@ vec4 loadB(uint k, uint n) {
     if (n < p.N) acc[q] = fma(vec4(value), loadB(column, n), acc[q]); }
 // Interior workgroups (all columns inside N, vec4 rows): one texel fetch per piece, no checks.
 #define ADD_PIECE_INTERIOR(q) if ((q) < VEC4_PER_LANE) \
-    acc[q] = fma(vec4(value), texelFetch(matrixB, int(rowTexel + lane + SUBGROUP_SIZE * (q))), acc[q]);
+    acc[q] = fma(vec4(value), fetchFloats(matrixB, int(rowTexel + lane + SUBGROUP_SIZE * (q))), acc[q]);
 
 void addEntryInterior(uint column, float value, uint n0, uint lane) {
     const uint rowTexel = (column * p.N + n0) >> 2;
@@ -101,7 +105,7 @@ void addEntry(uint column, float value, uint n0, uint lane) {
 
 // Entry j (start <= j < end) of the current row: its column and value.
 void entryAt(uint row, uint j, out uint column, out float value) {
-    value = texelFetch(values, int(j)).x;
+    value = fetchFloats(values, int(j)).x;
     if (NM_FORMAT != 0) {
         uint within = j - row * p.groupsPerRow * p.nmN;
         column = (within / p.nmN) * p.nmM + texelFetch(columns, int(j)).x;

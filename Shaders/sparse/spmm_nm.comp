@@ -1,7 +1,7 @@
 // spmm_nm: C = alpha * A * B + beta * C with A N:M structured-sparse (e.g. 2:4), by register tiles: each
 // fetch of B is reused by every row of a ROWS-row tile, as in the dense subgroup GEMM
 // (Shaders/dense/gemm_subgroup.comp), while each row multiplies only its N stored values per group of M.
-// fp32 accumulation; fp16 storage of A's values, B and C in the "_f16" variant (-DSTORAGE_F16=1).
+// fp32 accumulation; fp16 storage of A's values, B and C in the "_f16" variant (-DSTORAGE_F16=1), bf16 in "_bf16".
 //
 // A's layout (NMSparseMatrix): row r, group g, slot i (0 <= i < NM_N): value values[(r * groups + g) * NM_N + i]
 // sits at column g * NM_M + positions[...] (same index; positions are bytes, strictly increasing in a group).
@@ -13,9 +13,9 @@
 // is Y stored N x M (scalar stores).
 //
 // Bindings (set 0)
-//   0  values     samplerBuffer  RGBA32F / RGBA16F: texel t = stored values 4t .. 4t + 3
+//   0  values     samplerBuffer  RGBA32F / RGBA16F / RGBA16UI (bf16): texel t = stored values 4t .. 4t + 3
 //   1  positions  usamplerBuffer R32UI: texel t = the 4 in-group positions of those values, byte i = value 4t + i
-//   2  B          samplerBuffer  RGBA32F / RGBA16F, K x N row-major (LINEAR: X, N x K row-major)
+//   2  B          samplerBuffer  RGBA32F / RGBA16F / RGBA16UI, K x N row-major (LINEAR: X, N x K row-major)
 //   3  C          storage buffer, read-write, float[] (float16_t[] for "_f16"), M x N row-major
 //
 // Push constants (24 bytes): M N K groupsPerRow alpha beta. beta == 0 never reads C.
@@ -48,6 +48,7 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
 
 layout(constant_id = 0) const uint SUBGROUP_SIZE = 8;
 layout(constant_id = 1) const uint ROWS = 16;
@@ -58,9 +59,10 @@ layout(local_size_x_id = 0) in;
 
 layout(push_constant, std430) uniform Params { uint M; uint N; uint K; uint groupsPerRow; float alpha; float beta; } p;
 
-layout(set = 0, binding = 0) uniform samplerBuffer values;
+#include "bfloat16.glsl"   // FloatTexels, fetchFloats: fp32 / fp16 views, or bf16 bits (-DSTORAGE_BF16=1)
+layout(set = 0, binding = 0) uniform FloatTexels values;
 layout(set = 0, binding = 1) uniform usamplerBuffer positions;
-layout(set = 0, binding = 2) uniform samplerBuffer matrixB;
+layout(set = 0, binding = 2) uniform FloatTexels matrixB;
 #define SPARSE_OUTPUT_BINDING 3
 #include "sparse_output.glsl"
 
@@ -100,18 +102,18 @@ vec4 bBlock[16];
 
 #define MULTIPLY_ROW_DIRECT(r) if ((r) < ROWS) {                                                           \
     const uint texel = min(m0 + (r), p.M - 1u) * rowTexels + step;                                         \
-    const vec4 a = texelFetch(values, int(texel));                                                         \
+    const vec4 a = fetchFloats(values, int(texel));                                                         \
     const uint packed = texelFetch(positions, int(texel)).x;                                               \
     vec4 accumulator = acc[r];                                                                             \
     UNROLL4(MULTIPLY_VALUE)                                                                                \
     acc[r] = accumulator; }
 
-#define FETCH_B(j) if ((j) < KSTEP) bBlock[j] = texelFetch(matrixB, int(bTexel + (j) * bRowTexels));
+#define FETCH_B(j) if ((j) < KSTEP) bBlock[j] = fetchFloats(matrixB, int(bTexel + (j) * bRowTexels));
 // LINEAR: B is X stored N x K. Lane columns n + i (clamped to N - 1) are rows of X; texel t of a step
 // holds k0 + 4t .. k0 + 4t + 3 of each, transposed into bBlock[4t ..].
 #define FETCH_X(t) if ((t) < KSTEP / 4u) {                                                                 \
-    const vec4 c0 = texelFetch(matrixB, int(xTexel0 + (t))), c1 = texelFetch(matrixB, int(xTexel1 + (t)));  \
-    const vec4 c2 = texelFetch(matrixB, int(xTexel2 + (t))), c3 = texelFetch(matrixB, int(xTexel3 + (t)));  \
+    const vec4 c0 = fetchFloats(matrixB, int(xTexel0 + (t))), c1 = fetchFloats(matrixB, int(xTexel1 + (t)));  \
+    const vec4 c2 = fetchFloats(matrixB, int(xTexel2 + (t))), c3 = fetchFloats(matrixB, int(xTexel3 + (t)));  \
     bBlock[4u * (t)] = vec4(c0.x, c1.x, c2.x, c3.x); bBlock[4u * (t) + 1u] = vec4(c0.y, c1.y, c2.y, c3.y);     \
     bBlock[4u * (t) + 2u] = vec4(c0.z, c1.z, c2.z, c3.z); bBlock[4u * (t) + 3u] = vec4(c0.w, c1.w, c2.w, c3.w); }
 void fetchB(uint bTexel, uint bRowTexels, uint xTexel0, uint xTexel1, uint xTexel2, uint xTexel3) {
@@ -123,7 +125,7 @@ void fetchB(uint bTexel, uint bRowTexels, uint xTexel0, uint xTexel1, uint xTexe
 }
 #define FETCH_A(s) if ((s) < FETCHES_PER_LANE) {                                                           \
     const uint texel = min(m0 + lane + (s) * SUBGROUP_SIZE, p.M - 1u) * rowTexels + step;                  \
-    valueFetched[s] = texelFetch(values, int(texel)); positionFetched[s] = texelFetch(positions, int(texel)).x; }
+    valueFetched[s] = fetchFloats(values, int(texel)); positionFetched[s] = texelFetch(positions, int(texel)).x; }
 #define CLEAR_ROW(r) if ((r) < ROWS) acc[r] = vec4(0.0);
 #define STORE_ROW(r) if ((r) < ROWS && m0 + (r) < p.M) storeRow(m0 + (r), n, acc[r]);
 void storeRow(uint row, uint n, vec4 value) {

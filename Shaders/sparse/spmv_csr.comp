@@ -7,10 +7,10 @@
 //   0  rowPointers  usamplerBuffer R32UI   CSR row pointers (M + 1), BSR block-row pointers; unused by N:M
 //   1  columns      usamplerBuffer         CSR: column indices, RGBA32UI (4 entries per texel); BSR: block
 //                                          columns, R32UI. N:M: in-group positions, R8UI
-//   2  values       samplerBuffer R32F / R16F (CSR: RGBA32F / RGBA16F, 4 entries per texel)
+//   2  values       samplerBuffer R32F / R16F / R16UI (bf16) (CSR: RGBA32F / RGBA16F / RGBA16UI, 4 entries per texel)
 //   3  rowOrder     usamplerBuffer R32UI   CSR rows by descending length; unused by N:M
-//   4  x            samplerBuffer R32F / R16F (K values)
-//   5  y            storage buffer, read-write, float[] (float16_t[] for "_f16") (M values)
+//   4  x            samplerBuffer R32F / R16F / R16UI (bf16) (K values)
+//   5  y            storage buffer, read-write, float[] (float16_t[] for "_f16", uint16_t[] bf16 bits for "_bf16") (M values)
 //
 // Push constants (36 bytes): M K rowsPerGroup nmN nmM groupsPerRow alpha beta pad. beta == 0 never reads y.
 //   BSR: nmM holds the block size.
@@ -32,10 +32,13 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
 // @variant nm: -DNM_FORMAT=1
 // @variant nm_f16: -DNM_FORMAT=1 -DSTORAGE_F16=1
+// @variant nm_bf16: -DNM_FORMAT=1 -DSTORAGE_BF16=1
 // @variant bsr: -DBSR_FORMAT=1
 // @variant bsr_f16: -DBSR_FORMAT=1 -DSTORAGE_F16=1
+// @variant bsr_bf16: -DBSR_FORMAT=1 -DSTORAGE_BF16=1
 
 layout(constant_id = 0) const uint SUBGROUP_SIZE = 8;
 layout(local_size_x_id = 0) in;
@@ -51,11 +54,12 @@ layout(push_constant, std430) uniform Params {
     uint M; uint K; uint rowsPerGroup; uint nmN; uint nmM; uint groupsPerRow; float alpha; float beta; uint pad;
 } p;
 
+#include "bfloat16.glsl"   // FloatTexels, fetchFloats: fp32 / fp16 views, or bf16 bits (-DSTORAGE_BF16=1)
 layout(set = 0, binding = 0) uniform usamplerBuffer rowPointers;
 layout(set = 0, binding = 1) uniform usamplerBuffer columns;
-layout(set = 0, binding = 2) uniform samplerBuffer values;
+layout(set = 0, binding = 2) uniform FloatTexels values;
 layout(set = 0, binding = 3) uniform usamplerBuffer rowOrder;
-layout(set = 0, binding = 4) uniform samplerBuffer vectorX;
+layout(set = 0, binding = 4) uniform FloatTexels vectorX;
 #define SPARSE_OUTPUT_BINDING 5
 #include "sparse_output.glsl"
 
@@ -66,12 +70,12 @@ float product(uint row, uint j) {
     if (NM_FORMAT != 0) {
         uint within = j - row * p.groupsPerRow * p.nmN;
         column = (within / p.nmN) * p.nmM + texelFetch(columns, int(j)).x;
-        value = texelFetch(values, int(j)).x;
+        value = fetchFloats(values, int(j)).x;
     } else {
         column = texelFetch(columns, int(j >> 2))[j & 3u];
-        value = texelFetch(values, int(j >> 2))[j & 3u];
+        value = fetchFloats(values, int(j >> 2))[j & 3u];
     }
-    return value * texelFetch(vectorX, int(column)).x;
+    return value * fetchFloats(vectorX, int(column)).x;
 }
 
 #if BSR_FORMAT
@@ -80,7 +84,7 @@ float product(uint row, uint j) {
 float bsrProduct(uint row, uint first, uint e) {
     const uint B = p.nmM, block = first + e / B, c = e % B;
     const uint column = texelFetch(columns, int(block)).x * B + c;
-    return texelFetch(values, int((block * B + row % B) * B + c)).x * texelFetch(vectorX, int(column)).x;
+    return fetchFloats(values, int((block * B + row % B) * B + c)).x * fetchFloats(vectorX, int(column)).x;
 }
 #endif
 
@@ -124,10 +128,10 @@ void main() {
                 // nothing.
                 for (uint t = (start >> 2) + lane; 4u * t < end; t += SUBGROUP_SIZE) {
                     const uvec4 column = texelFetch(columns, int(t));
-                    const vec4 value = texelFetch(values, int(t));
+                    const vec4 value = fetchFloats(values, int(t));
                     for (uint i = 0u; i < 4u; ++i) {
                         const bool inside = 4u * t + i >= start && 4u * t + i < end;
-                        const float xv = texelFetch(vectorX, int(inside ? column[i] : 0u)).x;
+                        const float xv = fetchFloats(vectorX, int(inside ? column[i] : 0u)).x;
                         sum += inside ? value[i] * xv : 0.0;
                     }
                 }

@@ -4,7 +4,8 @@
 //
 // Bindings (set 0)
 //   0  X   samplerBuffer RGBA32F / RGBA16F
-//   1  Xt  storage buffer, write: vec4[] (f16vec4[] in the "_f16" variant, -DSTORAGE_F16=1)
+//   1  Xt  storage buffer, write: vec4[] (f16vec4[] in the "_f16" variant, -DSTORAGE_F16=1; u16vec4[] of
+//          bf16 bits in "_bf16", -DSTORAGE_BF16=1, X then read through an RGBA16UI view)
 //
 // Push constants (8 bytes): N K.
 //
@@ -16,24 +17,34 @@
 //
 // Dispatch: x = ceil(K / (4 * LOCAL_SIZE)), y = N / 4.
 #version 450
+#extension GL_GOOGLE_include_directive : require
 #ifndef STORAGE_F16
 #define STORAGE_F16 0
 #endif
-#if STORAGE_F16
+#ifndef STORAGE_BF16
+#define STORAGE_BF16 0
+#endif
+#if STORAGE_F16 || STORAGE_BF16
 #extension GL_EXT_shader_16bit_storage : require
 #endif
 
 // @variant f16: -DSTORAGE_F16=1
+// @variant bf16: -DSTORAGE_BF16=1
 
 layout(constant_id = 0) const uint LOCAL_SIZE = 8;
 layout(local_size_x_id = 0) in;
 
 layout(push_constant, std430) uniform Params { uint N; uint K; } p;
 
-layout(set = 0, binding = 0) uniform samplerBuffer tokens;
+#include "bfloat16.glsl"   // FloatTexels, fetchFloats: fp32 / fp16 views, or bf16 bits (-DSTORAGE_BF16=1)
+layout(set = 0, binding = 0) uniform FloatTexels tokens;
 #if STORAGE_F16
 layout(set = 0, binding = 1, std430) writeonly buffer Transposed { f16vec4 values[]; } transposed;
 #define OUTPUT(x) f16vec4(x)
+#elif STORAGE_BF16
+// The widened bf16 values round back to the same bits (NaNs made quiet).
+layout(set = 0, binding = 1, std430) writeonly buffer Transposed { u16vec4 values[]; } transposed;
+#define OUTPUT(x) u16vec4(floatToBF16(x))
 #else
 layout(set = 0, binding = 1, std430) writeonly buffer Transposed { vec4 values[]; } transposed;
 #define OUTPUT(x) (x)
@@ -43,10 +54,10 @@ void main() {
     const uint kTexel = gl_GlobalInvocationID.x, nBlock = gl_GlobalInvocationID.y;
     const uint kTexels = p.K >> 2, nTexels = p.N >> 2;
     if (kTexel >= kTexels) return;
-    const vec4 r0 = texelFetch(tokens, int((4u * nBlock) * kTexels + kTexel));
-    const vec4 r1 = texelFetch(tokens, int((4u * nBlock + 1u) * kTexels + kTexel));
-    const vec4 r2 = texelFetch(tokens, int((4u * nBlock + 2u) * kTexels + kTexel));
-    const vec4 r3 = texelFetch(tokens, int((4u * nBlock + 3u) * kTexels + kTexel));
+    const vec4 r0 = fetchFloats(tokens, int((4u * nBlock) * kTexels + kTexel));
+    const vec4 r1 = fetchFloats(tokens, int((4u * nBlock + 1u) * kTexels + kTexel));
+    const vec4 r2 = fetchFloats(tokens, int((4u * nBlock + 2u) * kTexels + kTexel));
+    const vec4 r3 = fetchFloats(tokens, int((4u * nBlock + 3u) * kTexels + kTexel));
     const uint out0 = (4u * kTexel) * nTexels + nBlock;
     transposed.values[out0] = OUTPUT(vec4(r0.x, r1.x, r2.x, r3.x));
     transposed.values[out0 + nTexels] = OUTPUT(vec4(r0.y, r1.y, r2.y, r3.y));

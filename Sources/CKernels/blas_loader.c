@@ -12,6 +12,7 @@
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+typedef void (*sbgemm_fn)(int, int, int, int, int, int, float, const uint16_t *, int, const uint16_t *, int, float, float *, int);
 typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef char *(*text_fn)(void);
 typedef int (*int_fn)(void);
@@ -19,6 +20,7 @@ typedef int (*int_fn)(void);
 static vkk_blas_info info;
 static sgemm_fn sgemm;
 static sgemv_fn sgemv;
+static sbgemm_fn sbgemm; // optional: NULL when the library lacks it
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 // OpenBLAS's x86-64 core names (driver/others/dynamic.c) by the widest vector extension their kernels use.
@@ -82,6 +84,7 @@ static void *open_library(const char *name) {
     if (g == NULL || v == NULL) { dlclose(handle); return NULL; }
     sgemm = g;
     sgemv = v;
+    sbgemm = (sbgemm_fn)dlsym(handle, "cblas_sbgemm");
     Dl_info where;
     copy_text(info.library, sizeof info.library, dladdr((void *)g, &where) && where.dli_fname ? where.dli_fname : name);
     text_fn config = (text_fn)dlsym(handle, "openblas_get_config"), core = (text_fn)dlsym(handle, "openblas_get_corename");
@@ -216,4 +219,12 @@ void vkk_sgemv(int trans_a, int64_t rows, int64_t cols, float alpha, const float
         for (int64_t p = 0; p < inputs; ++p) sum += element(a, lda, trans_a, i, p) * x[p * incx];
         y[i * incy] = beta == 0.0f ? alpha * sum : alpha * sum + beta * y[i * incy];
     }
+}
+
+int vkk_sbgemm_available(void) { return vkk_blas_load()->loaded && sbgemm != NULL; }
+
+void vkk_sbgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t *a, int64_t lda,
+                const uint16_t *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    sbgemm(ROW_MAJOR, trans_a ? TRANS : NO_TRANS, trans_b ? TRANS : NO_TRANS, (int)m, (int)n, (int)k, alpha, a, (int)lda,
+           b, (int)ldb, beta, c, (int)ldc);
 }

@@ -12,6 +12,10 @@
 static inline int vkk_has_avx2_fma(void) { return vkk_cpu_path() >= VKK_PATH_AVX2; }
 static inline int vkk_has_f16c(void) { return vkk_cpu_path() >= VKK_PATH_AVX2; }
 static inline int vkk_has_avx512(void) { return vkk_cpu_path() >= VKK_PATH_AVX512; }
+// AVX512-BF16 (vcvtneps2bf16) is used on the AVX-512 path only, where the CPU has it.
+static inline int vkk_has_avx512_bf16(void) {
+    return vkk_has_avx512() && (vkk_cpu_features() & VKK_FEATURE_AVX512BF16) != 0;
+}
 
 // sum over i < count of x[i] * y[i]: 16 per step in two accumulators, then 8, then the scalar tail.
 __attribute__((target("avx2,fma")))

@@ -10,6 +10,8 @@ struct BenchAttention: ParsableCommand {
 
     @OptionGroup var options: BenchOptions
     @Flag(help: "fp16 storage (fp32 accumulation) instead of fp32.") var fp16 = false
+    @Flag(help: "bf16 storage (fp32 accumulation) instead of fp32; the naive baseline is skipped (softmaxRows has no bf16 kernel).")
+    var bf16 = false
     @Option(help: "Skip the CPU path for cases above this many GFLOP (the default keeps the L = 16384 cases out).") var cpuLimit = 80.0
     @Option(help: "Run only prefill, only decode, or both.") var sweep: Sweep = .both
     @Option(help: "Only cases with this key length (repeatable), e.g. --length 4096.") var length: [Int] = []
@@ -24,6 +26,7 @@ struct BenchAttention: ParsableCommand {
     enum Sweep: String, ExpressibleByArgument { case prefill, decode, both }
 
     func validate() throws {
+        if fp16 && bf16 { throw ValidationError("--fp16 and --bf16 exclude each other") }
         guard length.allSatisfy({ $0 > 0 }) else { throw ValidationError("--length must be positive, got \(length.map { "\($0)" }.joined(separator: ", "))") }
         if let headDim, !(1...256).contains(headDim) { throw ValidationError("--head-dim takes 1...256, got \(headDim)") }
         if let chunk, chunk < 1 { throw ValidationError("--chunk must be at least 1, got \(chunk)") }
@@ -70,8 +73,10 @@ struct BenchAttention: ParsableCommand {
     func run() throws {
         let vulkan = try options.makeContext()
         let cpu = try ComputeContext(backend: .cpu)
-        print("attention, \(fp16 ? "fp16" : "fp32") storage; CPU path: \(cpu.backendDescription); times are medians of \(options.repeats)")
-        if fp16 { try runSweeps(Float16.self, vulkan: vulkan, cpu: cpu) } else { try runSweeps(Float.self, vulkan: vulkan, cpu: cpu) }
+        print("attention, \(fp16 ? "fp16" : bf16 ? "bf16" : "fp32") storage; CPU path: \(cpu.backendDescription); times are medians of \(options.repeats)")
+        if fp16 { try runSweeps(Float16.self, vulkan: vulkan, cpu: cpu) }
+        else if bf16 { try runSweeps(BFloat16.self, vulkan: vulkan, cpu: cpu) }
+        else { try runSweeps(Float.self, vulkan: vulkan, cpu: cpu) }
     }
 
     private func runSweeps<E: FloatingPointElement>(_ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws {
@@ -160,7 +165,9 @@ struct BenchAttention: ParsableCommand {
         let maxRange = vulkan.deviceInfo?.maxStorageBufferRange ?? Int.max
         // On the CPU backend the naive path is slow past a few thousand keys (tens of seconds at L = 4096).
         let naiveFits = vulkan.isVulkan || c.queryLength * c.keyLength <= 2048 * 2048
-        if naiveFits && scoreBytesPerHead <= maxRange && c.queryLength * c.keyLength * c.heads * elementBytes <= 2 << 30 {
+        if E.dtype == .bfloat16 {
+            naive = (.nan, "n/a (no bf16 softmaxRows)")
+        } else if naiveFits && scoreBytesPerHead <= maxRange && c.queryLength * c.keyLength * c.heads * elementBytes <= 2 << 30 {
             let seconds = try naiveThreePass(c, q: q, k: k, v: v, on: vulkan)
             naive = (seconds.time, mb(seconds.peak))
         } else if !naiveFits {

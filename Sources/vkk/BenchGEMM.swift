@@ -8,8 +8,11 @@ struct BenchGEMM: ParsableCommand {
 
     @OptionGroup var options: BenchOptions
 
-    @Option(help: "Storage type: f32 or f16 (fp16 storage, fp32 accumulation).")
+    @Option(help: "Storage type: f32, f16 or bf16 (16-bit storage, fp32 accumulation).")
     var dtype: DTypeChoice = .f32
+
+    @Flag(help: "bf16 storage (the same as --dtype bf16).")
+    var bf16 = false
 
     @Option(help: "Vulkan kernel: \(GEMMKernel.allCases.map(\.rawValue).joined(separator: ", ")).")
     var algorithm: GEMMKernel = .automatic
@@ -20,7 +23,14 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "Only these cases, as MxNxK (e.g. 2048x2048x2048); repeatable.")
     var shape: [String] = []
 
-    enum DTypeChoice: String, ExpressibleByArgument { case f32, f16 }
+    enum DTypeChoice: String, ExpressibleByArgument { case f32, f16, bf16 }
+
+    /// --bf16 or --dtype.
+    var storage: DTypeChoice { bf16 ? .bf16 : dtype }
+
+    func validate() throws {
+        if bf16 && dtype != .f32 && dtype != .bf16 { throw ValidationError("--bf16 and --dtype \(dtype.rawValue) exclude each other") }
+    }
 
     struct Case {
         var label: String
@@ -47,21 +57,22 @@ struct BenchGEMM: ParsableCommand {
     func run() throws {
         let context = try options.makeContext()
         let blas = try ComputeContext(backend: .cpu)
-        let table = BenchTable(title: "gemm \(dtype.rawValue) on \(context.backendDescription), \(todayUTC())")
+        let table = BenchTable(title: "gemm \(storage.rawValue) on \(context.backendDescription), \(todayUTC())")
         // Host data, device tensors and the OpenBLAS copies of A, B and C at once.
         for test in try cases() {
             let what = "gemm \(test.m)x\(test.n)x\(test.k)"
             try RunLimits.checkMemory(RunLimits.floatBytes([[3, test.m, test.k], [3, test.k, test.n], [3, test.m, test.n]], what), for: what, context: context)
         }
         for test in try cases() {
-            let row: BenchRow = switch dtype {
+            let row: BenchRow = switch storage {
             case .f32: try measure(Float.self, test, context: context, blas: blas)
             case .f16: try measure(Float16.self, test, context: context, blas: blas)
+            case .bf16: try measure(BFloat16.self, test, context: context, blas: blas)
             }
             table.add(row)
         }
         if let path = options.json {
-            try table.writeJSON(to: path, device: context.backendDescription, extra: ["date": todayUTC(), "dtype": dtype.rawValue])
+            try table.writeJSON(to: path, device: context.backendDescription, extra: ["date": todayUTC(), "dtype": storage.rawValue])
         }
     }
 

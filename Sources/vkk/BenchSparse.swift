@@ -10,7 +10,7 @@ struct BenchSparse: ParsableCommand {
 
     @OptionGroup var options: BenchOptions
 
-    @Option(help: "Storage type: f32 or f16 (fp16 storage, fp32 accumulation).")
+    @Option(help: "Storage type: f32, f16 or bf16 (16-bit storage, fp32 accumulation; bf16 with the synthetic sweep only).")
     var dtype: DTypeChoice = .f32
 
     @Option(parsing: .upToNextOption, help: "Sparsities in percent (default 50 70 80 90 95 98; --quick: 70 90).")
@@ -37,7 +37,7 @@ struct BenchSparse: ParsableCommand {
                              + "the dense baselines stay W·B (the same multiply-adds)."))
     var linear = false
 
-    enum DTypeChoice: String, ExpressibleByArgument { case f32, f16 }
+    enum DTypeChoice: String, ExpressibleByArgument { case f32, f16, bf16 }
 
     private var spmmKernel: SpMMKernel { SpMMKernel(rawValue: kernel) ?? .automatic }
 
@@ -55,6 +55,7 @@ struct BenchSparse: ParsableCommand {
                 throw ValidationError("--matrices takes its shapes and sparsities from the files: drop --sparsity, --weight and --format")
             }
             guard tokens.count <= 1, tokens.allSatisfy({ $0 > 0 }) else { throw ValidationError("--tokens takes one positive N with --matrices") }
+            guard dtype != .bf16 else { throw ValidationError("--matrices runs f32 or f16; bf16 runs with the synthetic sweep") }
             try MatrixCollectionSweep(options: options, directory: matrices, defaultTokens: tokens.first, f16: dtype == .f16).run()
             return
         }
@@ -92,6 +93,7 @@ struct BenchSparse: ParsableCommand {
                         let row: BenchRow = switch dtype {
                         case .f32: try measure(Float.self, matrix, name: name, n: n, baseline: rowBaseline, context: context)
                         case .f16: try measure(Float16.self, matrix, name: name, n: n, baseline: rowBaseline, context: context)
+                        case .bf16: try measure(BFloat16.self, matrix, name: name, n: n, baseline: rowBaseline, context: context)
                         }
                         table.add(row)
                     }

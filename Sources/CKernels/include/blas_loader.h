@@ -41,6 +41,15 @@ int vkk_blas_core_candidates(uint32_t features, const char *library_core, const 
 void vkk_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
+/// 1 when the loaded BLAS exports OpenBLAS's cblas_sbgemm (built with BUILD_BFLOAT16; Debian 12's 0.3.21
+/// is not), else 0.
+int vkk_sbgemm_available(void);
+
+/// Row-major C = alpha * op(A) * op(B) + beta * C with bf16 A and B (bits as uint16_t) and fp32 C, as
+/// cblas_sbgemm; call only when vkk_sbgemm_available().
+void vkk_sbgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t *a, int64_t lda,
+                const uint16_t *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 /// Row-major y = alpha * op(A) * x + beta * y, A rows x cols (op(A) cols x rows when transposed), as
 /// cblas_sgemv.
 void vkk_sgemv(int trans_a, int64_t rows, int64_t cols, float alpha, const float *a, int64_t lda, const float *x,

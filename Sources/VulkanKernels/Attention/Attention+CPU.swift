@@ -85,9 +85,9 @@ extension CommandBatch {
         let qCount = s.batch * s.heads * s.queryLength * s.headDim
         let kCount = s.batch * s.kvHeads * s.keyLength * s.headDim
         let qBuffer = widenedInput(q, count: qCount, dtype: dtype)
-        // fp16 K and V are widened block by block inside the tiles (a decode step reads a long cache once;
-        // widening all of it first would triple its traffic and allocate twice its size).
-        let halfKV = dtype == .float16
+        // fp16 and bf16 K and V are widened block by block inside the tiles (a decode step reads a long
+        // cache once; widening all of it first would triple its traffic and allocate twice its size).
+        let halfKV = dtype.isHalfWidthFloat, bf16KV = dtype == .bfloat16
         let kBuffer = halfKV ? nil : widenedInput(k, count: kCount, dtype: dtype)
         let vBuffer = halfKV ? nil : widenedInput(v, count: s.batch * s.kvHeads * s.keyLength * s.valueDim, dtype: dtype)
         let kHalf = UncheckedSendable(UnsafeRawPointer(k.hostPointer!).assumingMemoryBound(to: UInt16.self))
@@ -114,7 +114,7 @@ extension CommandBatch {
             let transposedKeys = UnsafeMutablePointer<Float>.allocate(capacity: dk * keyBlock)
             let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * d)
             let queryRows = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: tileRows)
-            // fp16 only: this block's keys and values widened to fp32.
+            // fp16 and bf16 only: this block's keys and values widened to fp32.
             let keyScratch = UnsafeMutablePointer<Float>.allocate(capacity: halfKV ? keyBlock * dk : 0)
             let valueScratch = UnsafeMutablePointer<Float>.allocate(capacity: halfKV ? keyBlock * d : 0)
             defer {
@@ -151,9 +151,9 @@ extension CommandBatch {
                     for block in stride(from: tileKeys.lowerBound, to: tileKeys.upperBound, by: keyBlock) {
                         let blockKeys = block..<min(tileKeys.upperBound, block + keyBlock)
                         // This block's K and V rows in fp32: in place, or widened into the scratch rows.
-                        let (keys, keyStride) = blockRows(kvPointers.value.0, kHalf.value, kOffset + block * s.keyStrides.sequence,
+                        let (keys, keyStride) = blockRows(kvPointers.value.0, kHalf.value, bf16: bf16KV, kOffset + block * s.keyStrides.sequence,
                                                           s.keyStrides.sequence, count: blockKeys.count, width: dk, scratch: keyScratch)
-                        let (values, valueStride) = blockRows(kvPointers.value.1, vHalf.value, vOffset + block * s.valueStrides.sequence,
+                        let (values, valueStride) = blockRows(kvPointers.value.1, vHalf.value, bf16: bf16KV, vOffset + block * s.valueStrides.sequence,
                                                               s.valueStrides.sequence, count: blockKeys.count, width: d, scratch: valueScratch)
                         // Scores of every tile row against the block (CKernels), then the masks and
                         // the online softmax per row, then P·V for the whole tile.
@@ -195,6 +195,11 @@ extension CommandBatch {
                     if dtype == .float32 {
                         let row = out.value.assumingMemoryBound(to: Float.self) + outIndex
                         for e in 0..<d { row[e] = accumulator[r * d + e] * inverse }
+                    } else if dtype == .bfloat16 {
+                        // Normalised in place (the accumulators are reset per tile), then rounded to bf16
+                        // in one call (AVX512-BF16's vcvtneps2bf16 where the CPU has it).
+                        for e in 0..<d { accumulator[r * d + e] *= inverse }
+                        vkk_narrow_bf16(accumulator + r * d, out.value.assumingMemoryBound(to: UInt16.self) + outIndex, Int64(d))
                     } else {
                         let row = out.value.assumingMemoryBound(to: Float16.self) + outIndex
                         for e in 0..<d { row[e] = Float16(accumulator[r * d + e] * inverse) }
@@ -208,19 +213,26 @@ extension CommandBatch {
 }
 
 /// `count` rows of `width` elements starting at element `offset` (rows `stride` apart) as fp32: the rows in
-/// place when the tensor is fp32 (`float` non-nil), else widened from the fp16 `half` into `scratch`
-/// (rows `width` apart).
-private func blockRows(_ float: UnsafePointer<Float>?, _ half: UnsafePointer<UInt16>, _ offset: Int, _ stride: Int,
+/// place when the tensor is fp32 (`float` non-nil), else widened from the fp16 (or, with `bf16`, bf16)
+/// bits `half` into `scratch` (rows `width` apart).
+private func blockRows(_ float: UnsafePointer<Float>?, _ half: UnsafePointer<UInt16>, bf16: Bool, _ offset: Int, _ stride: Int,
                        count: Int, width: Int, scratch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
     if let float { return (float + offset, stride) }
-    for row in 0..<count { vkk_widen_half(half + offset + row * stride, scratch + row * width, Int64(width)) }
+    for row in 0..<count {
+        if bf16 { vkk_widen_bf16(half + offset + row * stride, scratch + row * width, Int64(width)) }
+        else { vkk_widen_half(half + offset + row * stride, scratch + row * width, Int64(width)) }
+    }
     return (UnsafePointer(scratch), width)
 }
 
-/// The elements as fp32: the storage itself for Float, a widened copy for Float16.
+/// The elements as fp32: the storage itself for Float, a widened copy for Float16 and BFloat16.
 func widenedInput(_ storage: Storage, count: Int, dtype: DType) -> FloatInput {
     if dtype == .float32 { return FloatInput(pointer: UnsafePointer(storage.hostPointer!.assumingMemoryBound(to: Float.self)), owned: nil) }
     let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    if dtype == .bfloat16 {
+        widenBFloat16(storage.hostPointer!.assumingMemoryBound(to: BFloat16.self), into: copy, count: count)
+        return FloatInput(pointer: UnsafePointer(copy), owned: copy)
+    }
     widenFloat16(storage.hostPointer!.assumingMemoryBound(to: Float16.self), into: copy, count: count)
     return FloatInput(pointer: UnsafePointer(copy), owned: copy)
 }

@@ -142,7 +142,7 @@ extension CommandBatch {
 
         // The vec4 fast path when every head dim is a multiple of 4; else one element per texel.
         let width = s.vectorAligned ? 4 : 1
-        let texel = BufferBinding.Kind.floatTexels(half: dtype == .float16, vec4: width == 4)
+        let texel = BufferBinding.Kind.floatTexels(dtype, vec4: width == 4)
         let (aux, maskFeatures) = try auxiliaryWords(mask, s, plan: plan)
         let features = maskFeatures | (softcap != nil ? 32 : 0)
         let bias = try mask.biasStorage ?? (context.zeros(Float.self, shape: [4]).storage, .float32)
@@ -176,14 +176,26 @@ extension CommandBatch {
             bottomRight: mask.alignment == .bottomRight ? 1 : 0, diagonalShift: Int32(clamping: shift), keysPerSplit: UInt32(keysPerSplit),
             softcapLog2: (softcap ?? 1) * 1.442_695_04, tileBase: 0, zBase: 0, outputBase: 0, storeRowLo: 0, storeRowHi: 0)
 
-        let fusedOutputIsF16 = dtype == .float16 && splitCount == 1
+        // The variant is the output's type (split mode writes fp32 partials) and, for bf16, the inputs'
+        // (bf16 is read through unsigned views; fp16 through R16F views of the fp32-input shader).
+        let variant: Shader.attention_attention_fused.Variant = switch (dtype, splitCount == 1) {
+        case (.float16, true): .f16
+        case (.bfloat16, true): .bf16
+        case (.bfloat16, false): .bf16_input
+        default: .base
+        }
+        // The bias is read as raw bits whatever its type (BIAS_FORMAT decodes them; its type is not Q's).
+        let (biasView, biasFormat): (BufferBinding.Kind, UInt32) = switch bias.dtype {
+        case .float16: (.texel(VK_FORMAT_R16_UINT, texelBytes: 2), 1)
+        case .bfloat16: (.texel(VK_FORMAT_R16_UINT, texelBytes: 2), 2)
+        default: (.texel(VK_FORMAT_R32_UINT, texelBytes: 4), 0)
+        }
         let kernel = Kernel<Shader.attention_attention_fused>(
-            fusedOutputIsF16 ? .f16 : .base,
+            variant,
             specialization: [UInt32(s.headDim), UInt32(plan.tileQueries), UInt32(plan.lanes), features,
-                             logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0, UInt32(s.valueDim), UInt32(width)],
+                             logSumExp == nil ? 0 : 1, splitCount > 1 ? 1 : 0, UInt32(s.valueDim), UInt32(width), biasFormat],
             requiredSubgroupSize: plan.lanes)
         let fusedLse = splitLse?.storage ?? lseTarget
-        let biasView = BufferBinding.Kind.floatTexels(half: bias.dtype == .float16, vec4: false)
         // Output bindings start at a multiple of the offset alignment and of a vec4 (the fast path's stores).
         let alignment = max(info.minStorageBufferOffsetAlignment, 4 * elementBytes)
         let target = splitOutput?.storage ?? output
@@ -219,7 +231,7 @@ extension CommandBatch {
             qLen: UInt32(s.queryLength), heads: UInt32(s.heads), dim4: UInt32(paddedValueDim / 4), splits: UInt32(splitCount),
             oStrideB: UInt32(s.outputStrides.batch), oStrideH: UInt32(s.outputStrides.head), oStrideS: UInt32(s.outputStrides.sequence),
             writeLse: logSumExp == nil ? 0 : 1, rows: UInt32(rows), dim: UInt32(s.valueDim))
-        try dispatch(Kernel<Shader.attention_attention_merge_splits>(dtype == .float16 ? .f16 : .base),
+        try dispatch(Kernel<Shader.attention_attention_merge_splits>(dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16)),
                      .init(partialOutput: BufferBinding(splitOutput.storage, .storageRead), partialLse: BufferBinding(splitLse.storage, .storageRead),
                            outputBuffer: BufferBinding(output, .storageWrite, byteCount: rows * s.valueDim * elementBytes),
                            lseBuffer: BufferBinding(lseTarget, .storageWrite)),

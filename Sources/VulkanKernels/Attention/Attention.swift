@@ -129,7 +129,7 @@ extension CommandBatch {
     ///   fetches; no copies). Any lengths ≥ 1.
     /// - `scale` defaults to `1/√dk`. `softcap` (> 0, Gemma 2's logit soft-capping) replaces the scaled
     ///   score `s` by `softcap·tanh(s/softcap)` before the mask's additive terms (as ONNX Attention).
-    ///   Storage `Float` or `Float16`; products, softmax statistics and sums are fp32.
+    ///   Storage `Float`, `Float16` or `BFloat16`; products, softmax statistics and sums are fp32.
     /// - A query row whose keys are all masked outputs zeros (and log-sum-exp `-∞`), never NaN.
     /// - `logSumExp`, when given (`[batch, heads, Lq]`, fp32), receives `log Σ_j exp(score_ij)` per row.
     /// - `logSumExp` is `[1, heads, total queries]` for packed sequences; with ``AttentionMask/sinks`` it

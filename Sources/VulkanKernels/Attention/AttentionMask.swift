@@ -1,4 +1,5 @@
-/// A `Float` or `Float16` tensor: attention's additive bias may be either (ONNX masks have Q's type).
+/// A `Float`, `Float16` or `BFloat16` tensor: attention's additive bias may be any of them, whatever Q's
+/// type (ONNX masks have Q's type).
 public protocol FloatingPointTensor: AnyObject, Sendable {
     var shape: [Int] { get }
     var dtype: DType { get }
@@ -72,7 +73,7 @@ public struct AttentionMask: Sendable {
     /// (`[batch · heads]`, row-major `[batch, heads]`: slope `[b · heads + h]`, FlashAttention's
     /// `(batch, nheads)` `alibi_slopes`).
     public var alibiSlopes: [Float]?
-    /// Added to the (soft-capped) scaled scores: a `Float` or `Float16` tensor of rank 1...4 that
+    /// Added to the (soft-capped) scaled scores: a `Float`, `Float16` or `BFloat16` tensor of rank 1...4 that
     /// broadcasts to `[batch, heads, Lq, Lk]` by NumPy's rules (dimensions aligned from the right, each
     /// equal or 1; so a 3D `[X, Lq, Lk]` has X on the *heads* axis). `-∞` entries mask the pair; a row
     /// left with no key outputs zeros. `+∞` or NaN entries give undefined results.
@@ -176,6 +177,7 @@ public struct AttentionMask: Sendable {
     var biasStorage: (storage: Storage, dtype: DType)? {
         if let t = bias as? Tensor<Float> { return (t.storage, .float32) }
         if let t = bias as? Tensor<Float16> { return (t.storage, .float16) }
+        if let t = bias as? Tensor<BFloat16> { return (t.storage, .bfloat16) }
         return nil
     }
 

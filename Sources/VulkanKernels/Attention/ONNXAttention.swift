@@ -157,6 +157,7 @@ extension ComputeContext {
         let qv = try q.toArray().map { Double(Float($0)) }, kv = try k.toArray().map { Double(Float($0)) }
         let target = [qd.batch, qd.heads, qd.sequence, kd.sequence]
         let bias = try (mask.bias as? Tensor<Float>)?.toArray().map(Double.init) ?? (mask.bias as? Tensor<Float16>)?.toArray().map { Double(Float($0)) }
+            ?? (mask.bias as? Tensor<BFloat16>)?.toArray().map { Double($0.floatValue) }
         let biasStrides = mask.bias.flatMap { AttentionMask.broadcastStrides($0.shape, to: target) } ?? [0, 0, 0, 0]
         let allowed = try mask.allowed?.toArray()
         let allowedStrides = mask.allowed.flatMap { AttentionMask.broadcastStrides($0.shape, to: target) } ?? [0, 0, 0, 0]
@@ -253,7 +254,13 @@ extension CommandBatch {
 
 extension FloatingPointElement {
     /// Two −∞ of this type packed in a 32-bit fill word.
-    static var negativeInfinityWord: UInt32 { Self.self == Float.self ? 0xff80_0000 : 0xfc00_fc00 }
+    static var negativeInfinityWord: UInt32 {
+        switch dtype {
+        case .float16: 0xfc00_fc00
+        case .bfloat16: 0xff80_ff80
+        default: 0xff80_0000
+        }
+    }
 }
 
 private extension Array {

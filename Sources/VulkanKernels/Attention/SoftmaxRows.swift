@@ -8,6 +8,7 @@ extension CommandBatch {
     public func softmaxRows<Element: FloatingPointElement>(_ x: Tensor<Element>, scale: Float = 1, causal: Bool = false) throws {
         let op = "softmaxRows"
         try checkOperands(op, ("x", x.context), finite: [("scale", scale)])
+        try refuseBFloat16(Element.dtype, op: op)
         guard x.rank >= 2, let columns = x.shape.last, columns % 4 == 0, columns > 0 else {
             throw KernelError.invalidShape(op: op, operand: "x", shape: x.shape, expected: "[..., rows, columns] with columns a positive multiple of 4")
         }

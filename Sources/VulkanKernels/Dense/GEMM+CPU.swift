@@ -3,8 +3,9 @@ import CKernels
 // MARK: - CPU
 
 extension CommandBatch {
-    /// OpenBLAS `cblas_sgemm` per batch (`cblas_sgemv` when N = 1); fp16 operands are widened to fp32
-    /// first, and C rounded back once at the end.
+    /// OpenBLAS `cblas_sgemm` per batch (`cblas_sgemv` when N = 1); fp16 and bf16 operands are widened to
+    /// fp32 first, and C rounded back once at the end. bf16 A and B go to `cblas_sbgemm` unwidened where
+    /// the loaded OpenBLAS exports it (``BLASLibrary``; not Debian 12's 0.3.21).
     func cpuGEMM(_ shape: GEMMShape, a: Storage, b: Storage, c: Storage, dtype: DType, alpha: Float, beta: Float) {
         let s = shape
         let count = (a: s.strideA == 0 ? s.m * s.k : s.strideA * s.batch, b: s.strideB == 0 ? s.k * s.n : s.strideB * s.batch,
@@ -14,18 +15,29 @@ extension CommandBatch {
                          c: c.hostPointer!.assumingMemoryBound(to: Float.self), alpha: alpha, beta: beta)
             return
         }
-        var a32 = widenedFloat16(a.hostPointer!.assumingMemoryBound(to: Float16.self), count: count.a)
-        var b32 = widenedFloat16(b.hostPointer!.assumingMemoryBound(to: Float16.self), count: count.b)
-        let c16 = c.hostPointer!.assumingMemoryBound(to: Float16.self)
         // beta == 0 must not read C (it may hold NaN); OpenBLAS honours that for the fp32 copy too.
-        var c32 = beta == 0 ? [Float](repeating: 0, count: count.c) : widenedFloat16(c16, count: count.c)
-        a32.withUnsafeMutableBufferPointer { a in
-            b32.withUnsafeMutableBufferPointer { b in
-                c32.withUnsafeMutableBufferPointer { c in
-                    sgemmBatched(s, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!, alpha: alpha, beta: beta)
+        var c32 = beta == 0 ? [Float](repeating: 0, count: count.c) : widenedHalfWidth(c.hostPointer!, dtype: dtype, count: count.c)
+        if dtype == .bfloat16 && vkk_sbgemm_available() != 0 {
+            c32.withUnsafeMutableBufferPointer { c32 in
+                sbgemmBatched(s, a: a.hostPointer!.assumingMemoryBound(to: UInt16.self), b: b.hostPointer!.assumingMemoryBound(to: UInt16.self),
+                              c: c32.baseAddress!, alpha: alpha, beta: beta)
+            }
+        } else {
+            var a32 = widenedHalfWidth(a.hostPointer!, dtype: dtype, count: count.a)
+            var b32 = widenedHalfWidth(b.hostPointer!, dtype: dtype, count: count.b)
+            a32.withUnsafeMutableBufferPointer { a in
+                b32.withUnsafeMutableBufferPointer { b in
+                    c32.withUnsafeMutableBufferPointer { c in
+                        sgemmBatched(s, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!, alpha: alpha, beta: beta)
+                    }
                 }
             }
         }
+        if dtype == .bfloat16 {
+            c32.withUnsafeBufferPointer { narrowToBFloat16($0.baseAddress!, into: c.hostPointer!.assumingMemoryBound(to: BFloat16.self), count: count.c) }
+            return
+        }
+        let c16 = c.hostPointer!.assumingMemoryBound(to: Float16.self)
         let source = UncheckedSendable(c32.withUnsafeBufferPointer { $0.baseAddress! })
         let destination = UncheckedSendable(c16)
         CPUParallel.forEachChunk(count.c, costPerItem: 1) { range in
@@ -50,6 +62,15 @@ func sgemmBatched(_ s: GEMMShape, a: UnsafePointer<Float>, b: UnsafePointer<Floa
             vkk_sgemm(s.transposeA ? 1 : 0, s.transposeB ? 1 : 0, Int64(s.m), Int64(s.n), Int64(s.k), alpha,
                       aBatch, Int64(max(1, s.lda)), bBatch, Int64(max(1, s.ldb)), beta, cBatch, Int64(s.ldc))
         }
+    }
+}
+
+/// `sgemmBatched` with bf16 A and B through OpenBLAS's `cblas_sbgemm` (fp32 C; N = 1 included).
+func sbgemmBatched(_ s: GEMMShape, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>,
+                   alpha: Float, beta: Float) {
+    for batch in 0..<s.batch {
+        vkk_sbgemm(s.transposeA ? 1 : 0, s.transposeB ? 1 : 0, Int64(s.m), Int64(s.n), Int64(s.k), alpha, a + batch * s.strideA,
+                   Int64(max(1, s.lda)), b + batch * s.strideB, Int64(max(1, s.ldb)), beta, c + batch * s.strideC, Int64(s.ldc))
     }
 }
 

@@ -165,9 +165,8 @@ struct GEMMKernelPlan {
     private let groupsFor: (_ m: Int, _ n: Int) -> (Int, Int)
 
     init(kernel: GEMMKernel, shape s: GEMMShape, dtype: DType, info: DeviceInfo) {
-        let f16 = dtype == .float16
         let transA = UInt32(s.transposeA ? 1 : 0), transB = UInt32(s.transposeB ? 1 : 0)
-        func texel(vec4: Bool) -> BufferBinding.Kind { .floatTexels(half: f16, vec4: vec4) }
+        func texel(vec4: Bool) -> BufferBinding.Kind { .floatTexels(dtype, vec4: vec4) }
         func ceilDiv(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b }
         switch kernel {
         case .subgroup, .automatic:
@@ -176,7 +175,7 @@ struct GEMMKernelPlan {
             // One subgroup per 16 × 4·S tile; 8 lanes where the size can be chosen (fastest measured on
             // lavapipe), else the device's size.
             let lanes = info.subgroupLanes(.whereverAvailable)
-            pipeline = .subgroup(Kernel(f16 ? .f16 : .base, specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes)],
+            pipeline = .subgroup(Kernel(dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16), specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes)],
                                         requiredSubgroupSize: lanes))
             inputKind = texel(vec4: vec4)
             tileM = 16
@@ -188,7 +187,7 @@ struct GEMMKernelPlan {
                 else if info.maxComputeWorkGroupInvocations >= 256 { (64, 64, 16, 4, 4) }
                 else { (64, 32, 16, 4, 4) }
             let invocations = (bm / tm) * (bn / tn)
-            pipeline = .tiled(Kernel(f16 ? .f16 : .base,
+            pipeline = .tiled(Kernel(dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16),
                                      specialization: [transA, transB, UInt32(bm), UInt32(bn), UInt32(bk), UInt32(tm), UInt32(tn), UInt32(invocations)]))
             inputKind = .storageRead
             tileM = bm
@@ -197,13 +196,13 @@ struct GEMMKernelPlan {
             let vec4 = s.lda % 4 == 0 && s.strideA % 4 == 0 && s.strideB % 4 == 0
             let lanes = info.subgroupSize
             let rows = 4
-            pipeline = .gemv(Kernel(f16 ? .f16 : .base, specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes), UInt32(rows)],
+            pipeline = .gemv(Kernel(dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16), specialization: [transA, transB, vec4 ? 1 : 0, UInt32(lanes), UInt32(rows)],
                                     requiredSubgroupSize: lanes))
             inputKind = texel(vec4: vec4)
             tileM = s.transposeA ? 4 * lanes : rows
             groupsFor = { m, _ in (s.transposeA ? ceilDiv(m, 4 * lanes) : ceilDiv(m, rows), 1) }
         case .naive:
-            pipeline = .naive(Kernel(f16 ? .f16 : .base, specialization: [transA, transB, 16, 8]))
+            pipeline = .naive(Kernel(dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16), specialization: [transA, transB, 16, 8]))
             inputKind = .storageRead
             tileM = 8
             groupsFor = { m, n in (ceilDiv(n, 16), ceilDiv(m, 8)) }

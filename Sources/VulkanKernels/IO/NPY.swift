@@ -20,12 +20,13 @@ public struct NPYArray: Sendable, Equatable {
         return bytes.withUnsafeBytes { Array($0.bindMemory(to: Element.self).prefix(count)) }
     }
 
-    /// The elements widened or converted to `Float` (fp32, fp16, int32, uint32, uint8).
+    /// The elements widened or converted to `Float` (fp32, fp16, bf16, int32, uint32, uint8).
     public func floats() -> [Float] {
         bytes.withUnsafeBytes { raw in
             switch dtype {
             case .float32: Array(raw.bindMemory(to: Float.self).prefix(count))
             case .float16: raw.bindMemory(to: Float16.self).prefix(count).map(Float.init)
+            case .bfloat16: raw.bindMemory(to: BFloat16.self).prefix(count).map(\.floatValue)
             case .int32: raw.bindMemory(to: Int32.self).prefix(count).map(Float.init)
             case .uint32: raw.bindMemory(to: UInt32.self).prefix(count).map(Float.init)
             case .uint8: raw.bindMemory(to: UInt8.self).prefix(count).map(Float.init)
@@ -138,6 +139,8 @@ public enum NPY {
         let descr = switch Element.dtype {
         case .float32: "<f4"
         case .float16: "<f2"
+        // NumPy has no bfloat16 (ml_dtypes adds one outside the format's descr codes).
+        case .bfloat16: throw KernelError.unsupportedDType(op: "NPY.write", .bfloat16)
         case .int32: "<i4"
         case .uint32: "<u4"
         case .uint8: "|u1"

@@ -36,6 +36,7 @@ public struct SafeTensorsFile: Sendable {
             let dtype: DType = switch entry.dtype {
             case "F32": .float32
             case "F16": .float16
+            case "BF16": .bfloat16
             case "I32": .int32
             case "U32": .uint32
             case "U8": .uint8

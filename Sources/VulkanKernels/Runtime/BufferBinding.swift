@@ -16,6 +16,14 @@ struct BufferBinding {
             case (true, false): .texel(VK_FORMAT_R16_SFLOAT, texelBytes: 2)
             }
         }
+
+        /// The texel view of fp32, fp16 or bf16 data. bf16 has no texel format: it is viewed as 16-bit
+        /// unsigned integers (R16_UINT / R16G16B16A16_UINT, mandatory for uniform texel buffers) that the
+        /// "_bf16" shader variants widen (Shaders/common/bfloat16.glsl).
+        static func floatTexels(_ dtype: DType, vec4: Bool) -> Kind {
+            guard dtype == .bfloat16 else { return floatTexels(half: dtype == .float16, vec4: vec4) }
+            return vec4 ? .texel(VK_FORMAT_R16G16B16A16_UINT, texelBytes: 8) : .texel(VK_FORMAT_R16_UINT, texelBytes: 2)
+        }
     }
 
     let storage: Storage

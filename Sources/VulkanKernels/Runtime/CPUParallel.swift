@@ -72,3 +72,34 @@ func widenedFloat16(_ source: UnsafePointer<Float16>, count: Int) -> [Float] {
         initialized = count
     }
 }
+
+/// Widens `count` bf16 values to fp32 (a 16-bit shift; AVX2/AVX-512 where the path allows), split across threads.
+func widenBFloat16(_ source: UnsafePointer<BFloat16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+    let source = UncheckedSendable(UnsafeRawPointer(source).assumingMemoryBound(to: UInt16.self)), destination = UncheckedSendable(destination)
+    CPUParallel.forEachChunk(count, costPerItem: 1) { range in
+        vkk_widen_bf16(source.value + range.lowerBound, destination.value + range.lowerBound, Int64(range.count))
+    }
+}
+
+/// `count` bf16 values as a new fp32 array.
+func widenedBFloat16(_ source: UnsafePointer<BFloat16>, count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: max(count, 1)) { buffer, initialized in
+        widenBFloat16(source, into: buffer.baseAddress!, count: count)
+        initialized = count
+    }
+}
+
+/// Rounds `count` fp32 values to bf16 (nearest, ties to even; AVX512-BF16's vcvtneps2bf16 where the CPU
+/// has it), split across threads.
+func narrowToBFloat16(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<BFloat16>, count: Int) {
+    let source = UncheckedSendable(source), destination = UncheckedSendable(UnsafeMutableRawPointer(destination).assumingMemoryBound(to: UInt16.self))
+    CPUParallel.forEachChunk(count, costPerItem: 1) { range in
+        vkk_narrow_bf16(source.value + range.lowerBound, destination.value + range.lowerBound, Int64(range.count))
+    }
+}
+
+/// `count` fp16 or bf16 values (`dtype`) at `source` as a new fp32 array.
+func widenedHalfWidth(_ source: UnsafeRawPointer, dtype: DType, count: Int) -> [Float] {
+    dtype == .bfloat16 ? widenedBFloat16(source.assumingMemoryBound(to: BFloat16.self), count: count)
+        : widenedFloat16(source.assumingMemoryBound(to: Float16.self), count: count)
+}

@@ -23,10 +23,12 @@ extension DeviceInfo {
         return eight ? 8 : subgroupSize
     }
 
-    /// Throws when tensors of `dtype` cannot be bound on this device (fp16 needs 16-bit storage).
+    /// Throws when tensors of `dtype` cannot be bound on this device. fp16 and bf16 outputs are written
+    /// as 16-bit storage-buffer elements (storageBuffer16BitAccess); bf16 inputs are read through R16_UINT
+    /// / R16G16B16A16_UINT texel views, whose uniform-texel-buffer support Vulkan makes mandatory.
     func requireStorage(of dtype: DType, op: String) throws {
-        if dtype == .float16 && !supports16BitStorage {
-            throw KernelError.unsupportedOnDevice(op: op, feature: "16-bit storage (fp16 tensors)")
+        if dtype.isHalfWidthFloat && !supports16BitStorage {
+            throw KernelError.unsupportedOnDevice(op: op, feature: "16-bit storage (\(dtype == .float16 ? "fp16" : "bf16") tensors)")
         }
     }
 }

@@ -17,8 +17,13 @@ extension CommandBatch {
         for (name, value) in values where !value.isFinite { throw KernelError.invalidParameter(op: op, name: name, value: "\(value)") }
     }
 
-    /// Ops that compute in floating point take `Float` and `Float16` tensors only.
+    /// Ops that compute in floating point take `Float`, `Float16` and `BFloat16` tensors only.
+    /// Ops without a bf16 kernel (softmaxRows: its CPU and Vulkan paths read only fp32 or fp16) refuse `BFloat16`.
+    func refuseBFloat16(_ dtype: DType, op: String) throws {
+        if dtype == .bfloat16 { throw KernelError.unsupportedDType(op: op, dtype) }
+    }
+
     func requireFloatElement(_ dtype: DType, op: String) throws {
-        guard dtype == .float32 || dtype == .float16 else { throw KernelError.unsupportedDType(op: op, dtype) }
+        guard dtype == .float32 || dtype == .float16 || dtype == .bfloat16 else { throw KernelError.unsupportedDType(op: op, dtype) }
     }
 }

@@ -3,7 +3,7 @@
 extension CommandBatch {
     /// For every stored entry j = (i, k) of the CSR `pattern` (M×N): `out[j] = alpha·(A[i, :]·B[k, :]) +
     /// beta·out[j]`, with A `[M, K]`, B `[N, K]` and `out` a `[storedCount]` tensor in the pattern's entry
-    /// order. `Float` or `Float16` storage, fp32 accumulation; `beta == 0` never reads `out`. The Vulkan
+    /// order. `Float`, `Float16` or `BFloat16` storage, fp32 accumulation; `beta == 0` never reads `out`. The Vulkan
     /// kernel (Shaders/sparse/sddmm_csr.comp) gives one invocation to each stored entry, so row lengths
     /// do not unbalance it.
     public func sddmm<Element>(_ a: Tensor<Element>, _ b: Tensor<Element>, pattern: UploadedSparseMatrix<Element>,

@@ -7,7 +7,7 @@ import Dispatch
 // does not serialise a thread's share), run on all cores; each chunk runs the AVX2/FMA row kernel in
 // CKernels (B packed into contiguous 32-column tiles, a tile of C kept in registers, one packed B
 // row read per stored value).
-// fp16 storage is widened to fp32 first and rounded back once at the end.
+// fp16 and bf16 storage is widened to fp32 first and rounded back once at the end.
 
 extension CommandBatch {
     func cpuSpMM<Element: FloatingPointElement>(_ uploaded: UploadedSparseMatrix<Element>, _ s: SpMMShape, b: Storage, c: Storage,
@@ -22,7 +22,7 @@ extension CommandBatch {
                            n: s.n, c: c.hostPointer!.assumingMemoryBound(to: Float.self),
                            rowStride: rowStride, columnStride: columnStride, alpha: alpha, beta: beta)
         } else {
-            // fp16: widen op(B), Z = A·op(B) in fp32 in C's storage order, then C = alpha·Z + beta·C with one rounding.
+            // fp16 / bf16: widen op(B), Z = A·op(B) in fp32 in C's storage order, then C = alpha·Z + beta·C with one rounding.
             let bFloat = SparseCPU.widened(b.hostPointer!.assumingMemoryBound(to: Element.self), count: s.k * s.n)
             var z = [Float](repeating: 0, count: s.m * s.n)
             bFloat.withUnsafeBufferPointer { bFloat in
@@ -130,7 +130,7 @@ enum SparseCPU {
     }
 
     // Generic code in this module is not specialised for callers in other modules, so every per-element
-    // conversion below is written for the concrete types (Float, Float16) and picked by a type check.
+    // conversion below is written for the concrete types (Float, Float16, BFloat16) and picked by a type check.
 
     static func floatValues<Element>(_ a: SparseMatrix<Element>) -> [Float] {
         switch a {
@@ -143,6 +143,7 @@ enum SparseCPU {
     static func floatArray<Element: FloatingPointElement>(_ values: [Element]) -> [Float] {
         if let floats = values as? [Float] { return floats }
         if let halves = values as? [Float16] { return halves.map { Float($0) } }
+        if let bf16 = values as? [BFloat16] { return bf16.map(\.floatValue) }
         return values.map { Float($0) }
     }
 
@@ -150,7 +151,7 @@ enum SparseCPU {
         if Element.self == Float.self {
             return Array(UnsafeBufferPointer(start: UnsafeRawPointer(source).assumingMemoryBound(to: Float.self), count: count))
         }
-        return widenedFloat16(UnsafeRawPointer(source).assumingMemoryBound(to: Float16.self), count: count)
+        return widenedHalfWidth(UnsafeRawPointer(source), dtype: Element.dtype, count: count)
     }
 
     /// out[i] = alpha·value(i) + beta·out[i] for i < count, in `Element` storage (beta == 0 never reads out).
@@ -163,6 +164,9 @@ enum SparseCPU {
                 if Element.self == Float.self {
                     let out = raw.assumingMemoryBound(to: Float.self)
                     for i in range { out[i] = alpha * value(i) + (beta == 0 ? 0 : beta * out[i]) }
+                } else if Element.self == BFloat16.self {
+                    let out = raw.assumingMemoryBound(to: BFloat16.self)
+                    for i in range { out[i] = BFloat16(alpha * value(i) + (beta == 0 ? 0 : beta * out[i].floatValue)) }
                 } else {
                     let out = raw.assumingMemoryBound(to: Float16.self)
                     for i in range { out[i] = Float16(alpha * value(i) + (beta == 0 ? 0 : beta * Float(out[i]))) }

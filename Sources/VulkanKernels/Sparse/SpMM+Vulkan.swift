@@ -69,7 +69,7 @@ extension CommandBatch {
                              alpha: Float, beta: Float, kernel: SpMMKernel, on device: VulkanDevice) throws {
         let op = s.linear ? "linear" : "spmm"
         let info = device.info
-        let f16 = Element.dtype == .float16
+        let dtype = Element.dtype
         try info.requireStorage(of: Element.dtype, op: op)
         guard info.supportsSubgroupShuffle else { throw KernelError.unsupportedOnDevice(op: op, feature: "subgroup shuffle") }
         let lanes = info.subgroupLanes(.whereverAvailable)
@@ -83,25 +83,25 @@ extension CommandBatch {
         let pretransposed = s.linear && s.n % 4 == 0 && s.k % 4 == 0
         if pretransposed {
             let transposed = try context.empty(Element.self, shape: [s.k, s.n]).storage
-            try dispatch(Kernel<Shader.sparse_transpose_tokens>(f16 ? .f16 : .base, specialization: [8]),
-                         .init(tokens: BufferBinding(b, SparseViews.float(f16, vec4: true)), transposed: BufferBinding(transposed, .storageWrite)),
+            try dispatch(Kernel<Shader.sparse_transpose_tokens>(dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16), specialization: [8]),
+                         .init(tokens: BufferBinding(b, SparseViews.float(dtype, vec4: true)), transposed: BufferBinding(transposed, .storageWrite)),
                          push: .init(N: UInt32(s.n), K: UInt32(s.k)), groups: ((s.k / 4 + 7) / 8, s.n / 4, 1))
             b = transposed
         }
         let linearMode: UInt32 = s.linear ? (pretransposed ? 2 : 1) : 0
         let vec4 = (!s.linear || pretransposed) && s.n % 4 == 0
-        let bView = SparseViews.float(f16, vec4: vec4)
+        let bView = SparseViews.float(dtype, vec4: vec4)
         let output = BufferBinding(c, beta == 0 ? .storageWrite : .storageReadWrite)
         switch (chosen, a.matrix) {
         case (.nmTiles, .nm(let matrix)):
             let rows = SpMMKernel.nmTileRows
-            let kernel = Kernel<Shader.sparse_spmm_nm>(f16 ? .f16 : .base,
+            let kernel = Kernel<Shader.sparse_spmm_nm>(dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16),
                                                        specialization: [UInt32(lanes), UInt32(rows), UInt32(matrix.n), UInt32(matrix.m), linearMode],
                                                        requiredSubgroupSize: lanes)
             // Positions are bytes; the R32UI view hands a lane the 4 positions of one values texel at once.
-            try dispatch(kernel, .init(values: BufferBinding(a.nmArrays.values, SparseViews.float(f16, vec4: true)),
+            try dispatch(kernel, .init(values: BufferBinding(a.nmArrays.values, SparseViews.float(dtype, vec4: true)),
                                        positions: BufferBinding(a.nmArrays.positions, SparseViews.uint32),
-                                       matrixB: BufferBinding(b, SparseViews.float(f16, vec4: true)), sparseOutput: output),
+                                       matrixB: BufferBinding(b, SparseViews.float(dtype, vec4: true)), sparseOutput: output),
                          push: .init(M: UInt32(s.m), N: UInt32(s.n), K: UInt32(s.k), groupsPerRow: UInt32(matrix.groupsPerRow),
                                      alpha: alpha, beta: beta),
                          groups: ((s.n + 4 * lanes - 1) / (4 * lanes), (s.m + rows - 1) / rows, 1))
@@ -115,23 +115,19 @@ extension CommandBatch {
                 // The N:M build reads positions for the CSR arrays it does not have (never pointers or row order).
                 let positions = BufferBinding(a.nmArrays.positions, .texel(VK_FORMAT_R8_UINT, texelBytes: 1))
                 bindings = .init(rowPointers: positions, columns: positions,
-                                 values: BufferBinding(a.nmArrays.values, SparseViews.float(f16, vec4: false)),
+                                 values: BufferBinding(a.nmArrays.values, SparseViews.float(dtype, vec4: false)),
                                  rowOrder: positions, matrixB: BufferBinding(b, bView), sparseOutput: output)
             } else {
                 let arrays = a.csrArrays
                 bindings = .init(rowPointers: BufferBinding(arrays.pointers, SparseViews.uint32),
                                  columns: BufferBinding(arrays.indices, SparseViews.uint32),
-                                 values: BufferBinding(arrays.values, SparseViews.float(f16, vec4: false)),
+                                 values: BufferBinding(arrays.values, SparseViews.float(dtype, vec4: false)),
                                  rowOrder: BufferBinding(arrays.rowOrder, SparseViews.uint32),
                                  matrixB: BufferBinding(b, bView), sparseOutput: output)
             }
             let isNM = nm.m > 0
-            let variant: Shader.sparse_spmm_csr.Variant = switch (isNM, f16) {
-            case (false, false): .base
-            case (false, true): .f16
-            case (true, false): .nm
-            case (true, true): .nm_f16
-            }
+            let variant: Shader.sparse_spmm_csr.Variant = isNM ? dtype.storageVariant(base: .nm, f16: .nm_f16, bf16: .nm_bf16)
+                                                               : dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16)
             let kernel = Kernel<Shader.sparse_spmm_csr>(variant, specialization: [UInt32(lanes), UInt32(vec4PerLane), vec4 ? 1 : 0, linearMode],
                                                         requiredSubgroupSize: lanes)
             let columnsPerGroup = 4 * lanes * vec4PerLane
@@ -141,14 +137,14 @@ extension CommandBatch {
                          groups: ((s.n + columnsPerGroup - 1) / columnsPerGroup, (s.m + rowsPerGroup - 1) / rowsPerGroup, 1))
         case (_, .bsr(let matrix)):
             let tileRows = min(matrix.blockSize, 16)
-            let kernel = Kernel<Shader.sparse_spmm_bsr>(f16 ? .f16 : .base,
+            let kernel = Kernel<Shader.sparse_spmm_bsr>(dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16),
                                                         specialization: [UInt32(lanes), UInt32(matrix.blockSize), vec4 ? 1 : 0, linearMode,
                                                                          UInt32(tileRows)],
                                                         requiredSubgroupSize: lanes)
             let arrays = a.bsrArrays
             try dispatch(kernel, .init(blockRowPointers: BufferBinding(arrays.pointers, SparseViews.uint32),
                                        blockColumns: BufferBinding(arrays.indices, SparseViews.uint32),
-                                       values: BufferBinding(arrays.values, SparseViews.float(f16, vec4: true)),
+                                       values: BufferBinding(arrays.values, SparseViews.float(dtype, vec4: true)),
                                        matrixB: BufferBinding(b, bView), sparseOutput: output),
                          push: .init(M: UInt32(s.m), N: UInt32(s.n), K: UInt32(s.k), alpha: alpha, beta: beta),
                          groups: ((s.n + 4 * lanes - 1) / (4 * lanes), s.m / tileRows, 1))
@@ -176,4 +172,5 @@ enum SparseViews {
     static let uint32 = BufferBinding.Kind.texel(VK_FORMAT_R32_UINT, texelBytes: 4)
 
     static func float(_ f16: Bool, vec4: Bool) -> BufferBinding.Kind { .floatTexels(half: f16, vec4: vec4) }
+    static func float(_ dtype: DType, vec4: Bool) -> BufferBinding.Kind { .floatTexels(dtype, vec4: vec4) }
 }

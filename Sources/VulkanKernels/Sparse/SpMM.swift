@@ -2,7 +2,7 @@
 /// Y = alpha·X·Wᵀ + beta·Y with W sparse (activations × pruned weightᵀ).
 extension CommandBatch {
     /// C = alpha·A·B + beta·C. A is a sparse M×K matrix (CSR, BSR or N:M), B is a dense `[K, N]` tensor,
-    /// C a dense `[M, N]` tensor, all of one element type (`Float` or `Float16` storage; products are
+    /// C a dense `[M, N]` tensor, all of one element type (`Float`, `Float16` or `BFloat16` storage; products are
     /// accumulated in fp32). `beta == 0` never reads C. `kernel` forces one Vulkan kernel (benchmarks,
     /// tests; see ``SpMMKernel``). Throws ``KernelError`` for mismatched shapes, tensors of another context,
     /// non-finite alpha/beta or a forced kernel that does not apply, before anything runs.

@@ -6,7 +6,7 @@ extension CommandBatch {
     func encodeSpMV<Element>(_ a: UploadedSparseMatrix<Element>, x: Storage, y: Storage, alpha: Float, beta: Float,
                              on device: VulkanDevice) throws {
         let info = device.info
-        let f16 = Element.dtype == .float16
+        let dtype = Element.dtype
         try info.requireStorage(of: Element.dtype, op: "spmv")
         guard info.supportsSubgroupArithmetic else { throw KernelError.unsupportedOnDevice(op: "spmv", feature: "subgroup arithmetic") }
         try checkTexelLimit("spmv", a, b: a.matrix.columns, info: info)
@@ -14,7 +14,7 @@ extension CommandBatch {
         let lanes = info.subgroupLanes(.whereverAvailable)
         let m = a.matrix.rows
         let rowsPerGroup = min(16, max(1, m / 1024))
-        let scalar = SparseViews.float(f16, vec4: false)
+        let scalar = SparseViews.float(dtype, vec4: false)
         var nm = (n: 0, m: 0, groups: 0)
         let output = BufferBinding(y, beta == 0 ? .storageWrite : .storageReadWrite)
         let bindings: Shader.sparse_spmv_csr.Bindings
@@ -38,17 +38,14 @@ extension CommandBatch {
             let arrays = a.csrArrays
             bindings = .init(rowPointers: BufferBinding(arrays.pointers, SparseViews.uint32),
                              columns: BufferBinding(arrays.indices, .texel(VK_FORMAT_R32G32B32A32_UINT, texelBytes: 16)),
-                             values: BufferBinding(arrays.values, SparseViews.float(f16, vec4: true)),
+                             values: BufferBinding(arrays.values, SparseViews.float(dtype, vec4: true)),
                              rowOrder: BufferBinding(arrays.rowOrder, SparseViews.uint32),
                              vectorX: BufferBinding(x, scalar), sparseOutput: output)
         }
-        let variant: Shader.sparse_spmv_csr.Variant = switch (a.matrix, f16) {
-        case (.csr, false): .base
-        case (.csr, true): .f16
-        case (.nm, false): .nm
-        case (.nm, true): .nm_f16
-        case (.bsr, false): .bsr
-        case (.bsr, true): .bsr_f16
+        let variant: Shader.sparse_spmv_csr.Variant = switch a.matrix {
+        case .csr: dtype.storageVariant(base: .base, f16: .f16, bf16: .bf16)
+        case .nm: dtype.storageVariant(base: .nm, f16: .nm_f16, bf16: .nm_bf16)
+        case .bsr: dtype.storageVariant(base: .bsr, f16: .bsr_f16, bf16: .bsr_bf16)
         }
         try dispatch(Kernel<Shader.sparse_spmv_csr>(variant, specialization: [UInt32(lanes)], requiredSubgroupSize: lanes), bindings,
                      push: .init(M: UInt32(m), K: UInt32(a.matrix.columns), rowsPerGroup: UInt32(rowsPerGroup), nmN: UInt32(nm.n),

@@ -1,7 +1,7 @@
 /// Sparse matrix × vector: y = alpha·A·x + beta·y.
 extension CommandBatch {
-    /// y = alpha·A·x + beta·y with A sparse M×K, x a `[K]` tensor and y a `[M]` tensor (`Float` or
-    /// `Float16` storage, fp32 accumulation; `beta == 0` never reads y). Every format runs the
+    /// y = alpha·A·x + beta·y with A sparse M×K, x a `[K]` tensor and y a `[M]` tensor (`Float`,
+    /// `Float16` or `BFloat16` storage, fp32 accumulation; `beta == 0` never reads y). Every format runs the
     /// matrix-vector kernel Shaders/sparse/spmv_csr.comp (a subgroup per row, lanes striding over its
     /// entries and reducing with subgroupAdd; CSR rows longest first).
     public func spmv<Element>(_ a: UploadedSparseMatrix<Element>, _ x: Tensor<Element>, into y: Tensor<Element>,

@@ -153,8 +153,9 @@ extension XCTestCase {
                                           v: v.map { Double(Float($0)) }, bias: c.bias?.map { Double($0) })
         // fp32: the output is a convex combination of V values in [-1, 1]; exp2 and fp32 sums over at
         // most a few hundred keys stay well inside 2e-5 per element. fp16: storage rounding of the
-        // output (half an ulp of values ≤ 1 is 4.9e-4) dominates.
-        let limit = tolerance ?? (Element.self == Float.self ? 2e-5 : 1e-3)
+        // output (half an ulp of values ≤ 1 is 4.9e-4) dominates. bf16 (unit roundoff 2⁻⁸): half an
+        // ulp of values below 1 is at most 2⁻⁹, plus the same fp32 arithmetic.
+        let limit = tolerance ?? (Element.self == Float.self ? 2e-5 : Element.self == BFloat16.self ? 0x1p-9 + 2e-5 : 1e-3)
         var worst = 0.0, worstIndex = 0
         for index in got.indices {
             guard got[index].isFinite else { XCTFail("\(context.backendDescription): non-finite output at \(index)", file: file, line: line); break }

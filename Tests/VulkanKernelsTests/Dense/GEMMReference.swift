@@ -67,6 +67,12 @@ func float16RoundingBound(_ x: Double) -> Double {
     max(abs(x) * 0x1p-11, 0x1p-25)
 }
 
+/// The round-to-nearest error of storing `x` as bf16: its unit roundoff is 2⁻⁸ (8 significant bits), so
+/// at most |x|·2⁻⁸, and at least half the smallest subnormal (2⁻¹³⁴).
+func bfloat16RoundingBound(_ x: Double) -> Double {
+    max(abs(x) * 0x1p-8, 0x1p-134)
+}
+
 extension XCTestCase {
     /// Runs `test` on `context` with element type `Element` and checks every element against the reference.
     func checkGEMM<Element: TensorElement & BinaryFloatingPoint>(_ test: GEMMCase, _ type: Element.Type, on context: ComputeContext,
@@ -87,6 +93,8 @@ extension XCTestCase {
             let got = Double(result[index])
             var tolerance = bound[index]
             if Element.self == Float16.self { tolerance += float16RoundingBound(expected[index]) }
+            // The fp32 result (within `bound` of the reference) is rounded once to bf16.
+            if Element.self == BFloat16.self { tolerance += bfloat16RoundingBound(abs(expected[index]) + bound[index]) }
             if !(abs(got - expected[index]) <= tolerance) {
                 failures += 1
                 if failures <= 3 {

@@ -66,6 +66,18 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// bf16 A, B and C: the inputs are exact in fp32, so only the fp32 accumulation and C's final rounding
+    /// to bf16 (plus C's own rounding when beta reads it) separate the result from the float64 reference.
+    func testBFloat16StorageAccumulatesInFloat32() throws {
+        onEveryBackend { context in
+            for shape in [(m: 1, n: 1, k: 1), (m: 37, n: 53, k: 29), (m: 16, n: 32, k: 256), (m: 33, n: 1, k: 100)] {
+                try checkGEMM(GEMMCase(m: shape.m, n: shape.n, k: shape.k, alpha: 1.5, beta: -1), BFloat16.self, on: context)
+                try checkGEMM(GEMMCase(m: shape.m, n: shape.n, k: shape.k, transposeA: true, transposeB: true), BFloat16.self, on: context)
+            }
+            try checkGEMM(GEMMCase(batch: 3, m: 12, n: 20, k: 9, broadcastA: true), BFloat16.self, on: context)
+        }
+    }
+
     /// Every Vulkan kernel, forced, over the edge shapes it accepts.
     func testEveryVulkanKernel() throws {
         try onVulkan { context in
@@ -76,6 +88,7 @@ final class GEMMTests: XCTestCase {
                                             alpha: 0.5, beta: index % 2 == 0 ? 0 : 2, seed: UInt64(index))
                         try checkGEMM(test, Float.self, on: context, kernel: algorithm)
                         try checkGEMM(test, Float16.self, on: context, kernel: algorithm)
+                        try checkGEMM(test, BFloat16.self, on: context, kernel: algorithm)
                     }
                 }
                 if algorithm == .gemv {

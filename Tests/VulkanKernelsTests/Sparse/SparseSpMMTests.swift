@@ -7,6 +7,9 @@ final class SparseSpMMTests: XCTestCase {
     /// with margin. fp16 storage rounds the output once (2^-11 relative) on top of fp32 accumulation.
     static let tolerance32 = 1e-5
     static let tolerance16 = 2e-3
+    /// bf16 storage rounds the output once (unit roundoff 2^-8, relative to |C| ≤ the Σ|a·b| scale) on top
+    /// of the same fp32 accumulation; the inputs are exact in fp32.
+    static let toleranceBF16 = 0x1p-8 + tolerance32
 
     enum Form: CaseIterable { case spmm, linear }
 
@@ -20,7 +23,7 @@ final class SparseSpMMTests: XCTestCase {
         let bValues = [Float].random(count: k * n, seed: UInt64(m * 31 + n)).map { Element($0) }
         let cValues = beta == 0 ? [Element](repeating: .nan, count: m * n) : [Float].random(count: m * n, seed: 7).map { Element($0) }
         let bDouble = bValues.map { Double($0) }, cDouble = cValues.map { Double($0) }
-        let tolerance = Element.self == Float.self ? Self.tolerance32 : Self.tolerance16
+        let tolerance = Element.self == Float.self ? Self.tolerance32 : Element.self == BFloat16.self ? Self.toleranceBF16 : Self.tolerance16
         let label = "\(a.formatName) \(m)×\(k)·N=\(n) \(form) \(Element.self) \(kernel) on \(context.backendDescription)"
         switch form {
         case .spmm:
@@ -75,6 +78,21 @@ final class SparseSpMMTests: XCTestCase {
                     try check(matrix, dense: aDense, n: 37, form: form, alpha: -0.5, beta: 0.75, Float16.self, on: context)
                 }
             }
+        }
+    }
+
+    /// bf16 values, B and C in every format and both forms: the "_bf16" shader variants (R16UI / RGBA16UI
+    /// views, bf16 stores, transpose_tokens for the linear form with N % 4 == 0) and the CPU path.
+    func testBFloat16EveryFormatAndForm() throws {
+        onEveryBackend { context in
+            let dense = SparseReference.sparseDense(rows: 32, columns: 64, density: 0.3, seed: 14)
+            for (matrix, aDense) in try formats(dense, rows: 32, columns: 64, BFloat16.self) {
+                try check(matrix, dense: aDense, n: 37, form: .spmm, alpha: -0.5, beta: 0.75, BFloat16.self, on: context)
+                try check(matrix, dense: aDense, n: 12, form: .linear, alpha: 1, beta: 0.5, BFloat16.self, on: context)
+            }
+            let pruned = try SparsePruning.nm(dense.map { BFloat16($0) }, rows: 32, columns: 64, n: 2, m: 4)
+            try check(.nm(pruned), dense: pruned.toDense().map { Float($0) }, n: 68, form: .spmm, alpha: 1, beta: 0.25, BFloat16.self,
+                      on: context, kernel: .nmTiles)
         }
     }
 

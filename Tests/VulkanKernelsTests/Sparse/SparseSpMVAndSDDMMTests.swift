@@ -5,6 +5,12 @@ final class SparseSpMVAndSDDMMTests: XCTestCase {
     /// Same bounds as SparseSpMMTests: fp32 accumulation (1e-5 of Σ|terms|), fp16 output rounding (2e-3).
     static let tolerance32 = 1e-5
     static let tolerance16 = 2e-3
+    /// bf16 output rounding: unit roundoff 2^-8 of |result| ≤ the Σ|terms| scale, plus fp32 accumulation.
+    static let toleranceBF16 = 0x1p-8 + tolerance32
+
+    static func tolerance<Element>(_: Element.Type) -> Double {
+        Element.self == Float.self ? tolerance32 : Element.self == BFloat16.self ? toleranceBF16 : tolerance16
+    }
 
     func checkSpMV<Element: FloatingPointElement>(_ dense: [Float], rows: Int, columns: Int, _: Element.Type, blocks: [Int] = [8],
                                                   alpha: Float, beta: Float, on context: ComputeContext) throws {
@@ -30,7 +36,7 @@ final class SparseSpMVAndSDDMMTests: XCTestCase {
             let scale = SparseReference.matmul(aDense.map(abs), xd.map(abs), yd.map(abs), m: rows, n: 1, k: columns,
                                                alpha: Double(abs(alpha)), beta: Double(abs(beta)))
             SparseReference.assertClose(try y.toArray().map { Double($0) }, want, scale: scale,
-                                        tolerance: Element.self == Float.self ? Self.tolerance32 : Self.tolerance16,
+                                        tolerance: Self.tolerance(Element.self),
                                         "spmv \(matrix.formatName) \(rows)×\(columns) \(Element.self) on \(context.backendDescription)")
         }
     }
@@ -40,6 +46,7 @@ final class SparseSpMVAndSDDMMTests: XCTestCase {
             let dense = SparseReference.sparseDense(rows: 40, columns: 64, density: 0.3, seed: 8)
             try checkSpMV(dense, rows: 40, columns: 64, Float.self, alpha: 1, beta: 0, on: context)
             try checkSpMV(dense, rows: 40, columns: 64, Float16.self, alpha: 0.5, beta: -2, on: context)
+            try checkSpMV(dense, rows: 40, columns: 64, BFloat16.self, alpha: 0.5, beta: -2, on: context)
         }
     }
 
@@ -81,7 +88,7 @@ final class SparseSpMVAndSDDMMTests: XCTestCase {
             }
         }
         SparseReference.assertClose(got.map { Double($0) }, want, scale: scale,
-                                    tolerance: Element.self == Float.self ? Self.tolerance32 : Self.tolerance16,
+                                    tolerance: Self.tolerance(Element.self),
                                     "sddmm \(m)×\(n) K=\(k) \(Element.self) on \(context.backendDescription)")
     }
 
@@ -91,6 +98,8 @@ final class SparseSpMVAndSDDMMTests: XCTestCase {
             try checkSDDMM(pattern, k: 32, Float.self, alpha: 1, beta: 0, on: context)
             try checkSDDMM(pattern, k: 13, Float.self, alpha: 0.5, beta: 2, on: context)
             try checkSDDMM(pattern.converted(to: Float16.self), k: 32, Float16.self, alpha: 1, beta: -1, on: context)
+            try checkSDDMM(pattern.converted(to: BFloat16.self), k: 32, BFloat16.self, alpha: 1, beta: -1, on: context)
+            try checkSDDMM(pattern.converted(to: BFloat16.self), k: 13, BFloat16.self, alpha: 0.5, beta: 0, on: context)
             try checkSDDMM(try CSRMatrix(dense: [Float](repeating: 0, count: 20), rows: 4, columns: 5), k: 8, Float.self,
                            alpha: 1, beta: 0, on: context)
             try checkSDDMM(try CSRMatrix(dense: [Float(1)], rows: 1, columns: 1), k: 1, Float.self, alpha: 1, beta: 0, on: context)
