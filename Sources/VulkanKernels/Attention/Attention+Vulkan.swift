@@ -14,10 +14,7 @@ struct AttentionKernelPlan {
         // 32-row tile halves the K and V fetches per multiply-add, which pays while the per-lane output
         // stays small (head dims ≤ 64; no gain at 128: Benchmarks/RESULTS.md, "Measurements behind choices
         // in the code").
-        // V head dims above 256 (MLA's 512) take 8 rows: a lane's output registers, TILE_Q · ⌈dv / (4·lanes)⌉
-        // vec4s, then stay at d = 256's 16-row budget (the Q·K head dim holds no registers: Q is fetched
-        // per 4 dims). Head dims ≤ 256 keep the tiles (and so the pipelines) they had.
-        let cap = s.valueDim > 256 ? 8 : info.isCPUDriver && lanes == 8 && max(s.headDim, s.valueDim) <= 64 ? 32 : 16
+        let cap = info.isCPUDriver && lanes == 8 && max(s.headDim, s.valueDim) <= 64 ? 32 : 16
         var rows = 1
         while rows < min(s.group * s.queryLength, cap) { rows *= 2 }
         tileQueries = rows

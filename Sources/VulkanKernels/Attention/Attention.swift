@@ -23,10 +23,11 @@ public enum AttentionSplit: Sendable, Equatable {
 public let attentionCommonHeadDims = [32, 64, 80, 96, 128, 256, 512, 576]
 
 /// The largest head dim of Q/K and of V: 576, DeepSeek-style multi-head latent attention (512 latent + 64
-/// rotary dims for Q·K, 512 for V), the largest in released models and ggml's `flash_attn_ext` tests.
-/// The bound is the Vulkan kernel's: each lane holds `TILE_Q · ⌈dv / (4·S)⌉` output vec4s and 4·⌈dv / (4·S)⌉
-/// V vec4s in registers, so V head dims above 256 run with half the query rows per tile (8, keeping that
-/// budget at d = 256's); beyond 576 the registers would outgrow even that.
+/// rotary dims for Q·K, 512 for V), the largest in released models and in ggml's `flash_attn_ext` tests.
+/// The Vulkan kernel keeps `TILE_Q · ⌈dv / (4·S)⌉` output vec4s and `4 · ⌈dv / (4·S)⌉` V vec4s per lane
+/// (Q·K holds nothing per dim), so its registers grow with V's head dim: at dv = 512 on lavapipe (S = 8,
+/// 16-row tiles) 256 + 64 vec4s, which measured faster than 8-row tiles (Benchmarks/RESULTS.md); larger
+/// head dims are untested and would only grow those arrays further.
 public let attentionMaxHeadDim = 576
 
 /// The sizes and element strides of one attention call, checked against each other.
