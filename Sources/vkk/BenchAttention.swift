@@ -16,19 +16,23 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Run only prefill, only decode, or both.") var sweep: Sweep = .both
     @Option(help: "Only cases with this key length (repeatable), e.g. --length 4096.") var length: [Int] = []
     @Option(help: "Soft-cap the scores of the fused and CPU paths at this value (the naive baseline stays uncapped).") var softcap: Float?
-    @Option(help: "Head dim of the prefill cases instead of theirs (1...256; non-multiples of 4 take the element-wise kernel path).")
+    @Option(help: "Q/K head dim of every case instead of theirs (1...\(attentionMaxHeadDim); non-multiples of 4 take the element-wise kernel path; above 256 the decode cases take MLA's 16 query heads on 1 K/V head).")
     var headDim: Int?
     @Flag(help: "Give every query head an attention sink (gpt-oss; the naive baseline stays without); prefill rows add the plain kernel's time.")
     var sinks = false
     @Option(help: "Chunked local attention with chunks of N positions (FlashAttention-3 attention_chunk; the naive baseline stays unchunked); prefill rows add the plain kernel's time.")
     var chunk: Int?
+    @Option(help: "V head dim of every case (1...\(attentionMaxHeadDim); default: the Q/K head dim), e.g. --head-dim 576 --value-head-dim 512 for DeepSeek's MLA.")
+    var valueHeadDim: Int?
 
     enum Sweep: String, ExpressibleByArgument { case prefill, decode, both }
 
     func validate() throws {
         if fp16 && bf16 { throw ValidationError("--fp16 and --bf16 exclude each other") }
         guard length.allSatisfy({ $0 > 0 }) else { throw ValidationError("--length must be positive, got \(length.map { "\($0)" }.joined(separator: ", "))") }
-        if let headDim, !(1...256).contains(headDim) { throw ValidationError("--head-dim takes 1...256, got \(headDim)") }
+        for (name, d) in [("--head-dim", headDim), ("--value-head-dim", valueHeadDim)] {
+            if let d, !(1...attentionMaxHeadDim).contains(d) { throw ValidationError("\(name) takes 1...\(attentionMaxHeadDim), got \(d)") }
+        }
         if let chunk, chunk < 1 { throw ValidationError("--chunk must be at least 1, got \(chunk)") }
         if let softcap, !(softcap.isFinite && softcap > 0) { throw ValidationError("--softcap must be positive and finite, got \(softcap)") }
         guard cpuLimit.isFinite, cpuLimit >= 0 else { throw ValidationError("--cpu-limit must be a finite number of GFLOP, got \(cpuLimit)") }
@@ -40,12 +44,16 @@ struct BenchAttention: ParsableCommand {
         var softcap: Float? = nil
         var sinks = false
         var chunk: Int? = nil
+        /// V's head dim (nil: the Q/K head dim).
+        var valueHeadDim: Int? = nil
+        var dv: Int { valueHeadDim ?? headDim }
         var label: String {
-            "L=\(queryLength == keyLength ? "\(queryLength)" : "\(queryLength)x\(keyLength)") d=\(headDim) h=\(heads)"
+            "L=\(queryLength == keyLength ? "\(queryLength)" : "\(queryLength)x\(keyLength)") d=\(headDim)" + (dv != headDim ? "/\(dv)" : "")
+                + " h=\(heads)"
                 + (kvHeads != heads ? "/kv\(kvHeads)" : "") + (causal ? " causal" : "") + (softcap.map { " cap=\($0)" } ?? "")
                 + (sinks ? " sinks" : "") + (chunk.map { " chunk=\($0)" } ?? "")
         }
-        /// Useful flops: 4·d per attended pair; causal (bottom-right) counts only pairs on or below the
+        /// Useful flops: 2·(dk + dv) per attended pair; causal (bottom-right) counts only pairs on or below the
         /// diagonal, a chunk only pairs inside the query's chunk.
         var flops: Double {
             let offset = keyLength - queryLength
@@ -59,7 +67,7 @@ struct BenchAttention: ParsableCommand {
                 }
                 return total + Double(max(0, upper - lower))
             }
-            return 4 * Double(headDim) * pairs * Double(batch * heads)
+            return 2 * Double(headDim + dv) * pairs * Double(batch * heads)
         }
         /// The fused and CPU paths' mask: causal or none, with this case's sinks and chunk.
         var mask: AttentionMask {
@@ -99,6 +107,7 @@ struct BenchAttention: ParsableCommand {
             offered.formUnion(cases.map(\.keyLength))
             for var c in cases where length.isEmpty || length.contains(c.keyLength) {
                 c.headDim = headDim ?? c.headDim
+                c.valueHeadDim = valueHeadDim
                 c.softcap = softcap
                 c.sinks = sinks
                 c.chunk = chunk
@@ -107,8 +116,14 @@ struct BenchAttention: ParsableCommand {
         }
         if sweep != .prefill {
             let lengths = options.quick ? [1024, 8192] : [1024, 4096, 16384, 32768, 131072]
-            var cases = lengths.map { Case(heads: 32, kvHeads: 8, queryLength: 1, keyLength: $0, headDim: 128, causal: true) }
-            if !options.quick { cases.append(Case(heads: 32, kvHeads: 32, queryLength: 1, keyLength: 32768, headDim: 128, causal: true)) }
+            // Above 256 (MLA: --head-dim 576 --value-head-dim 512), DeepSeek's 16 query heads on one latent K/V head.
+            let mla = (headDim ?? 0) > 256
+            var cases = lengths.map { Case(heads: mla ? 16 : 32, kvHeads: mla ? 1 : 8, queryLength: 1, keyLength: $0, headDim: headDim ?? 128,
+                                           causal: true, valueHeadDim: valueHeadDim) }
+            if !options.quick && !mla {
+                cases.append(Case(heads: 32, kvHeads: 32, queryLength: 1, keyLength: 32768, headDim: headDim ?? 128, causal: true,
+                                  valueHeadDim: valueHeadDim))
+            }
             offered.formUnion(cases.map(\.keyLength))
             for var c in cases where length.isEmpty || length.contains(c.keyLength) {
                 c.softcap = softcap
@@ -137,19 +152,20 @@ struct BenchAttention: ParsableCommand {
     private func prefill<E: FloatingPointElement>(_ c: Case, _ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws -> BenchRow {
         let elementBytes = MemoryLayout<E>.stride
         let qCount = c.batch * c.heads * c.queryLength * c.headDim, kCount = c.batch * c.kvHeads * c.keyLength * c.headDim
-        let (q, k, v) = (inputs(qCount, seed: 1, E.self), inputs(kCount, seed: 2, E.self), inputs(kCount, seed: 3, E.self))
+        let vCount = c.batch * c.kvHeads * c.keyLength * c.dv, outCount = c.batch * c.heads * c.queryLength * c.dv
+        let (q, k, v) = (inputs(qCount, seed: 1, E.self), inputs(kCount, seed: 2, E.self), inputs(vCount, seed: 3, E.self))
         let mask = c.mask
         let before = vulkan.memoryStatistics.usedBytes
         let qt = try vulkan.tensor(q, shape: [c.batch, c.heads, c.queryLength, c.headDim])
         let kt = try vulkan.tensor(k, shape: [c.batch, c.kvHeads, c.keyLength, c.headDim])
-        let vt = try vulkan.tensor(v, shape: [c.batch, c.kvHeads, c.keyLength, c.headDim])
-        let out = try vulkan.empty(E.self, shape: qt.shape)
+        let vt = try vulkan.tensor(v, shape: [c.batch, c.kvHeads, c.keyLength, c.dv])
+        let out = try vulkan.empty(E.self, shape: [c.batch, c.heads, c.queryLength, c.dv])
         var peak = 0
         let fused = try timeVulkan(vulkan) { batch in
             try batch.attention(q: qt, k: kt, v: vt, into: out, mask: mask, softcap: c.softcap)
             peak = max(peak, vulkan.memoryStatistics.usedBytes - before)
         }
-        let moved = Double((2 * qCount + 2 * kCount) * elementBytes)
+        let moved = Double((qCount + outCount + kCount + vCount) * elementBytes)
         // With sinks or a chunk: the plain kernel (causal or not, nothing else) on the same data, same run.
         var plain: Double = .nan
         if c.sinks || c.chunk != nil {
@@ -177,7 +193,7 @@ struct BenchAttention: ParsableCommand {
         }
 
         // On the CPU backend the fused column already is the CPU path.
-        let cpuSeconds = vulkan.isVulkan ? try cpuTime(c, q: q, k: k, v: v, shape: (qt.shape, kt.shape), mask: mask, cpu: cpu) : .nan
+        let cpuSeconds = vulkan.isVulkan ? try cpuTime(c, q: q, k: k, v: v, shapes: [qt.shape, kt.shape, vt.shape, out.shape], mask: mask, cpu: cpu) : .nan
         var row = BenchRow(["case": .text(c.label), "fused ms": .number(fused * 1e3, digits: 2), "GFLOP/s": .number(c.flops / fused / 1e9, digits: 1),
                          "MB moved": .number(moved / 1e6, digits: 1), "peak MB": .number(Double(peak) / 1e6, digits: 1),
                          "naive ms": .number(naive.ms * 1e3, digits: 1), "naive peak MB": .text(naive.peak),
@@ -193,9 +209,9 @@ struct BenchAttention: ParsableCommand {
     private func naiveThreePass<E: FloatingPointElement>(_ c: Case, q: [E], k: [E], v: [E], on context: ComputeContext,
                                                           ) throws -> (time: Double, peak: Int) {
         let elementBytes = MemoryLayout<E>.stride
-        let perHead = c.keyLength * c.headDim, group = c.heads / c.kvHeads
+        let perHead = c.keyLength * c.headDim, valuesPerHead = c.keyLength * c.dv, group = c.heads / c.kvHeads
         let k = group == 1 ? k : (0..<c.heads).flatMap { h in k[((h / group) * perHead)..<((h / group + 1) * perHead)] }
-        let v = group == 1 ? v : (0..<c.heads).flatMap { h in v[((h / group) * perHead)..<((h / group + 1) * perHead)] }
+        let v = group == 1 ? v : (0..<c.heads).flatMap { h in v[((h / group) * valuesPerHead)..<((h / group + 1) * valuesPerHead)] }
         // The largest divisor of the head count whose scores fit one storage binding (equal passes).
         let fitting = max(1, (context.deviceInfo?.maxStorageBufferRange ?? Int.max) / (c.queryLength * c.keyLength * elementBytes))
         let headsPerPass = (1...c.heads).last { c.heads % $0 == 0 && $0 <= fitting }!
@@ -206,9 +222,9 @@ struct BenchAttention: ParsableCommand {
             let n = min(headsPerPass, c.heads - first)
             let qSlice = Array(q[(first * c.queryLength * c.headDim)..<((first + n) * c.queryLength * c.headDim)])
             let kSlice = Array(k[(first * c.keyLength * c.headDim)..<((first + n) * c.keyLength * c.headDim)])
-            let vSlice = Array(v[(first * c.keyLength * c.headDim)..<((first + n) * c.keyLength * c.headDim)])
+            let vSlice = Array(v[(first * c.keyLength * c.dv)..<((first + n) * c.keyLength * c.dv)])
             groups.append((try context.tensor(qSlice, shape: [n, c.queryLength, c.headDim]), try context.tensor(kSlice, shape: [n, c.keyLength, c.headDim]),
-                           try context.tensor(vSlice, shape: [n, c.keyLength, c.headDim]), try context.empty(E.self, shape: [n, c.queryLength, c.headDim])))
+                           try context.tensor(vSlice, shape: [n, c.keyLength, c.dv]), try context.empty(E.self, shape: [n, c.queryLength, c.dv])))
         }
         let scores = try context.empty(E.self, shape: [headsPerPass, c.queryLength, c.keyLength])
         let usedPeak = context.memoryStatistics.usedBytes - before
@@ -226,21 +242,21 @@ struct BenchAttention: ParsableCommand {
 
     private func decode<E: FloatingPointElement>(_ c: Case, _ type: E.Type, vulkan: ComputeContext, cpu: ComputeContext) throws -> BenchRow {
         let elementBytes = MemoryLayout<E>.stride
-        let kCount = c.kvHeads * c.keyLength * c.headDim
-        let q = inputs(c.heads * c.headDim, seed: 4, E.self), k = inputs(kCount, seed: 5, E.self), v = inputs(kCount, seed: 6, E.self)
+        let kCount = c.kvHeads * c.keyLength * c.headDim, vCount = c.kvHeads * c.keyLength * c.dv
+        let q = inputs(c.heads * c.headDim, seed: 4, E.self), k = inputs(kCount, seed: 5, E.self), v = inputs(vCount, seed: 6, E.self)
         let qt = try vulkan.tensor(q, shape: [1, c.heads, 1, c.headDim])
         let kt = try vulkan.tensor(k, shape: [1, c.kvHeads, c.keyLength, c.headDim])
-        let vt = try vulkan.tensor(v, shape: kt.shape)
-        let out = try vulkan.empty(E.self, shape: qt.shape)
+        let vt = try vulkan.tensor(v, shape: [1, c.kvHeads, c.keyLength, c.dv])
+        let out = try vulkan.empty(E.self, shape: [1, c.heads, 1, c.dv])
         let mask = c.mask
         let fused = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: mask, softcap: c.softcap) }
         let unsplit = try timeVulkan(vulkan) { try $0.attention(q: qt, k: kt, v: vt, into: out, mask: mask, softcap: c.softcap, split: .none) }
         // Reading K and V once: a device copy of both (reads them once, and also writes them once).
         let kCopy = try vulkan.empty(E.self, shape: kt.shape), vCopy = try vulkan.empty(E.self, shape: vt.shape)
         let copyTime = try timeCopy(vulkan, [(kt, kCopy), (vt, vCopy)])
-        let bytes = Double(2 * kCount * elementBytes)
+        let bytes = Double((kCount + vCount) * elementBytes)
         // On the CPU backend the fused column already is the CPU path.
-        let cpuSeconds = vulkan.isVulkan ? try cpuTime(c, q: q, k: k, v: v, shape: (qt.shape, kt.shape), mask: mask, cpu: cpu) : .nan
+        let cpuSeconds = vulkan.isVulkan ? try cpuTime(c, q: q, k: k, v: v, shapes: [qt.shape, kt.shape, vt.shape, out.shape], mask: mask, cpu: cpu) : .nan
         return BenchRow(["case": .text(c.label), "fused ms": .number(fused * 1e3, digits: 2), "GB/s K+V": .number(bytes / fused / 1e9, digits: 1),
                          "K+V MB": .number(bytes / 1e6, digits: 1), "copy K+V ms": .number(copyTime * 1e3, digits: 2),
                          "x copy": .number(fused / copyTime, digits: 2), "unsplit ms": .number(unsplit * 1e3, digits: 2),
@@ -250,11 +266,12 @@ struct BenchAttention: ParsableCommand {
     // MARK: Timing helpers
 
     /// The CPU path on the same data (skipped, NaN, above --cpu-limit GFLOP).
-    private func cpuTime<E: FloatingPointElement>(_ c: Case, q: [E], k: [E], v: [E], shape: ([Int], [Int]), mask: AttentionMask,
+    /// `shapes`: Q, K, V and the output.
+    private func cpuTime<E: FloatingPointElement>(_ c: Case, q: [E], k: [E], v: [E], shapes: [[Int]], mask: AttentionMask,
                                                   cpu: ComputeContext) throws -> Double {
         guard c.flops / 1e9 <= cpuLimit else { return .nan }
-        let cq = try cpu.tensor(q, shape: shape.0), ck = try cpu.tensor(k, shape: shape.1), cv = try cpu.tensor(v, shape: shape.1)
-        let out = try cpu.empty(E.self, shape: shape.0)
+        let cq = try cpu.tensor(q, shape: shapes[0]), ck = try cpu.tensor(k, shape: shapes[1]), cv = try cpu.tensor(v, shape: shapes[2])
+        let out = try cpu.empty(E.self, shape: shapes[3])
         return try medianSeconds(cpu, warmup: 0, repeats: min(options.repeats, 2)) {
             try $0.attention(q: cq, k: ck, v: cv, into: out, mask: mask, softcap: c.softcap)
         }

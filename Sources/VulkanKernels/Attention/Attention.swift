@@ -17,9 +17,18 @@ public enum AttentionSplit: Sendable, Equatable {
     case count(Int)
 }
 
-/// Head dims the kernels are built for (every head dim 1...256 works, for Q/K and V separately; multiples
-/// of 4 take the fast path; these are the common ones).
-public let attentionCommonHeadDims = [32, 64, 80, 96, 128, 256]
+/// Head dims the kernels are built for (every head dim 1...``attentionMaxHeadDim`` works, for Q/K and V
+/// separately; multiples of 4 take the fast path; these are the common ones, 576 being DeepSeek's MLA
+/// Q/K head dim with a 512 V head dim).
+public let attentionCommonHeadDims = [32, 64, 80, 96, 128, 256, 512, 576]
+
+/// The largest head dim of Q/K and of V: 576, DeepSeek-style multi-head latent attention (512 latent + 64
+/// rotary dims for Q·K, 512 for V), the largest in released models and in ggml's `flash_attn_ext` tests.
+/// The Vulkan kernel keeps `TILE_Q · ⌈dv / (4·S)⌉` output vec4s and `4 · ⌈dv / (4·S)⌉` V vec4s per lane
+/// (Q·K holds nothing per dim), so its registers grow with V's head dim: at dv = 512 on lavapipe (S = 8,
+/// 16-row tiles) 256 + 64 vec4s, which measured faster than 8-row tiles (Benchmarks/RESULTS.md); larger
+/// head dims are untested and would only grow those arrays further.
+public let attentionMaxHeadDim = 576
 
 /// The sizes and element strides of one attention call, checked against each other.
 struct AttentionShape {
@@ -70,8 +79,9 @@ struct AttentionShape {
         guard kd.heads > 0, qd.heads % kd.heads == 0 else {
             throw KernelError.shapeMismatch(op: op + " (query heads must be a multiple of key/value heads)", lhs: q, rhs: k)
         }
-        for (name, d) in [("headDim", qd.headDim), ("value headDim", vd.headDim)] where !(1...256).contains(d) {
-            throw KernelError.invalidParameter(op: op, name: name, value: "\(d) (supported: 1...256; multiples of 4 are fastest, e.g. \(attentionCommonHeadDims))")
+        for (name, d) in [("headDim", qd.headDim), ("value headDim", vd.headDim)] where !(1...attentionMaxHeadDim).contains(d) {
+            throw KernelError.invalidParameter(op: op, name: name,
+                                               value: "\(d) (supported: 1...\(attentionMaxHeadDim); multiples of 4 are fastest, e.g. \(attentionCommonHeadDims))")
         }
         for (name, shape) in [("Q", q), ("K", k)] where shape.contains(0) { throw KernelError.emptyTensor(op: op, operand: name) }
         batch = qd.batch; heads = qd.heads; kvHeads = kd.heads
@@ -124,8 +134,9 @@ extension CommandBatch {
     ///   output: `[batch, heads, Lq, dv]` (or the `.batchSequenceHead` order). `heads` must be a
     ///   multiple of `kvHeads`: query head `h` reads key/value head `h / (heads / kvHeads)`
     ///   (grouped-query and multi-query attention).
-    /// - `dk` and `dv` any of 1...256. Multiples of 4 (32, 64, 80, 96, 128, 256 are the common ones)
-    ///   take the vector fast path; other head dims read one element per fetch on Vulkan (about 4× the
+    /// - `dk` and `dv` any of 1...576 (``attentionMaxHeadDim``), independently: DeepSeek's MLA is dk = 576,
+    ///   dv = 512. Multiples of 4 (32, 64, 80, 96, 128, 256, 512, 576 are the common ones) take the vector
+    ///   fast path; other head dims read one element per fetch on Vulkan (about 4× the
     ///   fetches; no copies). Any lengths ≥ 1.
     /// - `scale` defaults to `1/√dk`. `softcap` (> 0, Gemma 2's logit soft-capping) replaces the scaled
     ///   score `s` by `softcap·tanh(s/softcap)` before the mask's additive terms (as ONNX Attention).

@@ -18,7 +18,7 @@ final class AttentionErrorTests: XCTestCase {
         onEveryBackend { context in
             try expectError(context, q: [1, 5, 4, 32], k: [1, 2, 4, 32], mentioning: "multiple of key/value heads")
             try expectError(context, q: [1, 2, 4, 0], k: [1, 2, 4, 0], mentioning: "headDim")
-            try expectError(context, q: [1, 2, 4, 260], k: [1, 2, 4, 260], mentioning: "headDim")
+            try expectError(context, q: [1, 2, 4, 577], k: [1, 2, 4, 577], mentioning: "headDim")
             try expectError(context, q: [1, 2, 4, 32], k: [1, 2, 4, 64], mentioning: "head dim of Q vs K")
             try expectError(context, q: [1, 2, 4, 32], k: [1, 2, 6, 32], v: [1, 2, 5, 32], mentioning: "K vs V")
             try expectError(context, q: [2, 4, 32], k: [2, 4, 32], mentioning: "expected [batch, heads, sequence, headDim]")

@@ -121,7 +121,7 @@ final class AttentionSoftcapAndHeadDimTests: XCTestCase {
                     XCTAssert("\($0)".contains("mask.allowed"), "\($0)")
                 }
             }
-            XCTAssertThrowsError(try context.attention(q: q, k: k, v: try context.zeros(Float.self, shape: [1, 2, 6, 300]))) {
+            XCTAssertThrowsError(try context.attention(q: q, k: k, v: try context.zeros(Float.self, shape: [1, 2, 6, 577]))) {
                 XCTAssert("\($0)".contains("value headDim"), "\($0)")
             }
             XCTAssertThrowsError(try context.attention(q: q, k: k, v: try context.zeros(Float.self, shape: [1, 2, 5, 8]))) {
