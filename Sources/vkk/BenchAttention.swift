@@ -1,5 +1,8 @@
 import ArgumentParser
+import CKernels
+import Dispatch
 import FoundationEssentials
+import Glibc
 import VulkanKernels
 
 /// `vkk bench attention`: the fused attention kernel against the naive three-pass attention
@@ -257,9 +260,13 @@ struct BenchAttention: ParsableCommand {
         let bytes = Double((kCount + vCount) * elementBytes)
         // On the CPU backend the fused column already is the CPU path.
         let cpuSeconds = vulkan.isVulkan ? try cpuTime(c, q: q, k: k, v: v, shapes: [qt.shape, kt.shape, vt.shape, out.shape], mask: mask, cpu: cpu) : .nan
+        // The CPU path's bound: K and V (exactly the bytes decode must read) read once by the same number
+        // of threads, each its share of both, with the widest vectors the C-kernel path has.
+        let read = vulkan.isVulkan ? Double.nan : readSeconds(k, v)
         return BenchRow(["case": .text(c.label), "fused ms": .number(fused * 1e3, digits: 2), "GB/s K+V": .number(bytes / fused / 1e9, digits: 1),
                          "K+V MB": .number(bytes / 1e6, digits: 1), "copy K+V ms": .number(copyTime * 1e3, digits: 2),
-                         "x copy": .number(fused / copyTime, digits: 2), "unsplit ms": .number(unsplit * 1e3, digits: 2),
+                         "x copy": .number(fused / copyTime, digits: 2), "read K+V ms": .number(read * 1e3, digits: 2),
+                         "x read": .number(fused / read, digits: 2), "unsplit ms": .number(unsplit * 1e3, digits: 2),
                          "CPU ms": .number(cpuSeconds * 1e3, digits: 1), "x CPU": .number(cpuSeconds / fused, digits: 2)])
     }
 
@@ -274,6 +281,35 @@ struct BenchAttention: ParsableCommand {
         let out = try cpu.empty(E.self, shape: shapes[3])
         return try medianSeconds(cpu, warmup: 0, repeats: min(options.repeats, 2)) {
             try $0.attention(q: cq, k: ck, v: cv, into: out, mask: mask, softcap: c.softcap)
+        }
+    }
+
+    /// Median seconds to read `k` and `v` once on the CPU backend's thread count (`VKK_CPU_THREADS`, else
+    /// the online cores), each thread summing its contiguous share of both (vkk_read_sum).
+    private func readSeconds<E: FloatingPointElement>(_ k: [E], _ v: [E]) -> Double {
+        let threads = ProcessInfoThreads.count
+        // Counts in floats of each (V's head dim may differ from K's: MLA).
+        let kFloats = k.count * MemoryLayout<E>.stride / 4, vFloats = v.count * MemoryLayout<E>.stride / 4
+        return k.withUnsafeBytes { kBytes in
+            v.withUnsafeBytes { vBytes in
+                let kp = UnsafeSendablePointer(kBytes.baseAddress!.assumingMemoryBound(to: Float.self))
+                let vp = UnsafeSendablePointer(vBytes.baseAddress!.assumingMemoryBound(to: Float.self))
+                var sink: Float = 0
+                let seconds = medianHostSeconds(warmup: options.warmup, repeats: options.repeats) {
+                    let sums = UnsafeMutableBufferPointer<Float>.allocate(capacity: threads)
+                    defer { sums.deallocate() }
+                    let out = UnsafeSendablePointer(UnsafePointer(sums.baseAddress!))
+                    DispatchQueue.concurrentPerform(iterations: threads) { t in
+                        let kLower = kFloats * t / threads, kUpper = kFloats * (t + 1) / threads
+                        let vLower = vFloats * t / threads, vUpper = vFloats * (t + 1) / threads
+                        UnsafeMutablePointer(mutating: out.pointer)[t] = vkk_read_sum(kp.pointer + kLower, Int64(kUpper - kLower))
+                            + vkk_read_sum(vp.pointer + vLower, Int64(vUpper - vLower))
+                    }
+                    sink += sums.reduce(0, +)
+                }
+                if sink.isNaN { print("") }  // keeps the sums live
+                return seconds
+            }
         }
     }
 
@@ -296,4 +332,18 @@ struct BenchAttention: ParsableCommand {
     }
 
     private func mb(_ bytes: Int) -> String { formatted(Double(bytes) / 1e6, digits: 1) }
+}
+
+/// A pointer handed to the read-bound threads (each writes only its own slot; the inputs are read-only).
+private struct UnsafeSendablePointer: @unchecked Sendable {
+    let pointer: UnsafePointer<Float>
+    init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
+}
+
+/// The CPU backend's thread count, read the way the library reads it (`VKK_CPU_THREADS`, else the online cores).
+private enum ProcessInfoThreads {
+    static let count: Int = {
+        if let value = getenv("VKK_CPU_THREADS").flatMap({ Int(String(cString: $0)) }), value > 0 { return value }
+        return max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }()
 }

@@ -82,17 +82,24 @@ struct BenchGEMM: ParsableCommand {
         let a = try context.tensor([Float].benchData(count: m * k, seed: 1).map { Element($0) }, shape: [m, k])
         let b = try context.tensor([Float].benchData(count: k * n, seed: 2).map { Element($0) }, shape: [k, n])
         let c = try context.zeros(Element.self, shape: [m, n])
-        let seconds = try medianSeconds(context, warmup: options.warmup, repeats: options.repeats) {
-            try $0.gemm(a, b, into: c, kernel: algorithm)
-        }
         let flops = 2 * Double(m) * Double(n) * Double(k)
         let bytes = Double(m * k + k * n + m * n) * Double(MemoryLayout<Element>.stride)
 
-        // OpenBLAS sgemm on this machine's CPU, same shape, same run (fp32 always: it is the reference).
+        // OpenBLAS sgemm (sgemv for N = 1) on this machine's CPU, same shape, same run (fp32 always: it is
+        // the reference). The two sides alternate run by run: timed one after the other, a memory-bound
+        // case of a few milliseconds (N = 1 reads 64 MB in ~2 ms) put whatever the machine did between the
+        // two series (other load, frequency, OpenBLAS threads waking) into the ratio; on the CPU backend,
+        // where both sides are the same OpenBLAS call, that drift was all the ratio measured.
         let blasA = try blas.tensor([Float].benchData(count: m * k, seed: 1), shape: [m, k])
         let blasB = try blas.tensor([Float].benchData(count: k * n, seed: 2), shape: [k, n])
         let blasC = try blas.zeros(Float.self, shape: [m, n])
-        let blasSeconds = try medianSeconds(blas, warmup: 1, repeats: options.repeats) { try $0.gemm(blasA, blasB, into: blasC) }
+        var times: [Double] = [], blasTimes: [Double] = []
+        for run in 0..<(max(1, options.warmup) + options.repeats) {
+            let t = try timedSeconds(context) { try $0.gemm(a, b, into: c, kernel: algorithm) }
+            let tBLAS = try timedSeconds(blas) { try $0.gemm(blasA, blasB, into: blasC) }
+            if run >= max(1, options.warmup) { times.append(t); blasTimes.append(tBLAS) }
+        }
+        let seconds = median(times), blasSeconds = median(blasTimes)
 
         // The naive one-invocation-per-output shader, for the square cases up to 2048 on Vulkan.
         var naiveSeconds = Double.nan
@@ -102,7 +109,7 @@ struct BenchGEMM: ParsableCommand {
             }
         }
         let kernel = context.isVulkan ? (algorithm == .automatic ? context.automaticGEMMKernel(n: n)?.rawValue ?? "?" : algorithm.rawValue)
-                                      : "openblas"
+                                      : (n == 1 ? "openblas sgemv" : "openblas")
         return BenchRow([
             "case": .text(test.label), "M": .integer(m), "N": .integer(n), "K": .integer(k), "kernel": .text(kernel),
             "ms": .number(seconds * 1e3, digits: 3), "GFLOP/s": .number(flops / seconds * 1e-9, digits: 1),

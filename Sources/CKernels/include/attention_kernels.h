@@ -28,4 +28,20 @@ void vkk_attention_softmax_row(float *s, int64_t keys, float *row_max, float *ro
 void vkk_attention_pv(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
                       float *acc, int64_t acc_stride);
 
+// A tile of query rows against a whole key range of one K/V head in one call (decode, and prefill tiles
+// whose masks are key ranges only): the block kernels above run in turn, VKK_ATTENTION_KEY_BLOCK keys at a
+// time, without crossing back to the caller per block. Row r (r < rows) sees the keys first[r] <= j <
+// end[r] (indices from k and v, rows at k_stride / v_stride; first[r] >= end[r]: none); q[r] points at its
+// dk floats. row_max, row_sum and acc (rows of dv floats at acc_stride) carry the online-softmax state in
+// and out exactly as for vkk_attention_softmax_row (start at -inf, 0 and 0). kt (dk *
+// VKK_ATTENTION_KEY_BLOCK floats) and s (rows * VKK_ATTENTION_KEY_BLOCK floats) are scratch.
+void vkk_attention_stream(const float *const *q, int64_t rows, const float *k, int64_t k_stride, const float *v,
+                          int64_t v_stride, int64_t dk, int64_t dv, float scale, const int64_t *first,
+                          const int64_t *end, float *row_max, float *row_sum, float *acc, int64_t acc_stride,
+                          float *kt, float *s);
+
+// The sum of x[0..<count], read once front to back with the widest vectors the path has: the streaming
+// read that `vkk bench attention` times as the memory-bandwidth bound of decode.
+float vkk_read_sum(const float *x, int64_t count);
+
 #endif

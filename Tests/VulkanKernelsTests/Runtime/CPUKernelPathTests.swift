@@ -134,6 +134,44 @@ final class CPUKernelPathTests: XCTestCase {
         }
     }
 
+    /// The whole-key-range C call (vkk_attention_stream) that tiles take when their masks are key ranges
+    /// only: more query rows per K/V head than one register tile, windows that leave some rows of a
+    /// tile without keys, per-batch key and query lengths, the sequence-first layout (K/V rows at a
+    /// stride wider than dk), V wider than Q/K, and a bias (the per-block path) beside it.
+    func testAttentionWholeKeyRangeCallOnEveryPath() throws {
+        let context = try ComputeContext(backend: .cpu)
+        try onEveryCPUPath { _ in
+            // Decode with 8 query heads per K/V head (8 rows a tile) over several 64-key blocks and a tail.
+            try checkAttention(AttentionCase(heads: 16, kvHeads: 2, queryLength: 1, keyLength: 200, headDim: 128, mask: .causal()),
+                               Float.self, on: context)
+            // A sliding window: each row's keys start and end inside blocks; rows near the top see few keys.
+            try checkAttention(AttentionCase(heads: 2, kvHeads: 1, queryLength: 70, keyLength: 130, headDim: 40,
+                                             mask: AttentionMask(isCausal: true, window: .init(left: 45, right: 0))), Float.self, on: context)
+            // Per-batch lengths: padded query rows (no keys) share tiles with real ones.
+            try checkAttention(AttentionCase(batch: 2, heads: 4, kvHeads: 2, queryLength: 3, keyLength: 150, headDim: 64,
+                                             mask: AttentionMask(isCausal: true, queryLengths: [2, 3], keyLengths: [97, 150])),
+                               Float.self, on: context)
+            // Sequence-first layout and a V head dim of 96 against Q/K's 32.
+            try checkAttention(AttentionCase(heads: 4, kvHeads: 2, queryLength: 5, keyLength: 140, headDim: 32,
+                                             layout: .batchSequenceHead, valueHeadDim: 96), Float.self, on: context)
+            // The same shape with a bias takes the per-block path.
+            try checkAttention(AttentionCase(heads: 4, kvHeads: 2, queryLength: 5, keyLength: 140, headDim: 32,
+                                             layout: .batchSequenceHead, biasShape: [5, 140], valueHeadDim: 96), Float.self, on: context)
+        }
+    }
+
+    /// vkk_read_sum (the decode bound's streaming read) on every path: lengths with and without vector
+    /// tails, against a float64 sum of integers (exact in fp32 at these sizes, so equality is required).
+    func testReadSumOnEveryPath() {
+        onEveryCPUPath { path in
+            for count in [0, 1, 15, 16, 63, 64, 65, 1000, 4097] {
+                let values = (0..<count).map { Float(($0 * 7919) % 13) - 6 }
+                let want = values.reduce(0.0) { $0 + Double($1) }
+                XCTAssertEqual(Double(vkk_read_sum(values, Int64(count))), want, "\(path): \(count)")
+            }
+        }
+    }
+
     func testHalfWideningOnEveryPath() {
         let patterns = (0...UInt16.max).map { $0 }
         onEveryCPUPath { path in
