@@ -115,6 +115,24 @@ final class AttentionVariantTests: XCTestCase {
         }
     }
 
+    /// The variants in bf16 storage (bf16 Q/K/V/O, fp32 bias): sinks with split decode in a left-padded
+    /// cache, chunk + per-sequence ALiBi + sinks on packed sequences, and max_bias with softcap. bf16 only
+    /// changes loads and the output's rounding, so checkAttention's bf16 bound (2⁻⁹ + 2e-5) applies.
+    func testVariantsInBFloat16Storage() throws {
+        onEveryBackend { context in
+            try checkAttention(AttentionCase(batch: 2, heads: 4, kvHeads: 2, queryLength: 1, keyLength: 260,
+                                             mask: AttentionMask(isCausal: true, sinks: [0, 1, -1, 2], keyStarts: [100, 3]), seed: 90),
+                               BFloat16.self, on: context, split: .count(4))
+            let packed = AttentionMask.PackedSequences(queryOffsets: [0, 17, 17, 20, 41], keyOffsets: [0, 30, 45, 45, 90])
+            try checkAttention(AttentionCase(batch: 1, heads: 4, kvHeads: 2, queryLength: 41, keyLength: 90, layout: .batchSequenceHead,
+                                             mask: AttentionMask(isCausal: true, alibiSlopes: (0..<16).map { Float($0 + 1) / 32 }, chunk: 6,
+                                                                 sinks: [0.5, -1, 1, 0], packed: packed), seed: 91),
+                               BFloat16.self, on: context)
+            try checkAttention(AttentionCase(heads: 5, kvHeads: 5, queryLength: 11, keyLength: 37, mask: AttentionMask(isCausal: true, maxBias: 8),
+                                             biasShape: [1, 1, 11, 37], softcap: 4, seed: 92), BFloat16.self, on: context)
+        }
+    }
+
     func testBadVariantParametersThrowClearErrors() throws {
         onEveryBackend { context in
             let q = try context.zeros(Float.self, shape: [2, 2, 4, 32]), k = try context.zeros(Float.self, shape: [2, 2, 6, 32])
