@@ -31,28 +31,45 @@ static inline void corners(const float *p, const vkk_grid_level *level, uint32_t
     }
 }
 
+// Rows of sample i + ENCODE_AHEAD: corners computed and their table entries prefetched while sample i
+// is interpolated (the hashed levels miss the cache on nearly every entry). Levels are at most 32
+// (HashGridConfiguration.validate); the arithmetic and its order are unchanged.
+enum { ENCODE_AHEAD = 4, ENCODE_MAX_LEVELS = 32 };
+
 void vkk_hashgrid_encode(const float *positions, int64_t begin, int64_t end, const vkk_grid_level *levels, int32_t level_count,
                          int32_t features, const float *table, float *encoded, int32_t stride) {
-    uint32_t entry[8];
-    float weight[8];
+    if (level_count > ENCODE_MAX_LEVELS) return;
+    uint32_t entry[ENCODE_AHEAD][ENCODE_MAX_LEVELS][8];
+    float weight[ENCODE_AHEAD][ENCODE_MAX_LEVELS][8];
+    for (int64_t i = begin; i < end && i < begin + ENCODE_AHEAD; ++i) {
+        for (int32_t l = 0; l < level_count; ++l) corners(positions + 3 * i, levels + l, entry[i - begin][l], weight[i - begin][l]);
+    }
     for (int64_t i = begin; i < end; ++i) {
+        const int slot = (int)((i - begin) % ENCODE_AHEAD);
         float *row = encoded + i * stride;
         memset(row, 0, sizeof(float) * (size_t)stride);
         for (int32_t l = 0; l < level_count; ++l) {
-            corners(positions + 3 * i, levels + l, entry, weight);
+            const uint32_t *e = entry[slot][l];
+            const float *w = weight[slot][l];
             float *out = row + l * features;
             if (features == 4) {
                 float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
                 for (int c = 0; c < 8; ++c) {
-                    const float *v = table + (int64_t)entry[c] * 4;
-                    s0 += weight[c] * v[0]; s1 += weight[c] * v[1]; s2 += weight[c] * v[2]; s3 += weight[c] * v[3];
+                    const float *v = table + (int64_t)e[c] * 4;
+                    s0 += w[c] * v[0]; s1 += w[c] * v[1]; s2 += w[c] * v[2]; s3 += w[c] * v[3];
                 }
                 out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
             } else {
                 for (int c = 0; c < 8; ++c) {
-                    const float *v = table + (int64_t)entry[c] * features;
-                    for (int32_t f = 0; f < features; ++f) out[f] += weight[c] * v[f];
+                    const float *v = table + (int64_t)e[c] * features;
+                    for (int32_t f = 0; f < features; ++f) out[f] += w[c] * v[f];
                 }
+            }
+        }
+        if (i + ENCODE_AHEAD < end) {
+            for (int32_t l = 0; l < level_count; ++l) {
+                corners(positions + 3 * (i + ENCODE_AHEAD), levels + l, entry[slot][l], weight[slot][l]);
+                for (int c = 0; c < 8; ++c) __builtin_prefetch(table + (int64_t)entry[slot][l][c] * features, 0, 1);
             }
         }
     }
@@ -60,14 +77,26 @@ void vkk_hashgrid_encode(const float *positions, int64_t begin, int64_t end, con
 
 void vkk_hashgrid_scatter(const float *positions, int64_t n, const vkk_grid_level *level, int32_t level_index, int32_t features,
                           const float *encoded_gradient, int32_t stride, float *table_gradient) {
-    uint32_t entry[8];
-    float weight[8];
+    // The corners of sample i + SCATTER_AHEAD are computed (and their gradient entries prefetched for
+    // writing) while sample i is added: on the hashed levels nearly every entry is a cache miss, and
+    // the prefetches let several be in flight. The sums are added in the same sample order as without
+    // the look-ahead, so the result is bit-for-bit the same.
+    enum { SCATTER_AHEAD = 8 };
+    uint32_t entry[SCATTER_AHEAD][8];
+    float weight[SCATTER_AHEAD][8];
+    const int64_t primed = n < SCATTER_AHEAD ? n : SCATTER_AHEAD;
+    for (int64_t i = 0; i < primed; ++i) corners(positions + 3 * i, level, entry[i], weight[i]);
     for (int64_t i = 0; i < n; ++i) {
+        const int slot = (int)(i % SCATTER_AHEAD);
         const float *g = encoded_gradient + i * stride + level_index * features;
-        corners(positions + 3 * i, level, entry, weight);
         for (int c = 0; c < 8; ++c) {
-            float *out = table_gradient + (int64_t)entry[c] * features;
-            for (int32_t f = 0; f < features; ++f) out[f] += weight[c] * g[f];
+            float *out = table_gradient + (int64_t)entry[slot][c] * features;
+            const float w = weight[slot][c];
+            for (int32_t f = 0; f < features; ++f) out[f] += w * g[f];
+        }
+        if (i + SCATTER_AHEAD < n) {
+            corners(positions + 3 * (i + SCATTER_AHEAD), level, entry[slot], weight[slot]);
+            for (int c = 0; c < 8; ++c) __builtin_prefetch(table_gradient + (int64_t)entry[slot][c] * features, 1, 1);
         }
     }
 }
@@ -255,6 +284,15 @@ void vkk_composite_backward(const float *rgb, const float *sigma, const float *d
     for (int32_t i = used; i < n; ++i) {
         rgb_gradient[3 * i] = rgb_gradient[3 * i + 1] = rgb_gradient[3 * i + 2] = 0;
         sigma_gradient[i] = 0;
+    }
+}
+
+// MARK: compaction
+
+void vkk_compact_rows(float *rows, int64_t width, const int64_t *source, const int64_t *target, const int64_t *keep, int64_t rays) {
+    for (int64_t r = 0; r < rays; ++r) {
+        if (keep[r] <= 0 || source[r] == target[r]) continue;
+        memmove(rows + target[r] * width, rows + source[r] * width, sizeof(float) * (size_t)(keep[r] * width));
     }
 }
 

@@ -14,11 +14,15 @@ struct BenchHashGrid: ParsableCommand {
     @Flag(help: "Skip the multi-threaded CPU evaluator comparison.")
     var noCPU = false
 
+    @Flag(help: "Measure the fp32 training network on the CPU path instead (HashGridNetwork: forward keeping activations, and forward + backward with every parameter's gradient).")
+    var training = false
+
     func validate() throws {
         guard samples.allSatisfy({ $0 > 0 }) else { throw ValidationError("--samples must be positive") }
     }
 
     func run() throws {
+        if training { return try runTraining() }
         let context = try options.makeContext()
         let counts = samples.isEmpty ? (options.quick ? [1 << 16] : [1 << 16, 1 << 18, 1 << 20]) : samples
         for count in counts {
@@ -56,6 +60,55 @@ struct BenchHashGrid: ParsableCommand {
             }
         }
         if let path = options.json { try table.writeJSON(to: path, device: context.backendDescription, extra: ["date": todayUTC()]) }
+    }
+
+    /// The training network (fp32, CPU path): forward over `count` samples keeping the activations, and
+    /// forward + backward (random dL/dRGB and dL/dσ on every sample, the grid gradient cleared between
+    /// repeats as the optimizer does). Samples/s counts every sample through both passes.
+    func runTraining() throws {
+        let counts = samples.isEmpty ? (options.quick ? [1 << 16] : [1 << 16, 1 << 18]) : samples
+        let table = BenchTable(title: "hashgrid training network on the CPU path, \(todayUTC())")
+        for count in counts {
+            let what = "hashgrid --training --samples \(count)"
+            // Activations: about 300 floats per sample (base config), plus inputs and gradients.
+            try RunLimits.checkMemory(RunLimits.floatBytes([[count, 320]], what), for: what, context: nil)
+        }
+        let configuration = HashGridConfiguration()
+        let network = try HashGridNetwork.initialized(configuration: configuration, seed: 7)
+        let activations = HashGridActivations(), scratch = HashGridBackwardScratch()
+        var gradients = [Float](repeating: 0, count: configuration.parameterCount)
+        let gridOffset = configuration.gridParameterOffset
+        for count in counts {
+            let input = [Float].benchSamples(count: count)
+            var positions = [Float](repeating: 0, count: 3 * count), directions = positions
+            for i in 0..<count {
+                for a in 0..<3 { positions[3 * i + a] = input[8 * i + a]; directions[3 * i + a] = input[8 * i + 4 + a] }
+            }
+            let rgbGradient = [Float].benchData(count: 3 * count, seed: 5), sigmaGradient = [Float].benchData(count: count, seed: 6)
+            let forward = medianHostSeconds(warmup: options.warmup, repeats: options.repeats) {
+                activations.setInputs(positions: positions, directions: directions, configuration: configuration)
+                network.forward(activations)
+            }
+            var scatter: [Double] = []
+            let both = medianHostSeconds(warmup: options.warmup, repeats: options.repeats) {
+                activations.setInputs(positions: positions, directions: directions, configuration: configuration)
+                network.forward(activations)
+                gradients.withUnsafeMutableBufferPointer { g in
+                    (g.baseAddress! + gridOffset).initialize(repeating: 0, count: g.count - gridOffset)
+                    scatter.append(network.backward(activations, rgbGradient: rgbGradient, sigmaGradient: sigmaGradient,
+                                                    gradients: g.baseAddress!, scratch: scratch))
+                }
+            }
+            let flops = Double(2 * (configuration.densityParameterCount + configuration.colorParameterCount)) * Double(count)
+            table.add(BenchRow([
+                "network": .text("base 8x4 T2^19"), "samples": .integer(count),
+                "fwd ms": .number(forward * 1e3, digits: 1), "fwd Msamples/s": .number(Double(count) / forward * 1e-6, digits: 3),
+                "fwd MLP GFLOP/s": .number(flops / forward * 1e-9, digits: 1),
+                "fwd+bwd ms": .number(both * 1e3, digits: 1), "fwd+bwd Msamples/s": .number(Double(count) / both * 1e-6, digits: 3),
+                "scatter ms": .number(scatter.sorted()[scatter.count / 2] * 1e3, digits: 1),
+            ]))
+        }
+        if let path = options.json { try table.writeJSON(to: path, device: "CPU path", extra: ["date": todayUTC()]) }
     }
 
     /// Random fp16 parameters of trained-network magnitude (the cost does not depend on the values).

@@ -25,6 +25,8 @@ struct Train: ParsableCommand {
     var maxSamples = 1 << 18
     @Option(help: "Steps during which every density-grid update re-evaluates all cells (instant-ngp: 256); later updates sample half the cells.")
     var gridWarmup = 256
+    @Flag(help: "Back-propagate every marched sample, not only those before each ray's early termination (for comparisons).")
+    var noCompaction = false
     @Option(help: "Evaluate the held-out views every N steps (0: only at the end).")
     var evalEvery = 0
     @Option(help: "Evaluate on every N-th pixel of every N-th row (1: whole images; larger: a quicker estimate).")
@@ -69,6 +71,7 @@ struct Train: ParsableCommand {
         options.batchRays = batchRays
         options.maxSamplesPerStep = maxSamples
         options.densityGridWarmupSteps = gridWarmup
+        options.compactBackward = !noCompaction
         options.seed = seed
         if let lossChoice { options.loss = lossChoice }
         let context = try ComputeContext(backend: .cpu)
@@ -107,7 +110,7 @@ struct Train: ParsableCommand {
         let mean = heldOut.isEmpty ? Float.nan : heldOut.reduce(0, +) / Float(heldOut.count)
         if !heldOut.isEmpty, curve.last?.step != trainer.step { curve.append((trainer.step, trainingSeconds, mean)) }
         let t = trainer.timings
-        let forwardRate = Double(t.samples) / t.forward, trainRate = Double(t.samples) / (t.forward + t.backward)
+        let forwardRate = Double(t.samples) / t.forward, trainRate = Double(t.samples) / (t.forward + t.compaction + t.backward)
         print("trained \(trainer.step - firstStep) steps\(firstStep > 0 ? " (to step \(trainer.step))" : "") in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step - firstStep) / trainingSeconds)) steps/s); "
               + "held-out PSNR \(String(format: "%.2f", mean)) dB over \(heldOut.count) views")
         print("time: \(t)")
@@ -145,9 +148,10 @@ struct Train: ParsableCommand {
                 "held_out_mean_psnr": Double(mean),
                 "curve": curve.map { ["step": $0.step, "seconds": $0.seconds, "psnr": Double($0.psnr)] },
                 "samples_per_second_forward": forwardRate, "samples_per_second_forward_backward": trainRate,
-                "samples": t.samples,
+                "samples": t.samples, "back_propagated_samples": t.usedSamples, "compaction": !noCompaction,
                 "phase_seconds": ["density_grid": t.densityGrid, "ray_sampling": t.raySampling, "marching": t.marching,
-                                  "forward": t.forward, "compositing": t.compositing, "backward": t.backward, "optimizer": t.optimizer],
+                                  "forward": t.forward, "compositing": t.compositing, "compaction": t.compaction, "backward": t.backward,
+                                  "hash_scatter": t.hashScatter, "optimizer": t.optimizer],
             ]
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))

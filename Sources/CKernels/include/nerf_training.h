@@ -16,7 +16,8 @@ typedef struct {
     uint32_t dense;        // 1: x + y*R + z*R*R, 0: spatial hash; both modulo table_size
 } vkk_grid_level;
 
-// Encodes samples [begin, end): positions (3 per sample, unit cube, clamped to [0, 1]) -> rows of
+// Encodes samples [begin, end) (level_count ≤ 32, as HashGridConfiguration.validate requires; nothing is
+// written otherwise): positions (3 per sample, unit cube, clamped to [0, 1]) -> rows of
 // `encoded` (stride floats each; levels * features values, the rest of the row zeroed).
 void vkk_hashgrid_encode(const float *positions, int64_t begin, int64_t end, const vkk_grid_level *levels, int32_t level_count,
                          int32_t features, const float *table, float *encoded, int32_t stride);
@@ -63,6 +64,12 @@ int32_t vkk_composite_forward(const float *rgb, const float *sigma, const float 
 // Its gradient for dL/dC = colour_gradient (see VolumeCompositing.backward); zero past `used`.
 void vkk_composite_backward(const float *rgb, const float *sigma, const float *dt, int32_t n, int32_t used, const float *colour,
                             const float *colour_gradient, float *rgb_gradient, float *sigma_gradient);
+
+// Compacts per-ray runs of rows in place: for rays r = 0..rays-1 in order, rows [source[r], source[r] + keep[r])
+// (width floats each) move to [target[r], ...). Requires target[r] <= source[r], target nondecreasing and
+// target[r] + keep[r] <= target[r + 1], source[r] + keep[r] <= source[r + 1] (so no row is overwritten
+// before it has moved; NeRFTrainer's prefix-of-each-ray compaction satisfies this).
+void vkk_compact_rows(float *rows, int64_t width, const int64_t *source, const int64_t *target, const int64_t *keep, int64_t rays);
 
 // tiny-cuda-nn's Adam over parameters [begin, end) (see AdamOptimizer.swift).
 void vkk_adam(float *parameters, float *gradients, float *first, float *second, uint32_t *steps, const float *debias,

@@ -104,6 +104,45 @@ public final class HashGridActivations: @unchecked Sendable {
         directions.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: d, count: 3 * n) }
     }
 
+    /// Keeps, of each ray's run of samples (ray r's samples are rows [starts[r], starts[r] + counts) in
+    /// every per-sample array), only the first `keep[r]`, packed in ray order, and returns the new count.
+    /// The trainer calls this between compositing and the backward pass: samples past a ray's early
+    /// termination have a zero gradient (instant-ngp compacts them away too), so the backward pass runs
+    /// only on the samples that contribute. `extra` are further per-sample arrays of the same run layout
+    /// (pointer, floats per sample), compacted alike (the RGB and σ gradients).
+    /// Every array of the forward pass is compacted; the gradients of the backward pass are unchanged
+    /// except for the order in which the GEMMs add up exact zeros.
+    @discardableResult
+    func compact(starts: [Int], keep: [Int], configuration c: HashGridConfiguration,
+                 extra: [(UnsafeMutablePointer<Float>, Int)] = []) -> Int {
+        precondition(starts.count == keep.count)
+        var source = [Int64](repeating: 0, count: starts.count), target = source, kept = source
+        var total = 0
+        for r in starts.indices {
+            precondition(keep[r] >= 0 && starts[r] >= total && (r + 1 == starts.count || starts[r] + keep[r] <= starts[r + 1]))
+            source[r] = Int64(starts[r]); target[r] = Int64(total); kept[r] = Int64(keep[r])
+            total += keep[r]
+        }
+        precondition(total <= count)
+        var arrays: [(UnsafeMutablePointer<Float>, Int)] = extra
+        func add(_ array: inout [Float], _ width: Int) { arrays.append((array.withUnsafeMutableBufferPointer { $0.baseAddress! }, width)) }
+        add(&positions, 3); add(&directions, 3); add(&encoded, c.encodingWidth)
+        for i in densityHidden.indices { add(&densityHidden[i], c.densityWidth) }
+        add(&colorInput, c.colorInputWidth)
+        for i in colorHidden.indices { add(&colorHidden[i], c.colorWidth) }
+        add(&colorLogits, 3); add(&rgb, 3); add(&sigma, 1)
+        let shared = UncheckedSendable((arrays, source, target, kept))
+        // Arrays are independent: threads take whole arrays (each compaction is sequential, in place).
+        CPUParallel.forEachChunk(arrays.count, costPerItem: 50_000) { range in
+            let (arrays, source, target, kept) = shared.value
+            for (pointer, width) in arrays[range] {
+                vkk_compact_rows(pointer, Int64(width), source, target, kept, Int64(source.count))
+            }
+        }
+        count = total
+        return total
+    }
+
     /// Inputs from arrays (tests).
     public func setInputs(positions p: [Float], directions d: [Float], configuration: HashGridConfiguration) {
         precondition(p.count == d.count && p.count % 3 == 0)
@@ -112,8 +151,9 @@ public final class HashGridActivations: @unchecked Sendable {
 }
 
 /// Scratch buffers of the backward pass.
-final class HashGridBackwardScratch: @unchecked Sendable {
+public final class HashGridBackwardScratch: @unchecked Sendable {
     var a: [Float] = [], b: [Float] = [], encodingGradient: [Float] = []
+    public init() {}
     func reserve(_ n: Int, _ c: HashGridConfiguration) {
         let width = max(c.densityWidth, c.colorWidth, c.colorInputWidth, c.encodingWidth, 16)
         if a.count < n * width { a = [Float](repeating: 0, count: n * width); b = a }
@@ -182,16 +222,18 @@ extension HashGridNetwork {
     /// Backward pass: given dL/dRGB (count × 3) and dL/dσ (count) of the samples of the last ``forward``,
     /// writes dL/dθ for every parameter into `gradients` (overwritten for the MLPs; the grid part must be
     /// zero on entry and receives the scattered sums — entries no sample touched stay exactly 0).
-    func backward(_ activations: HashGridActivations, rgbGradient: UnsafePointer<Float>, sigmaGradient: UnsafePointer<Float>,
-                  gradients: UnsafeMutablePointer<Float>, scratch: HashGridBackwardScratch) {
+    /// Returns the seconds spent scattering into the hash tables (the rest is the MLPs' backward pass).
+    @discardableResult
+    public func backward(_ activations: HashGridActivations, rgbGradient: UnsafePointer<Float>, sigmaGradient: UnsafePointer<Float>,
+                  gradients: UnsafeMutablePointer<Float>, scratch: HashGridBackwardScratch) -> Double {
         let c = configuration
         let n = activations.count
         scratch.reserve(max(n, 1), c)
         guard n > 0 else {
             gradients.initialize(repeating: 0, count: matrixParameterCount)
-            return
+            return 0
         }
-        parameters.withUnsafeBufferPointer { w in
+        return parameters.withUnsafeBufferPointer { w in
             let w = w.baseAddress!
             var a = scratch.a.withUnsafeMutableBufferPointer { $0.baseAddress! }
             var b = scratch.b.withUnsafeMutableBufferPointer { $0.baseAddress! }
@@ -250,26 +292,34 @@ extension HashGridNetwork {
                 upstreamWidth = shape.inputs
             }
             // Hash encoding: scatter dL/d(encoding) into the tables.
+            let scatterStart = monotonicSeconds()
             scatterEncodingGradient(activations, scratch.encodingGradient.withUnsafeBufferPointer { $0.baseAddress! },
                                     gradients + c.gridParameterOffset)
+            return monotonicSeconds() - scatterStart
         }
     }
 
     // MARK: Hash encoding
 
     /// Adds Σ_samples weight · dL/d(encoding) into each touched table entry. Threads own whole levels
-    /// (disjoint tables), and each walks the samples in order, so the sums are deterministic.
+    /// (disjoint tables), and each walks the samples in order, so the sums are deterministic. Levels are
+    /// dealt round-robin (thread t takes t, t + T, …): the fine, hashed levels miss the cache on nearly
+    /// every entry and cost several times the coarse ones, so contiguous ranges of levels left one thread
+    /// with all the expensive ones.
     func scatterEncodingGradient(_ activations: HashGridActivations, _ encodingGradient: UnsafePointer<Float>,
                                  _ gridGradient: UnsafeMutablePointer<Float>) {
         let c = configuration
         let n = activations.count
         let shared = UncheckedSendable((activations.positions.withUnsafeBufferPointer { $0.baseAddress! }, encodingGradient, gridGradient,
                                         levels.withUnsafeBufferPointer { $0.baseAddress! }))
-        CPUParallel.forEachChunk(c.levels, costPerItem: n * 100) { range in
+        let threads = max(1, min(CPUParallel.threadCount, c.levels))
+        CPUParallel.forEachChunk(threads, costPerItem: n * 100 * c.levels) { range in
             let (positions, encodingGradient, gridGradient, levels) = shared.value
-            for l in range {
-                vkk_hashgrid_scatter(positions, Int64(n), levels + l, Int32(l), Int32(c.featuresPerLevel), encodingGradient,
-                                     Int32(c.encodingWidth), gridGradient)
+            for t in range {
+                for l in stride(from: t, to: c.levels, by: threads) {
+                    vkk_hashgrid_scatter(positions, Int64(n), levels + l, Int32(l), Int32(c.featuresPerLevel), encodingGradient,
+                                         Int32(c.encodingWidth), gridGradient)
+                }
             }
         }
     }

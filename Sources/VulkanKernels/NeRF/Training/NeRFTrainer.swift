@@ -226,7 +226,17 @@ public final class NeRFTrainer: @unchecked Sendable {
             }
         }
         lap(\.compositing)
-        rgbGradient.withUnsafeBufferPointer { rgbGradient in
+        // Only the samples before each ray's early termination reach the backward pass: the others have a
+        // zero gradient (instant-ngp's compaction). Rays past the sample budget keep none.
+        let keep = (0..<rayCount).map { included[$0] ? rayUsed[$0] : 0 }
+        if options.compactBackward { rgbGradient.withUnsafeMutableBufferPointer { rgbGradient in
+            sigmaGradient.withUnsafeMutableBufferPointer { sigmaGradient in
+                _ = activations.compact(starts: starts, keep: keep, configuration: network.configuration,
+                                        extra: [(rgbGradient.baseAddress!, 3), (sigmaGradient.baseAddress!, 1)])
+            }
+        } }
+        lap(\.compaction)
+        let scatterSeconds = rgbGradient.withUnsafeBufferPointer { rgbGradient in
             sigmaGradient.withUnsafeBufferPointer { sigmaGradient in
                 gradients.withUnsafeMutableBufferPointer { gradients in
                     network.backward(activations, rgbGradient: rgbGradient.baseAddress!, sigmaGradient: sigmaGradient.baseAddress!,
@@ -234,6 +244,7 @@ public final class NeRFTrainer: @unchecked Sendable {
                 }
             }
         }
+        timings.hashScatter += scatterSeconds
         lap(\.backward)
         optimizer.step(parameters: &network.parameters, gradients: &gradients, options: options, learningRate: learningRate)
         if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }

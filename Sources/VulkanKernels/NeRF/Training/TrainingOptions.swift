@@ -47,6 +47,10 @@ public struct TrainingOptions: Sendable {
     public var densityGridUpdateInterval = 16
     public var densityGridWarmupSteps = 256
     public var densityGridDecay: Float = 0.95
+    /// Back-propagate only the samples before each ray's early termination (instant-ngp's compaction; the
+    /// others have a zero gradient). Off runs the backward pass over every marched sample — the same
+    /// gradients up to the order in which exact zeros are added (for comparisons and benchmarks).
+    public var compactBackward = true
 
     public init() {}
 
@@ -95,16 +99,22 @@ public struct TrainingTimings: Sendable, CustomStringConvertible {
     public var marching: Double = 0
     public var forward: Double = 0
     public var compositing: Double = 0
+    /// Dropping the samples past each ray's early termination before the backward pass.
+    public var compaction: Double = 0
+    /// The whole backward pass (MLPs and the hash-table scatter) over the kept samples.
     public var backward: Double = 0
+    /// The part of `backward` spent scattering into the hash tables.
+    public var hashScatter: Double = 0
     public var optimizer: Double = 0
     public var samples = 0
     public var usedSamples = 0
 
-    public var total: Double { densityGrid + raySampling + marching + forward + compositing + backward + optimizer }
+    public var total: Double { densityGrid + raySampling + marching + forward + compositing + compaction + backward + optimizer }
 
     public var description: String {
         func f(_ v: Double) -> String { String(format: "%.2f", v) }
         return "grid \(f(densityGrid)) s, rays \(f(raySampling)) s, march \(f(marching)) s, forward \(f(forward)) s, "
-            + "composite+loss \(f(compositing)) s, backward \(f(backward)) s, adam \(f(optimizer)) s; \(samples) samples"
+            + "composite+loss \(f(compositing)) s, compaction \(f(compaction)) s, backward \(f(backward)) s (hash scatter \(f(hashScatter)) s), "
+            + "adam \(f(optimizer)) s; \(samples) samples, \(usedSamples) back-propagated"
     }
 }
