@@ -123,6 +123,17 @@ final class AttentionLargeHeadDimTests: XCTestCase {
         check(half, Float16.self, splits: [.automatic, .count(5)])
     }
 
+    func testOneWorkgroupOverManyKeysKeepsEveryKey() {
+        // lavapipe's LLVM backend (gallivm) ends every loop of an invocation once all its loops together
+        // have run 65535 iterations (LP_MAX_TGSI_LOOP_ITERATIONS, one counter per invocation). Unsplit, one
+        // workgroup loops over 1032 key tiles of 32 keys here, each with a 64-step loop over the head dim
+        // (67 000 back edges), so before the host capped the keys per workgroup the last ~1000 tiles were
+        // dropped silently (a wrong output and a log-sum-exp too low). The smallest shape found that
+        // crosses it: one head, one query row, dk = dv = 256, 33000 keys. Tolerance: as the other fp32 cases.
+        let c = AttentionCase(heads: 1, kvHeads: 1, queryLength: 1, keyLength: 33000, headDim: 256, seed: 1735)
+        check(c, Float.self, splits: [.none, .count(1)])
+    }
+
     func testMLADecodeFromAKVCacheWithSixteenHeads() {
         // DeepSeek's 16 query heads on one K/V head: 16 tile rows, one 16-row tile on Vulkan; a cache whose
         // tail past the length is NaN (never read), split and unsplit.
