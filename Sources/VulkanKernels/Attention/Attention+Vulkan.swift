@@ -29,6 +29,20 @@ struct AttentionKernelPlan {
     /// Tiles of (query head, query row) rows per K/V head.
     func tileCount(_ s: AttentionShape) -> Int { (s.group * s.queryLength + tileQueries - 1) / tileQueries }
 
+    /// The most key tiles one workgroup may loop over on `info` (nil: no cap). Under a per-invocation
+    /// loop cap (DeviceInfo.loopIterationsPerInvocation, lavapipe) the kernel's iterations grow as key
+    /// tiles × (the head-dim loop of ceil(dk / 4) steps + the tile loop and the shorter loops the compiler
+    /// may leave rolled: the P·V loop over the lanes and a few more), plus the per-row set-up and store
+    /// loops (TILE_Q × (chunks + 2)) once. Measured on lavapipe (Mesa 22, LLVM 15): keys were lost past
+    /// ~146 iterations per tile at dk = 576 (15000 keys wrong, 14000 right), i.e. the head-dim loop and one
+    /// or two more. Half the cap is kept as margin against other compilers' unrolling choices.
+    func maxKeyTilesPerWorkgroup(_ s: AttentionShape, info: DeviceInfo) -> Int? {
+        guard let cap = info.loopIterationsPerInvocation else { return nil }
+        let chunks = ((s.valueDim + 3) / 4 + lanes - 1) / lanes
+        let perTile = (s.headDim + 3) / 4 + lanes + 4
+        return max(1, (cap / 2 - tileQueries * (chunks + 2)) / perTile)
+    }
+
     /// Key ranges per query tile: split when too few workgroups would run to fill the device and
     /// there are enough keys to share (each split keeps at least 512 keys).
     func splitCount(_ split: AttentionSplit, shape s: AttentionShape, info: DeviceInfo) -> Int {
@@ -130,7 +144,21 @@ extension CommandBatch {
         }
         let plan = AttentionKernelPlan(shape: s, info: info)
         // Packed sequences never split (the merge pass writes the dense [batch, heads, Lq] rows).
-        let splits = mask.packed == nil ? plan.splitCount(split, shape: s, info: info) : 1
+        var splits = mask.packed == nil ? plan.splitCount(split, shape: s, info: info) : 1
+        // Under a per-invocation loop cap, split (whatever `split` asked) so that no workgroup loops over
+        // more key tiles than the cap allows; packed sequences cannot split, so a longer one is refused.
+        if let maxTiles = plan.maxKeyTilesPerWorkgroup(s, info: info) {
+            if mask.packed != nil {
+                let longest = (0..<s.batch).map { mask.keyCount($0, s.keyLength) }.max() ?? 0
+                if longest > maxTiles * plan.tileKeys {
+                    throw KernelError.exceedsDeviceLimit(op: op, what: "keys of one packed sequence (one workgroup's loop-iteration cap)",
+                                                         value: longest, limit: maxTiles * plan.tileKeys)
+                }
+            } else {
+                let keyTiles = (s.keyLength + plan.tileKeys - 1) / plan.tileKeys
+                splits = max(splits, (keyTiles + maxTiles - 1) / maxTiles)
+            }
+        }
         let keysPerSplit = ((s.keyLength + splits - 1) / splits + plan.tileKeys - 1) / plan.tileKeys * plan.tileKeys
         let splitCount = (s.keyLength + keysPerSplit - 1) / keysPerSplit
         let rows = s.batch * s.heads * s.queryLength

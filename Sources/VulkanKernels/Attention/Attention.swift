@@ -7,13 +7,15 @@ public enum AttentionLayout: Sendable, Equatable {
     case batchSequenceHead
 }
 
-/// How the keys of one query tile are divided among workgroups on Vulkan ("flash decoding").
+/// How the keys of one query tile are divided among workgroups on Vulkan ("flash decoding"). On a device
+/// with a per-invocation loop cap (lavapipe) the host splits further, whatever the case, so that no
+/// workgroup loops over more keys than the cap allows (docs/attention.md, "Known limits").
 public enum AttentionSplit: Sendable, Equatable {
     /// Split when few workgroups would otherwise run (decode: few queries, many keys).
     case automatic
     /// One workgroup sees all keys of its query tile.
     case none
-    /// Exactly this many key ranges, merged with the log-sum-exp trick (tests, benchmarks).
+    /// This many key ranges (at least: see above), merged with the log-sum-exp trick (tests, benchmarks).
     case count(Int)
 }
 

@@ -43,6 +43,10 @@ extension CommandBatch {
         let info = device.info
         try info.requireStorage(of: dtype, op: "gemm")
         let kernel = try resolve(requested, s, info: info)
+        if let longest = Self.longestK(kernel, s, info: info), s.k > longest {
+            throw KernelError.exceedsDeviceLimit(op: "gemm", what: "K (the device's loop-iteration cap per invocation, \(kernel) kernel)",
+                                                 value: s.k, limit: longest)
+        }
         let elementBytes = dtype.byteSize
         let plan = GEMMKernelPlan(kernel: kernel, shape: s, dtype: dtype, info: info)
 
@@ -92,6 +96,23 @@ extension CommandBatch {
             try plan.dispatch(in: self, a: aBinding, b: bBinding, c: cBinding, push: push,
                               groups: plan.groups(m: rows.count, n: s.n, batch: window.batch.count))
         }
+    }
+
+    /// The longest K whose loop one invocation of `kernel` can run under the device's per-invocation loop
+    /// cap (DeviceInfo.loopIterationsPerInvocation, lavapipe), keeping half the cap as margin; nil without
+    /// a cap. Each kernel's K loop takes `step` elements per trip of `perStep` loop iterations (the
+    /// constant-count inner loops counted as rolled where they might be), plus `extra` for the
+    /// per-invocation set-up and store loops. Measured on lavapipe: the subgroup kernel summed only the
+    /// first 524 276 of 2²⁰ products (65535 trips of 8), 2¹⁸ were right.
+    static func longestK(_ kernel: GEMMKernel, _ s: GEMMShape, info: DeviceInfo) -> Int? {
+        guard let cap = info.loopIterationsPerInvocation else { return nil }
+        let (step, perStep, extra): (Int, Int, Int) = switch kernel {
+        case .subgroup, .automatic: (8, 1, 16)                        // k0 += 8, then a K % 8 tail
+        case .tiled: (16, 16 + 8, 8 + 64)                             // BK = 16 steps, tile loads, TM·TN accumulators
+        case .gemv: (s.transposeA ? 4 : 4 * info.subgroupSize, 1, 32)   // k += 4 transposed, else k += 4 · lanes
+        case .naive: (1, 1, 2)
+        }
+        return max(0, (cap / 2 - extra) / perStep) * step
     }
 
     private func resolve(_ kernel: GEMMKernel, _ s: GEMMShape, info: DeviceInfo) throws -> GEMMKernel {

@@ -23,6 +23,14 @@ extension DeviceInfo {
         return eight ? 8 : subgroupSize
     }
 
+    /// The most loop iterations one shader invocation may run, all its loops together, where the driver
+    /// silently ends loops past a cap; nil where none is known. Mesa's llvmpipe (lavapipe) compiles every
+    /// loop with one shared per-invocation counter of back edges, LP_MAX_TGSI_LOOP_ITERATIONS = 65535
+    /// (gallivm's lp_exec_endloop), and leaves every loop once it runs out: a kernel whose invocation
+    /// loops longer computes a wrong result without any error. Kernels whose trip counts grow with the
+    /// input must keep one invocation's total below it (attention splits the keys; see docs/attention.md).
+    var loopIterationsPerInvocation: Int? { name.hasPrefix("llvmpipe") ? 65_535 : nil }
+
     /// Throws when tensors of `dtype` cannot be bound on this device. fp16 and bf16 outputs are written
     /// as 16-bit storage-buffer elements (storageBuffer16BitAccess); bf16 inputs are read through R16_UINT
     /// / R16G16B16A16_UINT texel views, whose uniform-texel-buffer support Vulkan makes mandatory.

@@ -108,19 +108,29 @@ final class AttentionLargeHeadDimTests: XCTestCase {
 
     func testMLADecodeWith32KKeysAndSplits() {
         // One query row, 32K keys, the shared latent K/V head of MLA (few query heads keep the float64
-        // reference quick); the automatic split and an explicit one that leaves a short last range.
-        // Not unsplit: on lavapipe (Mesa 22/LLVM 15) a workgroup whose keys span more than 2²³ K elements
-        // (32768 keys × 576 > 2²³) loses the keys past that point, at head dim 256 too (40000 keys); see
-        // docs/attention.md, "Known limits". The unsplit path runs in testMLADecodeFromAKVCacheWithSixteenHeads.
+        // reference quick); the automatic split, an explicit one that leaves a short last range, and
+        // .none and .count(2), which lavapipe's loop cap turns into more splits (they lost keys before:
+        // testOneWorkgroupOverManyKeysKeepsEveryKey, docs/attention.md "Known limits").
         let c = AttentionCase(heads: 2, kvHeads: 1, queryLength: 1, keyLength: 32768, headDim: 576, mask: .causal(), valueHeadDim: 512,
                               seed: 1730)
-        check(c, Float.self, splits: [.automatic, .count(7)])
+        check(c, Float.self, splits: [.automatic, .count(7), .none, .count(2)])
         // fp16 at 8192 keys (generating and referencing 32K × 1088 inputs a second time costs most of this
         // test's time); the automatic split still splits it.
         var half = c
         half.keyLength = 8192
         half.seed = 1731
         check(half, Float16.self, splits: [.automatic, .count(5)])
+    }
+
+    func testOneWorkgroupOverManyKeysKeepsEveryKey() {
+        // lavapipe's LLVM backend (gallivm) ends every loop of an invocation once all its loops together
+        // have run 65535 iterations (LP_MAX_TGSI_LOOP_ITERATIONS, one counter per invocation). Unsplit, one
+        // workgroup loops over 1032 key tiles of 32 keys here, each with a 64-step loop over the head dim
+        // (67 000 back edges), so before the host capped the keys per workgroup the last ~1000 tiles were
+        // dropped silently (a wrong output and a log-sum-exp too low). The smallest shape found that
+        // crosses it: one head, one query row, dk = dv = 256, 33000 keys. Tolerance: as the other fp32 cases.
+        let c = AttentionCase(heads: 1, kvHeads: 1, queryLength: 1, keyLength: 33000, headDim: 256, seed: 1735)
+        check(c, Float.self, splits: [.none, .count(1)])
     }
 
     func testMLADecodeFromAKVCacheWithSixteenHeads() {
