@@ -231,4 +231,33 @@ final class NeRFTrainingTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("CPU path"), "\(error)")
         }
     }
+
+    /// The sample budget keeps a prefix of the step's rays. Regression: rays after the first one that did
+    /// not fit were still let in when they fitted, which kept exactly the cheap rays (empty space, matched
+    /// trivially against their background) and dropped those through occupied fog, so the fog was never
+    /// trained away (lego: running training PSNR 41 dB, held-out and training views rendered at ~16 dB).
+    func testSampleBudgetKeepsAPrefixOfTheRays() throws {
+        let trainer = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: Self.options)
+        // After the first grid update of the untrained field (cells above the mean optical thickness are
+        // occupied, about half) a ray through the box carries many samples and a ray missing the box none.
+        trainer.updateDensityGrid()
+        let through = NeRFTrainer.LocalRay(origin: SIMD3(0.5, 0.5, -1), direction: SIMD3(0, 0, 1))
+        let miss = NeRFTrainer.LocalRay(origin: SIMD3(5, 5, -1), direction: SIMD3(0, 0, 1))
+        var dt: [Float] = []
+        let one = trainer.placeSamples([through], jitters: [0], maxSamples: .max, into: HashGridActivations(), dt: &dt)
+        XCTAssertGreaterThan(one.total, 10)
+        XCTAssertEqual(trainer.placeSamples([miss], jitters: [0], maxSamples: .max, into: HashGridActivations(), dt: &dt).total, 0)
+        // Room for the first ray and a little more: the second does not fit, so it and the (free) third
+        // ray after it sit out; the first is kept whole.
+        let placed = trainer.placeSamples([through, through, miss, through], jitters: [0, 0, 0, 0], maxSamples: one.total + 5,
+                                          into: HashGridActivations(), dt: &dt)
+        XCTAssertEqual(placed.included, [true, false, false, false])
+        XCTAssertEqual(placed.counts, [one.total, 0, 0, 0])
+        XCTAssertEqual(placed.total, one.total)
+        // Everything fits: all rays are kept.
+        let all = trainer.placeSamples([through, miss, through], jitters: [0, 0, 0], maxSamples: 2 * one.total,
+                                       into: HashGridActivations(), dt: &dt)
+        XCTAssertEqual(all.included, [true, true, true])
+        XCTAssertEqual(all.counts, [one.total, 0, one.total])
+    }
 }

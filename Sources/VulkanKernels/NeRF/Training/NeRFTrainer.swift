@@ -92,7 +92,8 @@ public final class NeRFTrainer: @unchecked Sendable {
     }
 
     /// Marches `rays` into `activations` (positions, directions) and `dt` (world units), returning each
-    /// ray's first sample index and sample count. Rays beyond `maxSamples` get no samples.
+    /// ray's first sample index and sample count. From the first ray that would take the total past
+    /// `maxSamples` on, rays get no samples and are not `included`.
     func placeSamples(_ rays: [LocalRay], jitters: [Float], maxSamples: Int, into activations: HashGridActivations,
                       dt: inout [Float]) -> (starts: [Int], counts: [Int], total: Int, included: [Bool]) {
         var counts = [Int](repeating: 0, count: rays.count)
@@ -113,8 +114,14 @@ public final class NeRFTrainer: @unchecked Sendable {
                     } }
                 }
             }
+            // The budget takes a prefix of the rays: once one ray does not fit, it and every later ray sit
+            // out. Letting later rays in whenever they still fit would keep exactly the rays with few samples
+            // (those through empty or carved space, trivially matched against their background) and drop
+            // the rays through occupied fog, so the fog would never be trained away and the running PSNR
+            // would measure the easy rays only. The rays are drawn independently, so a prefix is unbiased.
+            var full = false
             for r in rays.indices {
-                if total + counts[r] > maxSamples { counts[r] = 0; included[r] = false }
+                if full || total + counts[r] > maxSamples { full = true; counts[r] = 0; included[r] = false }
                 starts[r] = total
                 total += counts[r]
             }
