@@ -169,7 +169,7 @@ public final class NeRFTrainer: @unchecked Sendable {
             clock = now
         }
         timings.densityGrid += clock - start
-        var generator = SeededGenerator(seed: options.seed &+ 0x5EED_0000 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        var generator = SeededGenerator(seed: options.seed, stream: 2 * UInt64(step))
         let rayCount = options.batchRays
         var rays: [LocalRay] = [], jitters: [Float] = [], targets: [SIMD3<Float>] = [], backgrounds: [SIMD3<Float>] = []
         rays.reserveCapacity(rayCount); jitters.reserveCapacity(rayCount); targets.reserveCapacity(rayCount); backgrounds.reserveCapacity(rayCount)
@@ -295,7 +295,7 @@ public final class NeRFTrainer: @unchecked Sendable {
 
     /// Updates the density grid from the field (see ``TrainingDensityGrid``).
     public func updateDensityGrid() {
-        var generator = SeededGenerator(seed: options.seed &+ 0xD0_0000 &+ UInt64(step) &* 0xBF58_476D_1CE4_E5B9)
+        var generator = SeededGenerator(seed: options.seed, stream: 2 * UInt64(step) + 1)
         let (indices, positions) = densityGrid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, generator: &generator)
         var thickness = [Float](repeating: 0, count: indices.count)
         let chunk = 1 << 16
