@@ -53,12 +53,14 @@ final class NeRFTrainingTests: XCTestCase {
         return options
     }
 
-    /// Held-out PSNR must pass this after 300 steps. Measured on this machine (2 threads): the untrained
-    /// network scores 10.7–12.4 dB on the 4 held-out views and 300 steps reach 19.0–20.8 dB (mean 19.88).
-    /// The threshold sits 3 dB below that mean, so thread-count or libm differences cannot fail it, while
-    /// a broken backward stage can: without the grid's gradient the MLPs see a near-constant encoding and
-    /// learn the mean colour, without σ's they learn no geometry — both stay near the untrained ~12 dB.
-    static let heldOutPSNRThreshold: Float = 17
+    /// Held-out PSNR must pass this after 300 steps. Measured on the development machines (2 threads): the
+    /// untrained network scores 10.7–12.4 dB on the 4 held-out views and 300 steps reach 24.1–25.1 dB (mean
+    /// 24.8). The threshold sits ~3 dB below that mean, so thread-count or libm differences cannot fail it,
+    /// while a broken backward stage can: without the grid's gradient the MLPs see a near-constant encoding
+    /// and learn the mean colour, without σ's they learn no geometry — both stay near the untrained ~12 dB.
+    /// It also catches batches that repeat: with the overlapping per-step random streams fixed on
+    /// 2026-12-06 the same run reached only 19.0–20.8 dB.
+    static let heldOutPSNRThreshold: Float = 22
 
     func testTrainingOnAnalyticSceneRaisesHeldOutPSNR() throws {
         let dataset = Self.capture
