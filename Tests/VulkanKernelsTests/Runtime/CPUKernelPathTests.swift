@@ -38,10 +38,17 @@ final class CPUKernelPathTests: XCTestCase {
         let context = try ComputeContext(backend: .cpu)
         try onEveryCPUPath { path in
             // K ≥ 1024 packs B into zero-padded tiles, K = 100 reads it in place; N = 45 leaves a narrow last
-            // tile, N = 64 / 256 full ones (the AVX-512 path's 64-column tiles and their remainders).
-            for (k, n) in [(1040, 45), (100, 45), (100, 64), (64, 256), (48, 7)] {
-                let rows = 24
-                let dense = SparseReference.sparseDense(rows: rows, columns: k, density: 0.2, seed: UInt64(k * 3 + n))
+            // tile, N = 64 / 256 full ones (the AVX-512 path's 64-column tiles and their remainders). With
+            // packed B, CSR takes the K-blocked kernel: density 0.2 (208 entries a row) in 128-row slices of
+            // B, K = 1040 ending in a partial slice; density 0.01 in one slice; N = 96 is a tile pair and a
+            // single tile; 72 rows are a 64-row block and a partial one. Each runs with tile pairs and, forced
+            // by VKK_CSR_SINGLE_TILE, with single tiles (the choice on machines with a small L2).
+            for (k, n, density, rows) in [(1040, 45, 0.2, 24), (1040, 96, 0.2, 72), (1040, 96, 0.01, 72), (100, 45, 0.2, 24),
+                                          (100, 64, 0.2, 24), (64, 256, 0.2, 24), (48, 7, 0.2, 24)] {
+              for single in k >= 1024 ? [false, true] : [false] {
+                if single { setenv("VKK_CSR_SINGLE_TILE", "1", 1) }
+                defer { unsetenv("VKK_CSR_SINGLE_TILE") }
+                let dense = SparseReference.sparseDense(rows: rows, columns: k, density: density, seed: UInt64(k * 3 + n))
                 var matrices: [(SparseMatrix<Float>, [Float])] = [(.csr(try CSRMatrix(dense: dense, rows: rows, columns: k)), dense)]
                 matrices.append((.bsr(try BSRMatrix(dense: dense, rows: rows, columns: k, blockSize: 4)), dense))
                 let nm = try SparsePruning.nm(dense, rows: rows, columns: k, n: 2, m: 4)
@@ -52,6 +59,7 @@ final class CPUKernelPathTests: XCTestCase {
                     }
                     try checkSpMM(matrix, aDense, n: n, alpha: 1.5, beta: 0.5, linear: true, context: context, path: path)
                 }
+              }
             }
         }
     }
