@@ -10,7 +10,7 @@
 import PackageDescription
 
 /// FileFormat's cases: each gets an executable `fuzz-<format>` whose only source is Targets/<format>/main.swift.
-let formats = ["npy", "safetensors", "matrixMarket", "smtx", "npz", "gzip", "messagePack", "snapshot", "transforms", "cameraPath", "png", "jpeg"]
+let formats = ["npy", "safetensors", "matrixMarket", "smtx", "npz", "gzip", "messagePack", "snapshot", "transforms", "cameraPath", "png", "jpeg", "instantNGPConfig"]
 
 /// libclang_rt.fuzzer_no_main-<arch>.a of the toolchain (scripts/fuzz.sh finds it).
 let libFuzzer = Context.environment["VKK_LIBFUZZER"]

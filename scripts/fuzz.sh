@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 formats=("$@")
-[ ${#formats[@]} -gt 0 ] || formats=(npy safetensors matrixMarket smtx npz gzip messagePack snapshot transforms cameraPath png jpeg)
+[ ${#formats[@]} -gt 0 ] || formats=(npy safetensors matrixMarket smtx npz gzip messagePack snapshot transforms cameraPath png jpeg instantNGPConfig)
 data="${VKK_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
 
 toolchain="$(dirname "$(dirname "$(readlink -f "$(command -v swiftc)")")")"
@@ -43,6 +43,7 @@ real_files() {
         cameraPath) find "$data/nerf_scenes/nerfstudio_camera_paths" -name '*.json' ;;
         png) find "$data/nerf_scenes" -name '*.png' | sort | head -n 3 ;;
         jpeg) find "$data/nerf_scenes" -name '*.jpg' | sort | head -n 2 ;;
+        instantNGPConfig) echo "$data/nerf_scenes/instant_ngp_configs/base.json" ;;
     esac
     return 0  # `head` closing the pipe early is not a failure
 }

@@ -4,7 +4,7 @@ import FoundationEssentials
 /// for checking a file before use and for the fuzzers (Tests/VulkanKernelsTests/ReaderFuzzTests.swift and
 /// the libFuzzer targets under Fuzz/), which must reach each reader exactly as a file would.
 public enum FileFormat: String, Sendable, CaseIterable {
-    case npy, safetensors, matrixMarket, smtx, npz, gzip, messagePack, snapshot, transforms, cameraPath, png, jpeg
+    case npy, safetensors, matrixMarket, smtx, npz, gzip, messagePack, snapshot, transforms, cameraPath, png, jpeg, instantNGPConfig
 
     /// Parses `bytes` as this format within `limits` and discards the result: throws exactly what the
     /// reader throws for the same bytes read from a file named `name`.
@@ -25,6 +25,10 @@ public enum FileFormat: String, Sendable, CaseIterable {
             try limits.check(bytes.count, \.maxHeaderBytes, file: name, field: "JSON document size")
             _ = try CameraPathFile.parse(Data(bytes))
         case .png: _ = try PNG.decode(bytes, name: name, limits: limits)
+        case .instantNGPConfig:
+            // `vkk train --config`: an instant-ngp network config, applied to a capture of aabb_scale 4.
+            try limits.check(bytes.count, \.maxHeaderBytes, file: name, field: "JSON document size")
+            _ = try InstantNGPConfig.parse(Data(bytes), aabbScale: 4)
         case .jpeg: _ = try TrainingImageFile.decodeJPEG(bytes, name: name, maximumPixels: min(limits.maxImagePixels, TrainingImageFile.maximumPixels))
         }
     }

@@ -10,7 +10,7 @@ import XCTest
 /// memory: peak resident memory over the pass may grow by at most ``memoryCapBytes``. The libFuzzer
 /// targets under Fuzz/ run the same entry points, coverage-guided and for as long as asked.
 final class ReaderFuzzTests: XCTestCase {
-    /// Mutants per format (`VKK_FUZZ_INPUTS` overrides): 11 formats × 2000 run in well under a minute.
+    /// Mutants per format (`VKK_FUZZ_INPUTS` overrides): 13 formats × 2000 run in well under a minute.
     static let inputsPerFormat = ProcessInfo.processInfo.environment["VKK_FUZZ_INPUTS"].flatMap(Int.init) ?? 2000
     /// One input taking this long is a hang: the readers are linear in their (small) input here, so a
     /// well-behaved read takes milliseconds.
@@ -35,6 +35,7 @@ final class ReaderFuzzTests: XCTestCase {
     func testCameraPathJSON() throws { try fuzz(.cameraPath) }
     func testPNG() throws { try fuzz(.png) }
     func testJPEG() throws { try fuzz(.jpeg) }
+    func testInstantNGPConfig() throws { try fuzz(.instantNGPConfig) }
 
     /// The hand-made inputs that the issue reported as crashes or hangs, each a clear error now.
     func testCraftedInputsAreClearErrors() throws {
@@ -225,6 +226,12 @@ final class ReaderFuzzTests: XCTestCase {
             try PNG.write8((0..<(3 * 3 * 4)).map { UInt8($0 * 7 % 256) }, width: 3, height: 3, channels: 4, to: rgba)
             return try [rgb, gray, rgba].map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) }
                 + sharedFiles(named: ["nerf_scenes/nerf_synthetic_lego/train/r_0.png"])
+        case .instantNGPConfig:
+            // base.json's blocks written out, and a smaller network with plain Adam and L2; instant-ngp's own configs
+            // from the shared data when present (base.json; the others name it as their `parent`, a file).
+            return [Array(#"{"loss": {"otype": "Huber"}, "optimizer": {"otype": "Ema", "decay": 0.95, "nested": {"otype": "ExponentialDecay", "decay_start": 20000, "decay_interval": 10000, "decay_base": 0.33, "nested": {"otype": "Adam", "learning_rate": 1e-2, "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15, "l2_reg": 1e-6}}}, "encoding": {"otype": "HashGrid", "n_levels": 8, "n_features_per_level": 4, "log2_hashmap_size": 19, "base_resolution": 16}, "network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64, "n_hidden_layers": 1}, "dir_encoding": {"otype": "Composite", "nested": [{"n_dims_to_encode": 3, "otype": "SphericalHarmonics", "degree": 4}, {"otype": "Identity"}]}, "rgb_network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64, "n_hidden_layers": 2}}"#.utf8),
+                    Array(#"{"loss": {"otype": "L2"}, "optimizer": {"otype": "Adam", "learning_rate": 1e-2}, "encoding": {"otype": "HashGrid", "n_levels": 4, "n_features_per_level": 2, "log2_hashmap_size": 12, "base_resolution": 8, "per_level_scale": 1.5}, "network": {"otype": "CutlassMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64, "n_hidden_layers": 1}, "dir_encoding": {"otype": "SphericalHarmonics", "degree": 4}, "rgb_network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64, "n_hidden_layers": 1}}"#.utf8)]
+                + sharedFiles(named: ["nerf_scenes/instant_ngp_configs/base.json"])
         case .jpeg:
             // Made for this test (synthetic gradients, Pillow): baseline 16×12 RGB, progressive 16×12 RGB and
             // baseline 9×7 greyscale. The fox capture's JPEGs (1080×1920) would make each mutant a full decode.

@@ -30,15 +30,32 @@ public struct InstantNGPConfig: Sendable {
 
     static func resolved(_ path: String, depth: Int) throws -> [String: Any] {
         guard depth < 16 else { throw ConfigError("\(path): more than 16 nested parent configs") }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw ConfigError("\(path): cannot read (\(error.localizedDescription))") }
-        let parsed: Any
-        do { parsed = try JSONSerialization.jsonObject(with: data) } catch { throw ConfigError("\(path): not JSON (\(error.localizedDescription))") }
-        guard let child = parsed as? [String: Any] else { throw ConfigError("\(path): not a JSON object") }
+        // A regular file within ReadLimits' JSON size (a FIFO or device named here is refused, not read).
+        var limits = ReadLimits.default
+        limits.maxFileBytes = min(limits.maxFileBytes, limits.maxHeaderBytes)
+        let bytes: [UInt8]
+        do { bytes = try readRegularFile(path, limits: limits) } catch { throw ConfigError("\(path): cannot read (\(error))") }
+        let child: [String: Any]
+        do { child = try jsonObject(Data(bytes)) } catch let error as ConfigError { throw ConfigError("\(path): \(error.reason)") }
         guard let parentValue = child["parent"] else { return child }
         guard let parentName = parentValue as? String else { throw ConfigError("\(path): parent is not a string") }
         let parentPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(parentName)
         return mergePatch(try resolved(parentPath, depth: depth + 1), child) as? [String: Any] ?? child
+    }
+
+    /// Parses a config held in memory (the fuzzers' entry point, ``FileFormat/instantNGPConfig``). A
+    /// `parent` key is refused: it names a file beside the config, and there is no file here.
+    public static func parse(_ data: Data, aabbScale: Float, options: TrainingOptions = TrainingOptions()) throws -> InstantNGPConfig {
+        let object = try jsonObject(data)
+        guard object["parent"] == nil else { throw ConfigError("parent: a config parsed from memory cannot name a parent file") }
+        return try InstantNGPConfig(json: object, aabbScale: aabbScale, options: options)
+    }
+
+    static func jsonObject(_ data: Data) throws -> [String: Any] {
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: data) } catch { throw ConfigError("not JSON (\(error.localizedDescription))") }
+        guard let object = parsed as? [String: Any] else { throw ConfigError("not a JSON object") }
+        return object
     }
 
     /// RFC 7386 JSON merge patch of `patch` onto `target`.
