@@ -4,7 +4,7 @@ import VulkanKernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: median GPU time over repeats after warm-up, throughput, and ratios measured in the same run.",
-        subcommands: [BenchGEMM.self, BenchSparse.self, BenchAttention.self, BenchNeRF.self, BenchHashGrid.self, BenchSoak.self])
+        subcommands: [BenchGEMM.self, BenchSparse.self, BenchAttention.self, BenchNeRF.self, BenchHashGrid.self, BenchTrain.self, BenchSoak.self])
 }
 
 /// Options every benchmark takes.

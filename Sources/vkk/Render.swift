@@ -23,7 +23,7 @@ struct Render: ParsableCommand {
     var depth = false
     @Flag(help: "Also write an RGBA PNG with opacity as alpha.")
     var alpha = false
-    @Option(help: "Render N frames on a circular orbit around the scene.")
+    @Option(help: "Render N frames on a circular orbit around the scene (a snapshot: around instant-ngp's unit cube, +y up).")
     var orbit: Int?
     @Option(help: "Frame range START:END (END exclusive) of the orbit or camera file; either side may be empty.")
     var frames: String?
@@ -73,7 +73,11 @@ struct Render: ParsableCommand {
         } else {
             let count = orbit ?? 1
             guard count > 0, count <= Self.maximumFrames else { throw ValidationError("--orbit takes 1…\(Self.maximumFrames) frames, got \(count)") }
-            cameras = (0..<count).map { Camera.orbit(frame: $0, of: count, width: width, height: height) }
+            // A snapshot lives in instant-ngp's world: orbit its unit cube, +y up.
+            cameras = (0..<count).map {
+                instantNgpWorld ? Camera.instantNGPOrbit(frame: $0, of: count, width: width, height: height)
+                    : Camera.orbit(frame: $0, of: count, width: width, height: height)
+            }
         }
         let selected = try selectFrames(cameras.count)
         // Every selected camera is checked before the first frame: a size the renderer refuses, or a

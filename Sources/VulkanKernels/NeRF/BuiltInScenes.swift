@@ -63,4 +63,15 @@ extension Camera {
         return Camera(width: width, height: height, fieldOfViewX: 40 * Float.pi / 180,
                       cameraToWorld: .lookAt(eye: eye, target: SIMD3(0, 0, 0)))
     }
+
+    /// The same orbit in instant-ngp's world (snapshots, captures read with ``TransformsConvention/instantNGP(scale:offset:)``):
+    /// around the unit cube's centre (½, ½, ½) with +y up (instant-ngp cycles a capture's z-up axes to y-up),
+    /// radius and height scaled to the unit cube (half the built-in scenes' box).
+    public static func instantNGPOrbit(frame: Int, of count: Int, width: Int, height: Int) -> Camera {
+        let angle = 2 * Float.pi * Float(frame) / Float(max(count, 1)) + 0.6
+        let centre = SIMD3<Float>(repeating: 0.5)
+        let eye = centre + SIMD3<Float>(1.5 * sinf(angle), 0.45, 1.5 * cosf(angle))
+        return Camera(width: width, height: height, fieldOfViewX: 40 * Float.pi / 180,
+                      cameraToWorld: .lookAt(eye: eye, target: centre, up: SIMD3(0, 1, 0)))
+    }
 }

@@ -8,32 +8,7 @@ final class NeRFTrainingTests: XCTestCase {
     /// alpha = opacity); every 5th view is held out (4 views). The cameras are moved into instant-ngp's
     /// world (the scene's box [−1, 1]³ becomes the unit cube [0, 1]³), as captures are read, so that the
     /// trained field can be written as an instant-ngp snapshot.
-    static let capture: TrainingDataset = {
-        let renderer = Renderer(context: Backends.cpu)
-        let field = BuiltInScene.spheres.makeField()
-        var options = RenderOptions()
-        options.background = SIMD3(0, 0, 0)
-        options.step = .uniform(512, across: BuiltInScene.bounds)
-        options.occupancy.resolution = 64
-        options.occupancy.levels = 3
-        var training: [TrainingView] = [], heldOut: [TrainingView] = []
-        for i in 0..<20 {
-            // Alternate elevations so that the views see the scene from above and from the side.
-            let camera = Camera.orbit(frame: i, of: 20, width: 64, height: 64, elevation: i % 2 == 0 ? 0.9 : 2.0)
-            let image = try! renderer.render(field: field, camera: camera, options: options)
-            var pixels = [UInt8](repeating: 0, count: 64 * 64 * 4)
-            for p in 0..<(64 * 64) {
-                for c in 0..<3 { pixels[4 * p + c] = UInt8(min(max(image.rgb[3 * p + c], 0), 1) * 255 + 0.5) }
-                pixels[4 * p + 3] = UInt8(min(max(image.opacity[p], 0), 1) * 255 + 0.5)
-            }
-            var local = camera
-            local.cameraToWorld.translation = (camera.cameraToWorld.translation - BuiltInScene.bounds.lower) / BuiltInScene.bounds.size.x
-            let view = TrainingView(name: "orbit \(i)", frameIndex: i, camera: local,
-                                    image: try! TrainingImage(width: 64, height: 64, hasAlpha: true, pixels: pixels))
-            if HoldoutSplit.every(5).isHeldOut(i) { heldOut.append(view) } else { training.append(view) }
-        }
-        return try! TrainingDataset(training: training, heldOut: heldOut, aabbScale: 1)
-    }()
+    static let capture = try! TrainingDataset.rendered(scene: .spheres, views: 20, size: 64, holdout: .every(5), context: Backends.cpu)
 
     /// A network small enough for a debug build (8 levels × 2 features, 2^14 tables) with instant-ngp's
     /// MLP shape (64 wide; density 1 hidden layer, colour 2).
