@@ -341,11 +341,18 @@ public final class NeRFTrainer: @unchecked Sendable {
         var image = [Float](repeating: 0, count: 3 * pixels.count)
         let chunk = 8192
         var dt: [Float] = []
-        for begin in stride(from: 0, to: pixels.count, by: chunk) {
-            let n = min(chunk, pixels.count - begin)
+        // Rays in chunks, and each chunk's samples within the training step's budget: the prefix of rays
+        // that fits is rendered and the rest go to the next round (one ray always fits: maxSamplesPerRay is
+        // below the budget). Without the budget a chunk of 8192 rays through fog could mark 8 M samples,
+        // whose activations (~300 floats each) took fox's evaluations to ~3.9 GB.
+        var begin = 0
+        while begin < pixels.count {
+            var n = min(chunk, pixels.count - begin)
             let rays = (0..<n).map { k in localRay(camera.ray(pixelX: pixels[begin + k].x, pixelY: pixels[begin + k].y)) }
-            let (starts, counts, _, _) = placeSamples(rays, jitters: [Float](repeating: 0, count: n), maxSamples: Int.max,
-                                                   into: inferenceActivations, dt: &dt)
+            let (starts, counts, _, included) = placeSamples(rays, jitters: [Float](repeating: 0, count: n),
+                                                             maxSamples: max(options.maxSamplesPerStep, options.maxSamplesPerRay),
+                                                             into: inferenceActivations, dt: &dt)
+            n = max(included.firstIndex(of: false) ?? n, 1)
             network.forward(inferenceActivations)
             inferenceActivations.rgb.withUnsafeBufferPointer { rgb in
                 inferenceActivations.sigma.withUnsafeBufferPointer { sigma in
@@ -359,6 +366,7 @@ public final class NeRFTrainer: @unchecked Sendable {
                     }
                 }
             }
+            begin += n
         }
         return image
     }
