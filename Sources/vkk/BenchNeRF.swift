@@ -56,7 +56,8 @@ struct BenchNeRF: ParsableCommand {
         uniformNoTermination.terminationThreshold = 0
         var medians: [String: Double] = [:]
         let table = BenchTable(title: "nerf '\(scene)' \(resolution)x\(resolution), 1 spp, grid \(grid.settings.resolution)^3, on \(context.backendDescription), \(todayUTC())")
-        var modes = [("occupancy grid", options), ("uniform 1024 steps", uniform)]
+        let uniformName = "uniform \(RenderOptions.defaultStepsPerDiagonal) steps"
+        var modes = [("occupancy grid", options), (uniformName, uniform)]
         if fullUniform { modes.append(("uniform, no termination", uniformNoTermination)) }
         for (index, (name, modeOptions)) in modes.enumerated() {
             // Warm-up (pipelines, memory) once; the slow uniform modes are timed once.
@@ -80,7 +81,7 @@ struct BenchNeRF: ParsableCommand {
             ]))
         }
         let gridFrame = medians["occupancy grid"]!
-        print("speedup of occupancy-grid marching over uniform marching (same run): \(formatted(medians["uniform 1024 steps"]! / gridFrame, digits: 1))x")
+        print("speedup of occupancy-grid marching over uniform marching (same run): \(formatted(medians[uniformName]! / gridFrame, digits: 1))x")
         if let full = medians["uniform, no termination"] {
             print("speedup over uniform marching without early termination: \(formatted(full / gridFrame, digits: 1))x")
         }
