@@ -299,6 +299,16 @@ static void scores_avx512(const float *const *q, int64_t rows, int64_t dk, float
     }
 }
 
+// Decode streams K and V from memory with a few multiply-adds per byte. The hardware prefetchers alone
+// kept it at 1.5-2x the time of a plain read of the same bytes (Intel Xeon model 207: GQA decode, 4 rows
+// per K/V head, one thread 26.6 ms against a 16 ms read): each K row the score loop and each V row the
+// P.V loop touches requests its row DECODE_PREFETCH_KEYS keys ahead into L1. Measured, one thread:
+// 16 keys ahead 1.21-1.25x the read, 32 ahead 1.27x, 64 ahead 1.30-1.37x; two threads: 8 ahead
+// 1.21-1.25x, 16 ahead 1.04-1.09x, 24 ahead 1.34-1.57x. (On Zen 4 earlier, prefetches a whole 64-key
+// block ahead into L2 gave nothing: a burst of a thousand prefetches at a block's start only queues.)
+// Prefetches never fault, so the ones past the last key are harmless.
+enum { DECODE_PREFETCH_KEYS = 16 };
+
 // Few rows (decode: one query row per head of a K/V group): each key row is loaded once for all the
 // rows (N of them, a constant in each instance so that the sums stay in registers), products summed
 // across lanes at the end; no transposed block.
@@ -309,6 +319,8 @@ static void scores_avx512(const float *const *q, int64_t rows, int64_t dk, float
         const __mmask16 tail = (__mmask16)((1u << (dk & 15)) - 1);                                                 \
         for (int64_t j = 0; j < keys; ++j) {                                                                       \
             const float *kj = k + j * k_stride;                                                                    \
+            { const char *ahead = (const char *)(kj + DECODE_PREFETCH_KEYS * k_stride);                            \
+              for (int64_t o = 0; o < dk * 4; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0); }                     \
             __m512 acc[N];                                                                                         \
             for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();                                              \
             int64_t d = 0;                                                                                         \
@@ -422,6 +434,12 @@ static void pv_avx512(const float *p, int64_t rows, int64_t keys, const float *v
     const int64_t key_step = rows <= TILE_ROWS && dv > 64 ? 16 : keys;
     for (int64_t j0 = 0; j0 < keys; j0 += key_step) {
         const int64_t count = keys - j0 < key_step ? keys - j0 : key_step;
+        if (rows <= TILE_ROWS) {
+            for (int64_t j = 0; j < count; ++j) {
+                const char *ahead = (const char *)(v + (j0 + j + DECODE_PREFETCH_KEYS) * v_stride);
+                for (int64_t o = 0; o < dv * 4; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+            }
+        }
         pv_keys_avx512(p + j0, rows, count, v + j0 * v_stride, v_stride, dv, acc, acc_stride);
     }
 }
