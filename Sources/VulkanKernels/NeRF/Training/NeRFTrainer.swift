@@ -91,9 +91,22 @@ public final class NeRFTrainer: @unchecked Sendable {
                          occupied: occupied, max_samples: Int32(options.maxSamplesPerRay))
     }
 
+    /// One thread's march output, kept from the march until the budget is known and the kept rays' samples
+    /// are copied into the activations (reused across steps).
+    final class MarchScratch {
+        var positions: [Float] = []
+        var dt: [Float] = []
+        var offsets: [Int] = []
+    }
+    var marchScratch: [MarchScratch] = []
+
     /// Marches `rays` into `activations` (positions, directions) and `dt` (world units), returning each
     /// ray's first sample index and sample count. From the first ray that would take the total past
     /// `maxSamples` on, rays get no samples and are not `included`.
+    ///
+    /// Each ray is marched once: the threads march their share of the rays into their own scratch, the
+    /// budget's prefix is taken from the counts, and the kept samples are copied into place. (Marching
+    /// twice — once to count, once to write at the final offsets — took 18% of a lego run's time.)
     func placeSamples(_ rays: [LocalRay], jitters: [Float], maxSamples: Int, into activations: HashGridActivations,
                       dt: inout [Float]) -> (starts: [Int], counts: [Int], total: Int, included: [Bool]) {
         var counts = [Int](repeating: 0, count: rays.count)
@@ -101,17 +114,39 @@ public final class NeRFTrainer: @unchecked Sendable {
         var starts = [Int](repeating: 0, count: rays.count)
         var included = [Bool](repeating: true, count: rays.count)
         var total = 0
+        let pieces = max(1, min(CPUParallel.threadCount, rays.count / 64))
+        while marchScratch.count < pieces { marchScratch.append(MarchScratch()) }
+        let capacity = options.maxSamplesPerRay
         occupied.withUnsafeBufferPointer { occupied in
             var march = marchParameters(occupied.baseAddress!)
-            let countPointer = UncheckedSendable((counts.withUnsafeMutableBufferPointer { $0.baseAddress! }, withUnsafePointer(to: &march) { $0 }))
-            CPUParallel.forEachChunk(rays.count, costPerItem: 2000) { range in
-                let (counts, march) = countPointer.value
-                for r in range {
-                    var o = rays[r].origin, d = rays[r].direction
-                    counts[r] = withUnsafePointer(to: &o) { o in withUnsafePointer(to: &d) { d in
-                        Int(vkk_march_ray(march, UnsafeRawPointer(o).assumingMemoryBound(to: Float.self),
-                                          UnsafeRawPointer(d).assumingMemoryBound(to: Float.self), jitters[r], nil, nil, 0))
-                    } }
+            let shared = UncheckedSendable((counts.withUnsafeMutableBufferPointer { $0.baseAddress! }, withUnsafePointer(to: &march) { $0 },
+                                            marchScratch))
+            CPUParallel.forEachChunk(pieces, costPerItem: 1_000_000) { pieceRange in
+                let (counts, march, scratches) = shared.value
+                for piece in pieceRange {
+                    let scratch = scratches[piece]
+                    scratch.offsets.removeAll(keepingCapacity: true)
+                    var used = 0
+                    for r in (rays.count * piece / pieces)..<(rays.count * (piece + 1) / pieces) {
+                        if scratch.dt.count < used + capacity {
+                            let size = max(2 * scratch.dt.count, used + capacity)
+                            scratch.dt.append(contentsOf: repeatElement(0, count: size - scratch.dt.count))
+                            scratch.positions.append(contentsOf: repeatElement(0, count: 3 * size - scratch.positions.count))
+                        }
+                        var o = rays[r].origin, d = rays[r].direction
+                        let n = withUnsafePointer(to: &o) { o in withUnsafePointer(to: &d) { d in
+                            scratch.positions.withUnsafeMutableBufferPointer { positions in
+                                scratch.dt.withUnsafeMutableBufferPointer { dt in
+                                    Int(vkk_march_ray(march, UnsafeRawPointer(o).assumingMemoryBound(to: Float.self),
+                                                      UnsafeRawPointer(d).assumingMemoryBound(to: Float.self), jitters[r],
+                                                      positions.baseAddress! + 3 * used, dt.baseAddress! + used, Int32(capacity)))
+                                }
+                            }
+                        } }
+                        counts[r] = n
+                        scratch.offsets.append(used)
+                        used += n
+                    }
                 }
             }
             // The budget takes a prefix of the rays: once one ray does not fit, it and every later ray sit
@@ -127,23 +162,24 @@ public final class NeRFTrainer: @unchecked Sendable {
             }
             activations.reserve(total, network.configuration)
             if dt.count < total { dt = [Float](repeating: 0, count: total) }
-            let shared = UncheckedSendable((activations.positions.withUnsafeMutableBufferPointer { $0.baseAddress! },
-                                            activations.directions.withUnsafeMutableBufferPointer { $0.baseAddress! },
-                                            dt.withUnsafeMutableBufferPointer { $0.baseAddress! }, withUnsafePointer(to: &march) { $0 }))
+            let destination = UncheckedSendable((activations.positions.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                                 activations.directions.withUnsafeMutableBufferPointer { $0.baseAddress! },
+                                                 dt.withUnsafeMutableBufferPointer { $0.baseAddress! }, marchScratch))
             let scale = cubeSize
-            CPUParallel.forEachChunk(rays.count, costPerItem: 2000) { range in
-                let (positions, directions, dt, march) = shared.value
-                for r in range where counts[r] > 0 {
-                    let s = starts[r], n = counts[r]
-                    var o = rays[r].origin, d = rays[r].direction
-                    _ = withUnsafePointer(to: &o) { o in withUnsafePointer(to: &d) { d in
-                        vkk_march_ray(march, UnsafeRawPointer(o).assumingMemoryBound(to: Float.self),
-                                      UnsafeRawPointer(d).assumingMemoryBound(to: Float.self), jitters[r],
-                                      positions + 3 * s, dt + s, Int32(n))
-                    } }
-                    for k in s..<(s + n) {
-                        directions[3 * k] = d.x; directions[3 * k + 1] = d.y; directions[3 * k + 2] = d.z
-                        dt[k] *= scale
+            CPUParallel.forEachChunk(pieces, costPerItem: 1_000_000) { pieceRange in
+                let (positions, directions, dt, scratches) = destination.value
+                for piece in pieceRange {
+                    let scratch = scratches[piece], first = rays.count * piece / pieces
+                    for r in first..<(rays.count * (piece + 1) / pieces) where counts[r] > 0 {
+                        let s = starts[r], n = counts[r], from = scratch.offsets[r - first]
+                        scratch.positions.withUnsafeBufferPointer { (positions + 3 * s).update(from: $0.baseAddress! + 3 * from, count: 3 * n) }
+                        let d = rays[r].direction
+                        scratch.dt.withUnsafeBufferPointer { source in
+                            for k in 0..<n {
+                                directions[3 * (s + k)] = d.x; directions[3 * (s + k) + 1] = d.y; directions[3 * (s + k) + 2] = d.z
+                                dt[s + k] = source[from + k] * scale
+                            }
+                        }
                     }
                 }
             }
