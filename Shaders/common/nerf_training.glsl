@@ -32,9 +32,15 @@ void trainingCorners(vec3 p, uvec4 level, out uint entry[8], out float weight[8]
     }
 }
 
-// Invocation index of a dispatch laid out as rows of groups (x) × rows (y).
+// The workgroup size (specialization constant 0) of every training kernel.
+layout(constant_id = 0) const uint LOCAL_SIZE = 64u;
+layout(local_size_x_id = 0) in;
+
+// Invocation index of a dispatch laid out as rows of groups (x) × rows (y). The row length uses the
+// LOCAL_SIZE constant: gl_WorkGroupSize (the same constant through a composite) gave wrong indices
+// past the first row of groups here (lavapipe, glslc -O), so samples beyond 2^20 invocations overlapped.
 uint trainingInvocation() {
-    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * LOCAL_SIZE;
 }
 
 #endif

@@ -20,8 +20,6 @@
 #extension GL_GOOGLE_include_directive : require
 #include "nerf_training.glsl"
 
-layout(local_size_x_id = 0) in;
-
 layout(set = 0, binding = 0) buffer Parameters { float parameters[]; };
 layout(set = 0, binding = 1) buffer Gradients { float gradients[]; };
 layout(set = 0, binding = 2) buffer First { float first[]; };

@@ -14,8 +14,6 @@
 #extension GL_GOOGLE_include_directive : require
 #include "nerf_training.glsl"
 
-layout(local_size_x_id = 0) in;
-
 layout(set = 0, binding = 0) buffer ColorInput { float colorInput[]; };
 layout(set = 0, binding = 1) readonly buffer Directions { float directions[]; };
 layout(set = 0, binding = 2) writeonly buffer Sigma { float sigma[]; };

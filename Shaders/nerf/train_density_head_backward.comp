@@ -15,8 +15,6 @@
 #extension GL_GOOGLE_include_directive : require
 #include "nerf_training.glsl"
 
-layout(local_size_x_id = 0) in;
-
 layout(set = 0, binding = 0) readonly buffer Full { float full[]; };
 layout(set = 0, binding = 1) readonly buffer ColorInput { float colorInput[]; };
 layout(set = 0, binding = 2) readonly buffer SigmaGradient { float sigmaGradient[]; };

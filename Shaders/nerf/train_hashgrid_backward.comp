@@ -4,8 +4,10 @@
 //
 // Two builds, the same bindings:
 //   base (deterministic, any device): one invocation per (level l, range r of entries of l's table):
-//     it walks every sample in order, and its 8 corners in order, and adds only the corners whose entry
-//     falls in its range. Every entry is owned by one invocation and receives its terms in the CPU
+//     it walks the samples [sampleBegin, sampleEnd) in order, and their 8 corners in order, and adds
+//     only the corners whose entry falls in its range. The host dispatches consecutive sample chunks
+//     one after the other (lavapipe stops any invocation after 65,535 loop iterations in all, its
+//     guard against endless loops, so one invocation must not walk every sample of a large batch). Every entry is owned by one invocation and receives its terms in the CPU
 //     path's order (vkk_hashgrid_scatter), so the sums are deterministic and match the CPU's. The
 //     price is that each invocation recomputes every sample's corners: work ∝ ranges × samples.
 //   atomic (-DATOMIC_ADD, devices with shaderBufferFloat32AtomicAdd): one invocation per (sample,
@@ -17,8 +19,8 @@
 //   1  levels           uvec4[levelCount], read
 //   2  encodedGradient  float[count·stride], read
 //   3  tableGradient    float[entries·F], read-write
-// Push constants: uint count, levelCount, features, stride, rangesPerLevel, entriesPerRange.
-//   (The atomic build ignores the last two.)
+// Push constants: uint count, levelCount, features, stride, rangesPerLevel, entriesPerRange,
+//   sampleBegin, sampleEnd. (The atomic build ignores the last four.)
 // Specialization constants: 0 LOCAL_SIZE = 64.
 // Invocations: base levelCount·rangesPerLevel (index l·rangesPerLevel + r); atomic count·levelCount
 // (index i·levelCount + l). Dispatch rows of groups as trainingInvocation() reads them.
@@ -29,8 +31,6 @@
 #extension GL_EXT_shader_atomic_float : require
 #endif
 #include "nerf_training.glsl"
-
-layout(local_size_x_id = 0) in;
 
 layout(set = 0, binding = 0) readonly buffer Positions { float positions[]; };
 layout(set = 0, binding = 1) readonly buffer Levels { uvec4 levels[]; };
@@ -43,6 +43,8 @@ layout(push_constant) uniform Params {
     uint stride;
     uint rangesPerLevel;
     uint entriesPerRange;
+    uint sampleBegin;
+    uint sampleEnd;
 };
 
 vec3 position(uint i) { return vec3(positions[3u * i], positions[3u * i + 1u], positions[3u * i + 2u]); }
@@ -68,7 +70,7 @@ void main() {
     uint first = level.x + r * entriesPerRange;
     uint end = level.x + min((r + 1u) * entriesPerRange, level.y);
     if (first >= end) return;
-    for (uint i = 0u; i < count; i++) {
+    for (uint i = sampleBegin; i < min(sampleEnd, count); i++) {
         trainingCorners(position(i), level, entry, weight);
         uint row = i * stride + l * features;
         for (uint c = 0u; c < 8u; c++) {

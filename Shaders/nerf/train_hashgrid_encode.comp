@@ -16,8 +16,6 @@
 #extension GL_GOOGLE_include_directive : require
 #include "nerf_training.glsl"
 
-layout(local_size_x_id = 0) in;
-
 layout(set = 0, binding = 0) readonly buffer Positions { float positions[]; };
 layout(set = 0, binding = 1) readonly buffer Levels { uvec4 levels[]; };
 layout(set = 0, binding = 2) readonly buffer Table { float table[]; };

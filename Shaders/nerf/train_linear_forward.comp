@@ -17,8 +17,6 @@
 #extension GL_GOOGLE_include_directive : require
 #include "nerf_training.glsl"
 
-layout(local_size_x_id = 0) in;
-
 layout(set = 0, binding = 0) readonly buffer Input { vec4 inputValues[]; };
 layout(set = 0, binding = 1) readonly buffer Weights { vec4 weights[]; };
 layout(set = 0, binding = 2) writeonly buffer Output { float outputValues[]; };

@@ -11,8 +11,6 @@
 #extension GL_GOOGLE_include_directive : require
 #include "nerf_training.glsl"
 
-layout(local_size_x_id = 0) in;
-
 layout(set = 0, binding = 0) readonly buffer Logits { float logits[]; };
 layout(set = 0, binding = 1) writeonly buffer Rgb { float rgb[]; };
 layout(push_constant) uniform Params { uint values; };

@@ -12,8 +12,6 @@
 #extension GL_GOOGLE_include_directive : require
 #include "nerf_training.glsl"
 
-layout(local_size_x_id = 0) in;
-
 layout(set = 0, binding = 0) readonly buffer RgbGradient { float rgbGradient[]; };
 layout(set = 0, binding = 1) readonly buffer Rgb { float rgb[]; };
 layout(set = 0, binding = 2) writeonly buffer LogitGradient { float logitGradient[]; };

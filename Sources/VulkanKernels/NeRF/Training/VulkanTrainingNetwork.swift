@@ -278,11 +278,16 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
     func layerBackward(_ batch: CommandBatch, _ n: Int, _ outputGradient: Tensor<Float>, _ upstreamWidth: Int,
                        _ shape: (outputs: Int, inputs: Int), weightOffset: Int, input: Tensor<Float>, mask: Tensor<Float>?,
                        inputGradient: Tensor<Float>) throws {
-        try batch.dispatch(Kernel<Shader.nerf_train_linear_weight_gradient>(.base, specialization: specialization), .init(
-            outputGradient: read(outputGradient, n * upstreamWidth), input: read(input, n * shape.inputs),
-            gradient: write(gradients, shape.outputs * shape.inputs, from: weightOffset)),
-            push: .init(count: UInt32(n), inputs: UInt32(shape.inputs), outputs: UInt32(upstreamWidth), storedOutputs: UInt32(shape.outputs)),
-            groups: groups(shape.outputs * shape.inputs / 4))
+        // Consecutive chunks of samples, each invocation looping over one chunk (see sampleChunk).
+        let chunk = Self.sampleChunk(iterationsPerSample: 1)
+        for begin in stride(from: 0, to: n, by: chunk) {
+            try batch.dispatch(Kernel<Shader.nerf_train_linear_weight_gradient>(.base, specialization: specialization), .init(
+                outputGradient: read(outputGradient, n * upstreamWidth), input: read(input, n * shape.inputs),
+                gradient: readWrite(gradients, shape.outputs * shape.inputs, from: weightOffset)),
+                push: .init(count: UInt32(n), inputs: UInt32(shape.inputs), outputs: UInt32(upstreamWidth), storedOutputs: UInt32(shape.outputs),
+                            sampleBegin: UInt32(begin), sampleEnd: UInt32(min(begin + chunk, n)), accumulate: begin == 0 ? 0 : 1),
+                groups: groups(shape.outputs * shape.inputs / 4))
+        }
         try batch.dispatch(Kernel<Shader.nerf_train_linear_input_gradient>(.base, specialization: specialization), .init(
             outputGradient: read(outputGradient, n * upstreamWidth), weights: read(parameters, upstreamWidth * shape.inputs, from: weightOffset),
             activation: mask.map { read($0, n * shape.inputs) } ?? read(outputGradient, n * upstreamWidth),
@@ -302,16 +307,29 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
         case .atomicAdd:
             try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_backward>(.atomic, specialization: specialization), bindings,
                                push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel),
-                                           stride: UInt32(c.encodingWidth), rangesPerLevel: 0, entriesPerRange: 0),
+                                           stride: UInt32(c.encodingWidth), rangesPerLevel: 0, entriesPerRange: 0, sampleBegin: 0, sampleEnd: 0),
                                groups: groups(n * c.levels))
         case .deterministic:
             let (ranges, entries) = scatterRanges
-            try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_backward>(.base, specialization: specialization), bindings,
-                               push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel),
-                                           stride: UInt32(c.encodingWidth), rangesPerLevel: UInt32(ranges), entriesPerRange: UInt32(entries)),
-                               groups: groups(c.levels * ranges))
+            // Per sample an invocation runs ≤ 1 + 8 + 8 + 8·F loop iterations (sample, corners twice,
+            // features of the corners in its range).
+            let chunk = Self.sampleChunk(iterationsPerSample: 17 + 8 * c.featuresPerLevel)
+            for begin in stride(from: 0, to: n, by: chunk) {
+                try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_backward>(.base, specialization: specialization), bindings,
+                                   push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel),
+                                               stride: UInt32(c.encodingWidth), rangesPerLevel: UInt32(ranges), entriesPerRange: UInt32(entries),
+                                               sampleBegin: UInt32(begin), sampleEnd: UInt32(min(begin + chunk, n))),
+                                   groups: groups(c.levels * ranges))
+            }
         }
     }
+
+    /// Samples one invocation of a sample-looping kernel (weight gradient, deterministic scatter) may
+    /// walk in one dispatch: lavapipe (llvmpipe) ends any invocation after 65,535 loop iterations in all
+    /// (its guard against endless loops; found here as wrong sums past ~1,500 samples in the scatter),
+    /// so the host splits the samples into consecutive chunks of half that budget. Other devices lose
+    /// only the extra dispatches.
+    static func sampleChunk(iterationsPerSample: Int) -> Int { max(1, 32_768 / iterationsPerSample) }
 
     /// The deterministic scatter's split of each level's table: (ranges per level, entries per range).
     /// Every invocation visits every sample, so the ranges trade parallelism against repeated work:
