@@ -72,7 +72,7 @@ struct BenchTrain: ParsableCommand {
             let stepsBefore = trainer.step, secondsBefore = trained
             while trained < until {
                 let start = monotonicClock()
-                trainer.trainStep()
+                try trainer.trainStep()
                 trained += monotonicClock() - start
             }
             let t = trainer.timings

@@ -2,10 +2,11 @@ import ArgumentParser
 import Foundation
 import VulkanKernels
 
-/// `vkk train`: fits instant-ngp's hash-grid NeRF to a capture (transforms.json + images) on the CPU path.
+/// `vkk train`: fits instant-ngp's hash-grid NeRF to a capture (transforms.json + images), on the CPU path
+/// or (`--backend vulkan`) with the network's forward, backward and Adam on a Vulkan device.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a hash-grid radiance field from a transforms.json capture (CPU path; Vulkan training kernels are not written yet).")
+        abstract: "Train a hash-grid radiance field from a transforms.json capture (CPU path by default; --backend vulkan runs the network on a Vulkan device).")
 
     @Argument(help: "The capture's transforms.json (NeRF-synthetic, instant-ngp or nerfstudio); its images are PNG or JPEG.")
     var transforms: String
@@ -45,6 +46,12 @@ struct Train: ParsableCommand {
     var noOptimizerState = false
     @Option(help: "Write a PNG of each held-out view (render and ground truth side by side) into this folder.")
     var images: String?
+    @Option(help: "cpu (default) or vulkan: where the network's forward pass, backward pass and Adam run (ray sampling, marching, compositing and the density grid stay on the host). On a CPU driver such as lavapipe the CPU path is much faster.")
+    var backend: TrainBackend = .cpu
+    @Option(help: "Vulkan device index (as `vkk info` lists them) for --backend vulkan.")
+    var device: Int?
+    @Option(help: "Hash-gradient scatter on Vulkan: atomic (float atomics; the default where the device has them) or deterministic.")
+    var scatter: TrainScatter?
 
     func run() throws {
         let lossChoice = try loss.map { name -> TrainingLoss in
@@ -74,8 +81,15 @@ struct Train: ParsableCommand {
         options.compactBackward = !noCompaction
         options.seed = seed
         if let lossChoice { options.loss = lossChoice }
-        let context = try ComputeContext(backend: .cpu)
-        let trainer = try NeRFTrainer(context: context, dataset: dataset, configuration: configuration, options: options)
+        let context = try ComputeContext(backend: backend == .cpu ? .cpu : .vulkan(deviceIndex: device))
+        let scatterMethod: VulkanTrainingNetwork.ScatterMethod? = switch scatter {
+        case .atomic: .atomicAdd
+        case .deterministic: .deterministic
+        case nil: nil
+        }
+        let trainer = try NeRFTrainer(context: context, dataset: dataset, configuration: configuration, options: options,
+                                      scatterMethod: scatterMethod)
+        if backend == .vulkan { print("training on \(context.backendDescription)") }
         if let resume {
             try trainer.resume(from: try NGPSnapshot.read(contentsOf: resume))
             print("resumed from \(resume) at step \(trainer.step)")
@@ -89,7 +103,7 @@ struct Train: ParsableCommand {
         var runningPSNR: Float = 0
         while trainer.step < steps && (timeLimit.map { trainingSeconds < $0 } ?? true) {
             let stepStart = Date()
-            report = trainer.trainStep()
+            report = try trainer.trainStep()
             trainingSeconds += Date().timeIntervalSince(stepStart)
             runningPSNR = runningPSNR == 0 ? report!.psnr : 0.95 * runningPSNR + 0.05 * report!.psnr
             if trainingSeconds - lastPrint >= 5 || trainer.step == steps {
@@ -114,8 +128,8 @@ struct Train: ParsableCommand {
         print("trained \(trainer.step - firstStep) steps\(firstStep > 0 ? " (to step \(trainer.step))" : "") in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step - firstStep) / trainingSeconds)) steps/s); "
               + "held-out PSNR \(String(format: "%.2f", mean)) dB over \(heldOut.count) views")
         print("time: \(t)")
-        print(String(format: "field throughput: %.2f M samples/s forward, %.2f M samples/s forward+backward (CPU, %d samples)",
-                     forwardRate / 1e6, trainRate / 1e6, t.samples))
+        print(String(format: "field throughput: %.2f M samples/s forward, %.2f M samples/s forward+backward", forwardRate / 1e6, trainRate / 1e6)
+              + " (\(backend == .cpu ? "CPU" : "Vulkan"), \(t.samples) samples)")
         if let images {
             try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
             for view in dataset.heldOut {
@@ -143,7 +157,7 @@ struct Train: ParsableCommand {
             let summary: [String: Any] = [
                 "transforms": transforms, "steps": trainer.step, "training_seconds": trainingSeconds,
                 "wall_seconds": Date().timeIntervalSince(start), "downscale": downscale, "batch_rays": batchRays, "max_samples": maxSamples, "eval_stride": evalStride, "grid_warmup": gridWarmup, "seed": seed,
-                "loss": options.loss.rawValue, "config": config ?? "", "holdout": holdout,
+                "loss": options.loss.rawValue, "config": config ?? "", "holdout": holdout, "backend": backend.rawValue,
                 "held_out": zip(dataset.heldOut, heldOut).map { ["view": $0.0.name, "frame": $0.0.frameIndex, "psnr": Double($0.1)] },
                 "held_out_mean_psnr": Double(mean),
                 "curve": curve.map { ["step": $0.step, "seconds": $0.seconds, "psnr": Double($0.psnr)] },
@@ -157,4 +171,12 @@ struct Train: ParsableCommand {
             try data.write(to: URL(fileURLWithPath: json))
         }
     }
+}
+
+enum TrainBackend: String, ExpressibleByArgument, CaseIterable {
+    case cpu, vulkan
+}
+
+enum TrainScatter: String, ExpressibleByArgument, CaseIterable {
+    case atomic, deterministic
 }

@@ -52,6 +52,9 @@ public struct DeviceInfo: Sendable, Equatable {
     public var supportsSubgroupShuffle: Bool
     public var supportsSubgroupArithmetic: Bool
     public var supportsCooperativeMatrix: Bool
+    /// `shaderBufferFloat32AtomicAdd` of VK_EXT_shader_atomic_float: `atomicAdd` on fp32 storage-buffer
+    /// words (NeRF training scatters hash-table gradients with it; a deterministic kernel otherwise).
+    public var supportsFloat32AtomicAdd: Bool = false
 
     /// True for drivers that run shaders on the host CPU (lavapipe, SwiftShader).
     public var isCPUDriver: Bool { kind == .cpu }

@@ -59,6 +59,14 @@ final class VulkanDevice: @unchecked Sendable {
         enabled.v12.shaderInt8 = supported.v12.shaderInt8
         enabled.v12.storageBuffer8BitAccess = supported.v12.storageBuffer8BitAccess
         enabled.v12.uniformAndStorageBuffer8BitAccess = supported.v12.uniformAndStorageBuffer8BitAccess
+        // Float atomics (NeRF training's hash-table gradient scatter) need their extension enabled too.
+        var deviceExtensions: [String] = []
+        if supported.hasAtomicFloat && supported.atomicFloat.shaderBufferFloat32AtomicAdd != 0 {
+            enabled.hasAtomicFloat = true
+            enabled.atomicFloat.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_FLOAT_FEATURES_EXT
+            enabled.atomicFloat.shaderBufferFloat32AtomicAdd = VkBool32(VK_TRUE)
+            deviceExtensions.append(VulkanInstance.atomicFloatExtension)
+        }
         if supported.hasVulkan13 {
             enabled.v13.subgroupSizeControl = supported.v13.subgroupSizeControl
             enabled.v13.computeFullSubgroups = supported.v13.computeFullSubgroups
@@ -73,12 +81,16 @@ final class VulkanDevice: @unchecked Sendable {
             queueInfo.pQueuePriorities = priorityPointer
             return withUnsafePointer(to: &queueInfo) { queuePointer in
                 withFeatureChain(&enabled) { features in
-                    var createInfo = VkDeviceCreateInfo()
-                    createInfo.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
-                    createInfo.pNext = UnsafeRawPointer(features)
-                    createInfo.queueCreateInfoCount = 1
-                    createInfo.pQueueCreateInfos = queuePointer
-                    return fn.createDevice(physical, &createInfo, nil, &device)
+                    withCStringArray(deviceExtensions) { extensionNames in
+                        var createInfo = VkDeviceCreateInfo()
+                        createInfo.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                        createInfo.pNext = UnsafeRawPointer(features)
+                        createInfo.queueCreateInfoCount = 1
+                        createInfo.pQueueCreateInfos = queuePointer
+                        createInfo.enabledExtensionCount = UInt32(deviceExtensions.count)
+                        createInfo.ppEnabledExtensionNames = deviceExtensions.isEmpty ? nil : extensionNames
+                        return fn.createDevice(physical, &createInfo, nil, &device)
+                    }
                 }
             }
         }

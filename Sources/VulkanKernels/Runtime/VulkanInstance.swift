@@ -156,7 +156,12 @@ final class VulkanInstance: @unchecked Sendable {
         var v12 = VkPhysicalDeviceVulkan12Features()
         var v13 = VkPhysicalDeviceVulkan13Features()
         var hasVulkan13 = false
+        /// VK_EXT_shader_atomic_float's features, chained only when the device has the extension.
+        var atomicFloat = VkPhysicalDeviceShaderAtomicFloatFeaturesEXT()
+        var hasAtomicFloat = false
     }
+
+    static let atomicFloatExtension = "VK_EXT_shader_atomic_float"
 
     func features(_ device: VkPhysicalDevice, apiVersion: UInt32) -> Features {
         var features = Features()
@@ -165,6 +170,8 @@ final class VulkanInstance: @unchecked Sendable {
         features.v11.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES
         features.v12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
         features.v13.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES
+        features.atomicFloat.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_FLOAT_FEATURES_EXT
+        features.hasAtomicFloat = deviceExtensions(device).contains(Self.atomicFloatExtension)
         withFeatureChain(&features) { functions.getPhysicalDeviceFeatures2(device, $0) }
         return features
     }
@@ -238,21 +245,28 @@ final class VulkanInstance: @unchecked Sendable {
                 && (v13.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0,
             supportsSubgroupShuffle: subgroupOps & VK_SUBGROUP_FEATURE_SHUFFLE_BIT.rawValue != 0,
             supportsSubgroupArithmetic: subgroupOps & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue != 0,
-            supportsCooperativeMatrix: extensions.contains("VK_KHR_cooperative_matrix"))
+            supportsCooperativeMatrix: extensions.contains("VK_KHR_cooperative_matrix"),
+            supportsFloat32AtomicAdd: features.hasAtomicFloat && features.atomicFloat.shaderBufferFloat32AtomicAdd != 0)
     }
 }
 
-/// Links the feature structs into a `pNext` chain for the duration of `body`.
+/// Links the feature structs into a `pNext` chain for the duration of `body`: core → 1.1 → 1.2 → 1.3 (when
+/// the device has 1.3) → VK_EXT_shader_atomic_float (when it has the extension).
 func withFeatureChain<R>(_ features: inout VulkanInstance.Features, _ body: (UnsafeMutablePointer<VkPhysicalDeviceFeatures2>) -> R) -> R {
-    let has13 = features.hasVulkan13
-    return withUnsafeMutablePointer(to: &features.v13) { v13 in
-        withUnsafeMutablePointer(to: &features.v12) { v12 in
-            v12.pointee.pNext = has13 ? UnsafeMutableRawPointer(v13) : nil
-            return withUnsafeMutablePointer(to: &features.v11) { v11 in
-                v11.pointee.pNext = UnsafeMutableRawPointer(v12)
-                return withUnsafeMutablePointer(to: &features.core) { core in
-                    core.pointee.pNext = UnsafeMutableRawPointer(v11)
-                    return body(core)
+    let has13 = features.hasVulkan13, hasAtomicFloat = features.hasAtomicFloat
+    return withUnsafeMutablePointer(to: &features.atomicFloat) { atomicFloat in
+        atomicFloat.pointee.pNext = nil
+        let tail: UnsafeMutableRawPointer? = hasAtomicFloat ? UnsafeMutableRawPointer(atomicFloat) : nil
+        return withUnsafeMutablePointer(to: &features.v13) { v13 in
+            v13.pointee.pNext = tail
+            return withUnsafeMutablePointer(to: &features.v12) { v12 in
+                v12.pointee.pNext = has13 ? UnsafeMutableRawPointer(v13) : tail
+                return withUnsafeMutablePointer(to: &features.v11) { v11 in
+                    v11.pointee.pNext = UnsafeMutableRawPointer(v12)
+                    return withUnsafeMutablePointer(to: &features.core) { core in
+                        core.pointee.pNext = UnsafeMutableRawPointer(v11)
+                        return body(core)
+                    }
                 }
             }
         }

@@ -42,8 +42,12 @@ final class AdamOptimizer: @unchecked Sendable {
     }
 
     func appendDebias(_ options: TrainingOptions) {
-        let k = debias.count
-        debias.append(Float((1 - pow(Double(options.beta2), Double(k))).squareRoot() / (1 - pow(Double(options.beta1), Double(k)))))
+        debias.append(Self.debiasFactor(step: debias.count, options: options))
+    }
+
+    /// √(1 − β2^k)/(1 − β1^k), in float64 rounded once (shared with the Vulkan path's Adam kernel).
+    static func debiasFactor(step k: Int, options: TrainingOptions) -> Float {
+        Float((1 - pow(Double(options.beta2), Double(k))).squareRoot() / (1 - pow(Double(options.beta1), Double(k))))
     }
 
     /// One update with learning rate `lr`.

@@ -9,9 +9,14 @@ import Glibc
 /// background per ray), back-propagate through compositing, both MLPs and the hash encoding, and apply
 /// Adam; every `densityGridUpdateInterval` steps the density grid is updated from the field first.
 ///
-/// Runs on the CPU backend (multi-threaded; MLP layers as OpenBLAS GEMMs over the whole batch). The
-/// Vulkan training kernels do not exist yet: a Vulkan context throws. For a fixed seed (and thread
-/// count) every step is bit-for-bit reproducible.
+/// On the CPU backend everything runs on the host (multi-threaded; MLP layers as OpenBLAS GEMMs over the
+/// whole batch); for a fixed seed (and thread count) every step is bit-for-bit reproducible. On a Vulkan
+/// context the network's forward pass, backward pass and Adam update run on the device
+/// (``VulkanTrainingNetwork``: parameters, Adam state and activations resident there), while ray
+/// sampling, marching, compositing and the density-grid update stay on the host, as on the CPU path;
+/// the host copy of the parameters (``network``) is refreshed after every update. Without compaction
+/// on the device, samples past a ray's early termination go through the backward pass with zero
+/// gradients (the same gradient, summed in another order).
 public final class NeRFTrainer: @unchecked Sendable {
     public let dataset: TrainingDataset
     public let options: TrainingOptions
@@ -25,6 +30,8 @@ public final class NeRFTrainer: @unchecked Sendable {
     public private(set) var lastReport: TrainingStepReport?
 
     let optimizer: AdamOptimizer
+    /// The network's training copy on a Vulkan context (nil on the CPU backend).
+    let deviceNetwork: VulkanTrainingNetwork?
     /// tiny-cuda-nn's EmaOptimizer state (`options.emaDecay`): the fp16 moving average of the fp16 weights,
     /// the inference weights (nil until the first step, or without an average).
     public private(set) var emaWeights: [Float16]?
@@ -41,14 +48,12 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// World units per unit-cube unit.
     let cubeSize: Float
 
-    /// Throws for a Vulkan context (not implemented yet), invalid options, or a configuration that does
-    /// not validate. `configuration` defaults to instant-ngp's base network for the dataset's aabb_scale.
+    /// Throws for invalid options, a configuration that does not validate, or a network the Vulkan
+    /// device cannot hold. `configuration` defaults to instant-ngp's base network for the dataset's
+    /// aabb_scale. `scatterMethod` picks the Vulkan hash-gradient scatter (default: float atomics where
+    /// the device has them); it is ignored on the CPU backend.
     public init(context: ComputeContext, dataset: TrainingDataset, configuration: HashGridConfiguration? = nil,
-                options: TrainingOptions = TrainingOptions()) throws {
-        if case .vulkan = context.backend {
-            throw KernelError.invalidParameter(op: "train", name: "backend",
-                                               value: "Vulkan: the training kernels exist only on the CPU path so far (use a .cpu context or VKK_BACKEND=cpu)")
-        }
+                options: TrainingOptions = TrainingOptions(), scatterMethod: VulkanTrainingNetwork.ScatterMethod? = nil) throws {
         try options.validate()
         let configuration = configuration ?? HashGridConfiguration(aabbScale: dataset.aabbScale)
         self.dataset = dataset
@@ -58,6 +63,7 @@ public final class NeRFTrainer: @unchecked Sendable {
         densityGrid = try TrainingDensityGrid(resolution: options.densityGridResolution, cascades: cascades, unitCube: dataset.unitCube)
         densityGrid.markUnseenCells(cameras: dataset.training.map(\.camera))
         optimizer = AdamOptimizer(parameterCount: configuration.parameterCount, matrixCount: network.matrixParameterCount)
+        deviceNetwork = context.device == nil ? nil : try VulkanTrainingNetwork(network: network, context: context, scatterMethod: scatterMethod)
         gradients = [Float](repeating: 0, count: configuration.parameterCount)
         boxLower = 0.5 - dataset.aabbScale / 2
         minimumStep = Float(3).squareRoot() / Float(options.stepsPerDiagonal)
@@ -193,9 +199,9 @@ public final class NeRFTrainer: @unchecked Sendable {
     var rgbGradient: [Float] = []
     var sigmaGradient: [Float] = []
 
-    /// One training step (see the type's documentation).
+    /// One training step (see the type's documentation). Throws only for Vulkan errors.
     @discardableResult
-    public func trainStep() -> TrainingStepReport {
+    public func trainStep() throws -> TrainingStepReport {
         let start = monotonicSeconds()
         if step % options.densityGridUpdateInterval == 0 { updateDensityGrid() }
         var clock = monotonicSeconds()
@@ -225,7 +231,14 @@ public final class NeRFTrainer: @unchecked Sendable {
         let (starts, counts, total, included) = placeSamples(rays, jitters: jitters, maxSamples: options.maxSamplesPerStep,
                                                    into: activations, dt: &sampleDt)
         lap(\.marching)
-        network.forward(activations)
+        if let deviceNetwork {
+            let (rgb, sigma) = try deviceNetwork.forward(positions: Array(activations.positions[0..<(3 * total)]),
+                                                         directions: Array(activations.directions[0..<(3 * total)]))
+            activations.rgb.replaceSubrange(0..<(3 * total), with: rgb)
+            activations.sigma.replaceSubrange(0..<total, with: sigma)
+        } else {
+            network.forward(activations)
+        }
         lap(\.forward)
         if rgbGradient.count < 3 * total { rgbGradient = [Float](repeating: 0, count: 3 * total); sigmaGradient = [Float](repeating: 0, count: total) }
         // Composite, loss and compositing backward, per ray.
@@ -272,24 +285,31 @@ public final class NeRFTrainer: @unchecked Sendable {
         // Only the samples before each ray's early termination reach the backward pass: the others have a
         // zero gradient (instant-ngp's compaction). Rays past the sample budget keep none.
         let keep = (0..<rayCount).map { included[$0] ? rayUsed[$0] : 0 }
-        if options.compactBackward { rgbGradient.withUnsafeMutableBufferPointer { rgbGradient in
+        if options.compactBackward && deviceNetwork == nil { rgbGradient.withUnsafeMutableBufferPointer { rgbGradient in
             sigmaGradient.withUnsafeMutableBufferPointer { sigmaGradient in
                 _ = activations.compact(starts: starts, keep: keep, configuration: network.configuration,
                                         extra: [(rgbGradient.baseAddress!, 3), (sigmaGradient.baseAddress!, 1)])
             }
         } }
         lap(\.compaction)
-        let scatterSeconds = rgbGradient.withUnsafeBufferPointer { rgbGradient in
-            sigmaGradient.withUnsafeBufferPointer { sigmaGradient in
-                gradients.withUnsafeMutableBufferPointer { gradients in
-                    network.backward(activations, rgbGradient: rgbGradient.baseAddress!, sigmaGradient: sigmaGradient.baseAddress!,
-                                     gradients: gradients.baseAddress!, scratch: scratch)
+        if let deviceNetwork {
+            try deviceNetwork.backward(rgbGradient: Array(rgbGradient[0..<(3 * total)]), sigmaGradient: Array(sigmaGradient[0..<total]))
+            lap(\.backward)
+            try deviceNetwork.step(options: options, learningRate: learningRate)
+            network.parameters = try deviceNetwork.parameterValues()
+        } else {
+            let scatterSeconds = rgbGradient.withUnsafeBufferPointer { rgbGradient in
+                sigmaGradient.withUnsafeBufferPointer { sigmaGradient in
+                    gradients.withUnsafeMutableBufferPointer { gradients in
+                        network.backward(activations, rgbGradient: rgbGradient.baseAddress!, sigmaGradient: sigmaGradient.baseAddress!,
+                                         gradients: gradients.baseAddress!, scratch: scratch)
+                    }
                 }
             }
+            timings.hashScatter += scatterSeconds
+            lap(\.backward)
+            optimizer.step(parameters: &network.parameters, gradients: &gradients, options: options, learningRate: learningRate)
         }
-        timings.hashScatter += scatterSeconds
-        lap(\.backward)
-        optimizer.step(parameters: &network.parameters, gradients: &gradients, options: options, learningRate: learningRate)
         if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
         lap(\.optimizer)
         timings.samples += total
@@ -458,9 +478,11 @@ public final class NeRFTrainer: @unchecked Sendable {
         training.measuredBatchSizeBeforeCompaction = lastReport?.samples ?? 0
         var adam: NGPAdamState? = nil
         if includeOptimizerState {
+            var state: (firstMoments: [Float], secondMoments: [Float], steps: [UInt32]) =
+                (optimizer.firstMoments, optimizer.secondMoments, optimizer.steps)
+            if let deviceNetwork { state = try deviceNetwork.adamState() }
             adam = NGPAdamState(currentStep: step, learningRate: options.learningRate, learningRateFactor: learningRate / options.learningRate,
-                                firstMoments: optimizer.firstMoments, secondMoments: optimizer.secondMoments,
-                                parameterSteps: optimizer.steps)
+                                firstMoments: state.firstMoments, secondMoments: state.secondMoments, parameterSteps: state.steps)
         }
         var snapshot = NGPSnapshot(field: try makeField(), aabbScale: dataset.aabbScale, options: options, training: training, adam: adam,
                                    fullPrecisionParameters: includeOptimizerState ? network.parameters : nil)
@@ -521,6 +543,11 @@ public final class NeRFTrainer: @unchecked Sendable {
             try densityGrid.restore(values: gridValues, updates: (steps + interval - 1) / interval)
         }
         network.parameters = weights
+        if let deviceNetwork {
+            try deviceNetwork.setParameters(weights)
+            try deviceNetwork.restoreAdam(firstMoments: optimizer.firstMoments, secondMoments: optimizer.secondMoments, steps: optimizer.steps,
+                                          updates: steps, options: options)
+        }
         // The average: the snapshot's; else its fp16 inference weights (what instant-ngp rendered).
         emaWeights = options.emaDecay == nil || steps == 0 ? nil : (snapshot.emaWeights ?? snapshot.parameters)
         step = steps
