@@ -150,7 +150,8 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
         return (rgb, sigma)
     }
 
-    func encodeForward(_ batch: CommandBatch, _ b: Activations, _ n: Int, densityOnly: Bool) throws {
+    /// The hash encoding of the first `n` positions in `b` into `b.encoded`.
+    func encode(_ batch: CommandBatch, _ b: Activations, _ n: Int) throws {
         let c = configuration
         try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_encode>(.base, specialization: specialization), .init(
             positions: read(b.positions, 3 * n), levels: read(levels, levels.count),
@@ -158,6 +159,11 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
             encoded: write(b.encoded, n * c.encodingWidth)),
             push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel), stride: UInt32(c.encodingWidth)),
             groups: groups(n * c.levels))
+    }
+
+    func encodeForward(_ batch: CommandBatch, _ b: Activations, _ n: Int, densityOnly: Bool) throws {
+        let c = configuration
+        try encode(batch, b, n)
         var offset = 0
         var input = b.encoded, inputWidth = c.encodingWidth
         for layer in 0..<c.densityHiddenLayers {
@@ -377,14 +383,7 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
         let b = try activations(for: n)
         try upload(positions, to: b.positions)
         let c = configuration
-        try context.batch { batch in
-            try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_encode>(.base, specialization: specialization), .init(
-                positions: read(b.positions, 3 * n), levels: read(levels, levels.count),
-                table: read(parameters, c.gridParameterCount, from: c.gridParameterOffset),
-                encoded: write(b.encoded, n * c.encodingWidth)),
-                push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel), stride: UInt32(c.encodingWidth)),
-                groups: groups(n * c.levels))
-        }
+        try context.batch { try encode($0, b, n) }
         return try context.download(b.encoded.storage, count: n * c.encodingWidth, as: Float.self)
     }
 
