@@ -71,9 +71,9 @@ struct BenchTrain: ParsableCommand {
             let until = budget * Double(checkpoint) / Double(checkpoints)
             let stepsBefore = trainer.step, secondsBefore = trained
             while trained < until {
-                let start = monotonicClock()
+                let start = Date()
                 try trainer.trainStep()
-                trained += monotonicClock() - start
+                trained += Date().timeIntervalSince(start)
             }
             let t = trainer.timings
             table.add(BenchRow([
@@ -93,12 +93,6 @@ struct BenchTrain: ParsableCommand {
                 "date": todayUTC(), "capture": source, "phase_seconds": "\(t)",
             ])
         }
-    }
-
-    func monotonicClock() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9
     }
 
     /// The process's peak resident memory so far (getrusage: kilobytes on Linux).

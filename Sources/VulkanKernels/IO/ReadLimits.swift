@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Glibc
 
 /// The sizes a reader accepts from a file before it allocates anything. Every reader checks what a file
@@ -137,4 +138,19 @@ func readRegularFilePrefix(_ path: String, count: Int) throws -> [UInt8] {
     let done = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress!, count) }
     guard done >= 0 else { throw DataFileError.io(file: path, reason: "cannot read: \(systemMessage(errno))") }
     return Array(bytes[0..<done])
+}
+
+/// Why a JSON document could not be read (``readJSONDocument(_:limits:)``); callers wrap it in their own error.
+struct JSONDocumentError: Error { let reason: String }
+
+/// A JSON document's bytes (camera files, instant-ngp configs): a regular file (never blocking on a FIFO)
+/// of at most `limits.maxHeaderBytes`.
+func readJSONDocument(_ path: String, limits: ReadLimits) throws -> Data {
+    var jsonLimits = limits
+    jsonLimits.maxFileBytes = min(limits.maxFileBytes, limits.maxHeaderBytes)
+    do {
+        return Data(try readRegularFile(path, limits: jsonLimits))
+    } catch let error as DataFileError {
+        throw JSONDocumentError(reason: "\(error)".replacingOccurrences(of: "ReadLimits.maxFileBytes", with: "ReadLimits.maxHeaderBytes"))
+    }
 }

@@ -65,13 +65,11 @@ extension Camera {
     }
 
     /// The same orbit in instant-ngp's world (snapshots, captures read with ``TransformsConvention/instantNGP(scale:offset:)``):
-    /// around the unit cube's centre (½, ½, ½) with +y up (instant-ngp cycles a capture's z-up axes to y-up),
-    /// radius and height scaled to the unit cube (half the built-in scenes' box).
+    /// ``orbit(frame:of:width:height:radius:elevation:)`` moved by instant-ngp's own world change with scale ½
+    /// and offset ½, which maps the built-in scenes' box [−1, 1]³ onto the unit cube and their +z up to +y.
     public static func instantNGPOrbit(frame: Int, of count: Int, width: Int, height: Int) -> Camera {
-        let angle = 2 * Float.pi * Float(frame) / Float(max(count, 1)) + 0.6
-        let centre = SIMD3<Float>(repeating: 0.5)
-        let eye = centre + SIMD3<Float>(1.5 * sinf(angle), 0.45, 1.5 * cosf(angle))
-        return Camera(width: width, height: height, fieldOfViewX: 40 * Float.pi / 180,
-                      cameraToWorld: .lookAt(eye: eye, target: centre, up: SIMD3(0, 1, 0)))
+        var camera = orbit(frame: frame, of: count, width: width, height: height)
+        camera.cameraToWorld = TransformsFile.ngpPose(camera.cameraToWorld, scale: 0.5, offset: SIMD3(repeating: 0.5))
+        return camera
     }
 }

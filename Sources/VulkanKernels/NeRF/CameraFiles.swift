@@ -205,15 +205,9 @@ public func loadCameraPath(_ path: String) throws -> [Camera] {
 
 // MARK: JSON helpers
 
-/// A camera file's bytes: a regular file (never blocking on a FIFO) of at most `limits.maxHeaderBytes`.
+/// A camera file's bytes (``readJSONDocument(_:limits:)``), failures as camera-file errors.
 private func readJSONFile(_ path: String, limits: ReadLimits) throws -> Data {
-    var jsonLimits = limits
-    jsonLimits.maxFileBytes = min(limits.maxFileBytes, limits.maxHeaderBytes)
-    do {
-        return Data(try readRegularFile(path, limits: jsonLimits))
-    } catch let error as DataFileError {
-        throw CameraFileError("\(error)".replacingOccurrences(of: "ReadLimits.maxFileBytes", with: "ReadLimits.maxHeaderBytes"))
-    }
+    do { return try readJSONDocument(path, limits: limits) } catch let error as JSONDocumentError { throw CameraFileError(error.reason) }
 }
 
 /// An image size from a JSON number: whole and within 1…65536, else an error naming the key (`Int(x)`

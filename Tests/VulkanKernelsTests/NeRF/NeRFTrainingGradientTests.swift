@@ -243,14 +243,7 @@ final class NeRFTrainingGradientTests: XCTestCase {
         let order = starts.indices.flatMap { r in starts[r]..<(starts[r] + keep[r]) }
         XCTAssertEqual(Array(activations.positions[0..<(3 * kept)]), order.flatMap { positions[(3 * $0)..<(3 * $0 + 3)] })
         var compacted = [Float](repeating: 0, count: small.parameterCount)
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                compacted.withUnsafeMutableBufferPointer { g in
-                    network.backward(activations, rgbGradient: a.baseAddress!, sigmaGradient: b.baseAddress!, gradients: g.baseAddress!,
-                                     scratch: HashGridBackwardScratch())
-                }
-            }
-        }
+        network.backward(activations, rgbGradient: a, sigmaGradient: b, gradients: &compacted, scratch: HashGridBackwardScratch())
         for (name, range) in [("MLPs", 0..<small.gridParameterOffset), ("grid", small.gridParameterOffset..<small.parameterCount)] {
             let scale = full[range].map(abs).max() ?? 0
             XCTAssertGreaterThan(scale, 1e-3, "\(name): no gradient")

@@ -248,14 +248,7 @@ final class NeRFVulkanTrainingTests: XCTestCase {
             XCTAssertGreaterThan(raw.filter { $0 > 15 }.count, n / 10, "too few log-densities above 15 to test the clamp")
         }
         var cpu = [Float](repeating: 0, count: c.parameterCount)
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                cpu.withUnsafeMutableBufferPointer { g in
-                    net.backward(activations, rgbGradient: a.baseAddress!, sigmaGradient: b.baseAddress!, gradients: g.baseAddress!,
-                                 scratch: HashGridBackwardScratch())
-                }
-            }
-        }
+        net.backward(activations, rgbGradient: a, sigmaGradient: b, gradients: &cpu, scratch: HashGridBackwardScratch())
         var ranges: [(String, Range<Int>)] = []
         var offset = 0
         for (k, shape) in c.densityLayers.enumerated() {

@@ -31,12 +31,12 @@ public struct InstantNGPConfig: Sendable {
     static func resolved(_ path: String, depth: Int) throws -> [String: Any] {
         guard depth < 16 else { throw ConfigError("\(path): more than 16 nested parent configs") }
         // A regular file within ReadLimits' JSON size (a FIFO or device named here is refused, not read).
-        var limits = ReadLimits.default
-        limits.maxFileBytes = min(limits.maxFileBytes, limits.maxHeaderBytes)
-        let bytes: [UInt8]
-        do { bytes = try readRegularFile(path, limits: limits) } catch { throw ConfigError("\(path): cannot read (\(error))") }
+        let data: Data
+        do { data = try readJSONDocument(path, limits: .default) } catch let error as JSONDocumentError {
+            throw ConfigError("\(path): cannot read (\(error.reason))")
+        }
         let child: [String: Any]
-        do { child = try jsonObject(Data(bytes)) } catch let error as ConfigError { throw ConfigError("\(path): \(error.reason)") }
+        do { child = try jsonObject(data) } catch let error as ConfigError { throw ConfigError("\(path): \(error.reason)") }
         guard let parentValue = child["parent"] else { return child }
         guard let parentName = parentValue as? String else { throw ConfigError("\(path): parent is not a string") }
         let parentPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(parentName)

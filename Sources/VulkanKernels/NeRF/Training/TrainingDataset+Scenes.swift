@@ -8,8 +8,8 @@ extension TrainingDataset {
     /// so that a trained field can be written as an instant-ngp snapshot.
     public static func rendered(scene: BuiltInScene, views: Int = 20, size: Int = 64, holdout: HoldoutSplit = .every(5),
                                 context: ComputeContext) throws -> TrainingDataset {
-        guard views >= 2, (8...1024).contains(size) else {
-            throw DatasetError("rendered capture: \(views) views of \(size)×\(size) (at least 2 views of 8…1024 pixels)")
+        guard (2...1024).contains(views), (8...1024).contains(size) else {
+            throw DatasetError("rendered capture: \(views) views of \(size)×\(size) (2…1024 views of 8…1024 pixels)")
         }
         let renderer = Renderer(context: context)
         let field = scene.makeField()
