@@ -245,16 +245,22 @@ static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, 
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
 
-// The register tile of both products on the AVX-512 path: c[i][j] += sum over t < count of a[i][t] *
+// The register tile of both products on the AVX-512 path: c[i][j] = sum over t < count of a[i][t] *
 // b[t * b_stride + 16 j + (0..15)] for R rows and C vectors of 16 columns (the last one masked by
-// `last`): up to 6 x 4 = 24 accumulators, with C loads and R broadcasts per R * C FMAs. R and C are
-// constants in each instance, so the compiler keeps the tile in registers.
+// `last`): up to 6 x 4 = 24 accumulators, with C loads and R broadcasts per R * C FMAs. The tile reads
+// and writes its rows of `out` (rows out_stride apart) directly: with `accumulate` it adds to them (P.V
+// into the output accumulators), else it stores scale * c (the scores). R and C are constants in each
+// instance, so the compiler keeps the tile in registers. (Passing the accumulators through an array on
+// the stack instead cost 6% of prefill attention in the copies in and out.)
 #define DEFINE_TILE(R, C)                                                                                          \
     AVX512_TARGET static void tile_##R##x##C(const float *const *a, const float *b, int64_t b_stride, int64_t count, \
-                                             __mmask16 last, __m512 *acc) {                                        \
+                                             __mmask16 last, float *out, int64_t out_stride, int accumulate,      \
+                                             float scale) {                                                       \
         __m512 c[R][C];                                                                                            \
         for (int i = 0; i < R; ++i)                                                                                \
-            for (int j = 0; j < C; ++j) c[i][j] = acc[i * C + j];                                                  \
+            for (int j = 0; j < C; ++j)                                                                            \
+                c[i][j] = accumulate ? _mm512_maskz_loadu_ps(j == C - 1 ? last : 0xffff, out + i * out_stride + 16 * j) \
+                                     : _mm512_setzero_ps();                                                        \
         const float *ar[R];                                                                                        \
         for (int i = 0; i < R; ++i) ar[i] = a[i];                                                                  \
         for (int64_t t = 0; t < count; ++t) {                                                                      \
@@ -267,13 +273,16 @@ static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, 
                 for (int j = 0; j < C; ++j) c[i][j] = _mm512_fmadd_ps(x, bv[j], c[i][j]);                          \
             }                                                                                                      \
         }                                                                                                          \
+        const __m512 vs = _mm512_set1_ps(scale);                                                                   \
         for (int i = 0; i < R; ++i)                                                                                \
-            for (int j = 0; j < C; ++j) acc[i * C + j] = c[i][j];                                                  \
+            for (int j = 0; j < C; ++j)                                                                            \
+                _mm512_mask_storeu_ps(out + i * out_stride + 16 * j, j == C - 1 ? last : 0xffff,                   \
+                                      accumulate ? c[i][j] : _mm512_mul_ps(vs, c[i][j]));                          \
     }
 #define DEFINE_TILES(R) DEFINE_TILE(R, 1) DEFINE_TILE(R, 2) DEFINE_TILE(R, 3) DEFINE_TILE(R, 4)
 DEFINE_TILES(1) DEFINE_TILES(2) DEFINE_TILES(3) DEFINE_TILES(4) DEFINE_TILES(5) DEFINE_TILES(6)
 
-typedef void (*tile_fn)(const float *const *, const float *, int64_t, int64_t, __mmask16, __m512 *);
+typedef void (*tile_fn)(const float *const *, const float *, int64_t, int64_t, __mmask16, float *, int64_t, int, float);
 static const tile_fn tiles[6][4] = {
     {tile_1x1, tile_1x2, tile_1x3, tile_1x4}, {tile_2x1, tile_2x2, tile_2x3, tile_2x4}, {tile_3x1, tile_3x2, tile_3x3, tile_3x4},
     {tile_4x1, tile_4x2, tile_4x3, tile_4x4}, {tile_5x1, tile_5x2, tile_5x3, tile_5x4}, {tile_6x1, tile_6x2, tile_6x3, tile_6x4},
@@ -286,16 +295,9 @@ static void pv_keys_avx512(const float *p, int64_t rows, int64_t keys, const flo
 
 AVX512_TARGET
 static void scores_avx512(const float *const *q, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
-    const __m512 vs = _mm512_set1_ps(scale);
     for (int64_t r0 = 0; r0 < rows; r0 += TILE_ROWS) {
         const int R = rows - r0 < TILE_ROWS ? (int)(rows - r0) : TILE_ROWS;
-        __m512 acc[TILE_ROWS * 4];
-        for (int i = 0; i < R * 4; ++i) acc[i] = _mm512_setzero_ps();
-        tiles[R - 1][3](q + r0, kt, KB, dk, 0xffff, acc);
-        for (int i = 0; i < R; ++i) {
-            float *out = s + (r0 + i) * KB;
-            for (int j = 0; j < 4; ++j) _mm512_storeu_ps(out + 16 * j, _mm512_mul_ps(vs, acc[i * 4 + j]));
-        }
+        tiles[R - 1][3](q + r0, kt, KB, dk, 0xffff, s + r0 * KB, KB, 0, scale);
     }
 }
 
@@ -454,34 +456,55 @@ static void pv_keys_avx512(const float *p, int64_t rows, int64_t keys, const flo
         for (int64_t r0 = 0; r0 < rows; r0 += TILE_ROWS) {
             const int R = rows - r0 < TILE_ROWS ? (int)(rows - r0) : TILE_ROWS;
             const float *pr[TILE_ROWS];
-            __m512 c[TILE_ROWS * 4];
-            for (int i = 0; i < R; ++i) {
-                pr[i] = p + (r0 + i) * KB;
-                const float *out = acc + (r0 + i) * acc_stride + e0;
-                for (int j = 0; j < C; ++j) c[i * C + j] = _mm512_maskz_loadu_ps(j == C - 1 ? last : 0xffff, out + 16 * j);
-            }
-            tiles[R - 1][C - 1](pr, v + e0, v_stride, keys, last, c);
-            for (int i = 0; i < R; ++i) {
-                float *out = acc + (r0 + i) * acc_stride + e0;
-                for (int j = 0; j < C; ++j) _mm512_mask_storeu_ps(out + 16 * j, j == C - 1 ? last : 0xffff, c[i * C + j]);
-            }
+            for (int i = 0; i < R; ++i) pr[i] = p + (r0 + i) * KB;
+            tiles[R - 1][C - 1](pr, v + e0, v_stride, keys, last, acc + r0 * acc_stride + e0, acc_stride, 1, 1.0f);
         }
     }
 }
 
 #endif
 
+int vkk_attention_uses_transposed_keys(int64_t rows) {
+    if (rows <= 0) return 0;
+#if defined(__x86_64__)
+    // Up to 8 rows (decode, a K/V group's heads) read each key row once for all rows; more rows share
+    // one transposed copy of the block.
+    if (vkk_has_avx512()) return rows > 8;
+    if (vkk_has_avx2_fma()) return rows >= 4;
+#endif
+    return 1;
+}
+
+void vkk_attention_transpose_keys(const float *k, int64_t k_stride, int64_t keys, int64_t dk, float *kt) {
+    for (int64_t b = 0; b < keys; b += KB) {
+        const int64_t n = keys - b < KB ? keys - b : KB;
+#if defined(__x86_64__)
+        if (vkk_has_avx2_fma()) { transpose_block_avx(k + b * k_stride, k_stride, n, dk, kt + (b / KB) * dk * KB); continue; }
+#endif
+        transpose_block_scalar(k + b * k_stride, k_stride, n, dk, kt + (b / KB) * dk * KB);
+    }
+}
+
+// Scores of a tile against a key block already transposed (kt: dk rows of KB keys).
+static void scores_transposed(const float *const *q, int64_t rows, int64_t dk, float scale, const float *kt, float *s) {
+#if defined(__x86_64__)
+    if (vkk_has_avx512()) { scores_avx512(q, rows, dk, scale, kt, s); return; }
+    if (vkk_has_avx2_fma()) { scores_avx2(q, rows, dk, scale, kt, s); return; }
+#endif
+    scores_generic(q, rows, dk, scale, kt, s);
+}
+
 void vkk_attention_scores(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                           int64_t dk, float scale, float *kt, float *s) {
     if (rows <= 0) return;
 #if defined(__x86_64__)
-    // Up to 8 rows (decode, a K/V group's heads) read each key row once for all rows; more rows share
-    // one transposed copy of the block.
-    if (vkk_has_avx512() && rows <= 8) { scores_rows_avx512(q, rows, k, k_stride, keys, dk, scale, s); return; }
-    if (vkk_has_avx2_fma() && rows < 4) { scores_rows_avx2(q, rows, k, k_stride, keys, dk, scale, s); return; }
+    if (!vkk_attention_uses_transposed_keys(rows)) {
+        if (vkk_has_avx512()) scores_rows_avx512(q, rows, k, k_stride, keys, dk, scale, s); else scores_rows_avx2(q, rows, k, k_stride, keys, dk, scale, s);
+        return;
+    }
     if (vkk_has_avx2_fma()) {
         transpose_block_avx(k, k_stride, keys, dk, kt);
-        if (vkk_has_avx512()) scores_avx512(q, rows, dk, scale, kt, s); else scores_avx2(q, rows, dk, scale, kt, s);
+        scores_transposed(q, rows, dk, scale, kt, s);
         return;
     }
 #endif
@@ -534,7 +557,7 @@ void vkk_attention_pv(const float *p, int64_t rows, int64_t keys, const float *v
 void vkk_attention_stream(const float *const *q, int64_t rows, const float *k, int64_t k_stride, const float *v,
                           int64_t v_stride, int64_t dk, int64_t dv, float scale, const int64_t *first,
                           const int64_t *end, float *row_max, float *row_sum, float *acc, int64_t acc_stride,
-                          float *kt, float *s) {
+                          const float *kt_keys, float *kt, float *s) {
     // The keys any row sees.
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (int64_t r = 0; r < rows; ++r) {
@@ -547,9 +570,13 @@ void vkk_attention_stream(const float *const *q, int64_t rows, const float *k, i
     // (and of prefill tiles without per-key masks) no longer crosses back into Swift. (A version fusing score, softmax and P·V per 16 keys was
     // measured slower on Zen 4: ~17 ms against ~13 ms of thread CPU time for 8 K/V heads x 32K keys x
     // d 128 x 4 rows; the row-at-a-time dot products of the 64-key block keep more loads in flight.)
-    for (int64_t b = lo; b < hi; b += KB) {
+    // With the keys transposed beforehand (kt_keys), the blocks are kt_keys' own (multiples of KB from key
+    // 0): keys of the first block before lo are masked below like any key outside a row's range.
+    const int pretransposed = kt_keys != NULL && vkk_attention_uses_transposed_keys(rows);
+    for (int64_t b = pretransposed ? lo - lo % KB : lo; b < hi; b += KB) {
         const int64_t n = hi - b < KB ? hi - b : KB;
-        vkk_attention_scores(q, rows, k + b * k_stride, k_stride, n, dk, scale, kt, s);
+        if (pretransposed) scores_transposed(q, rows, dk, scale, kt_keys + (b / KB) * dk * KB, s);
+        else vkk_attention_scores(q, rows, k + b * k_stride, k_stride, n, dk, scale, kt, s);
         for (int64_t r = 0; r < rows; ++r) {
             // Keys of the block outside the row's range (none for most rows of most blocks).
             float *sr = s + r * KB;

@@ -34,11 +34,24 @@ void vkk_attention_pv(const float *p, int64_t rows, int64_t keys, const float *v
 // end[r] (indices from k and v, rows at k_stride / v_stride; first[r] >= end[r]: none); q[r] points at its
 // dk floats. row_max, row_sum and acc (rows of dv floats at acc_stride) carry the online-softmax state in
 // and out exactly as for vkk_attention_softmax_row (start at -inf, 0 and 0). kt (dk *
-// VKK_ATTENTION_KEY_BLOCK floats) and s (rows * VKK_ATTENTION_KEY_BLOCK floats) are scratch.
+// VKK_ATTENTION_KEY_BLOCK floats) and s (rows * VKK_ATTENTION_KEY_BLOCK floats) are scratch. kt_keys, when
+// not NULL, holds every key the rows may see transposed by vkk_attention_transpose_keys (from the same k):
+// tiles that transpose their blocks (vkk_attention_uses_transposed_keys) read it instead, so the tiles of a
+// head share one transposed copy.
 void vkk_attention_stream(const float *const *q, int64_t rows, const float *k, int64_t k_stride, const float *v,
                           int64_t v_stride, int64_t dk, int64_t dv, float scale, const int64_t *first,
                           const int64_t *end, float *row_max, float *row_sum, float *acc, int64_t acc_stride,
-                          float *kt, float *s);
+                          const float *kt_keys, float *kt, float *s);
+
+// Whether vkk_attention_scores (and vkk_attention_stream) transposes each key block for a tile of `rows`
+// query rows on this CPU's path (few rows read key rows directly instead).
+int vkk_attention_uses_transposed_keys(int64_t rows);
+
+// The first `keys` key rows (k_stride apart, dk floats each) transposed block by block: block b (keys
+// b * VKK_ATTENTION_KEY_BLOCK onward) at kt + b * dk * VKK_ATTENTION_KEY_BLOCK, dk rows of
+// VKK_ATTENTION_KEY_BLOCK keys each, the last block zero-padded. kt holds ceil(keys / block) * dk * block
+// floats.
+void vkk_attention_transpose_keys(const float *k, int64_t k_stride, int64_t keys, int64_t dk, float *kt);
 
 // The sum of x[0..<count], read once front to back with the widest vectors the path has: the streaming
 // read that `vkk bench attention` times as the memory-bandwidth bound of decode.

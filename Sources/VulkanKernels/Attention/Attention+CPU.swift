@@ -99,9 +99,8 @@ extension CommandBatch {
         let lse = UncheckedSendable(logSumExp?.hostPointer?.assumingMemoryBound(to: Float.self))
         let qPointer = UncheckedSendable(qBuffer.pointer)
         let kvPointers = UncheckedSendable((kBuffer?.pointer, vBuffer?.pointer))
-        // 96 rows (16 of the AVX-512 path's 6-row register tiles): the transposed copy of each key block
-        // is made once per tile, so taller tiles spread its cost over more multiply-adds (4% faster than
-        // 48 rows at L = 4096, d = 64).
+        // 96 rows (16 of the AVX-512 path's 6-row register tiles): taller tiles spread each block's
+        // softmax bookkeeping over more multiply-adds (4% faster than 48 rows at L = 4096, d = 64).
         let tileRows = 96, keyBlock = Int(VKK_ATTENTION_KEY_BLOCK), dk = s.headDim, d = s.valueDim
         // Tile row R of K/V head kvh: query head kvh·group + R / Lq, query row R % Lq.
         let rowsPerKVHead = s.group * s.queryLength
@@ -109,6 +108,13 @@ extension CommandBatch {
         let tasks = s.batch * s.kvHeads * tilesPerKVHead
         // Q's sequence-axis length (packed: every sequence's rows together; else Lq).
         let totalQueries = s.lseStrides.head
+        // The streamed tiles of one (sequence, K/V head) share one transposed copy of its keys, made by the
+        // first tile a thread runs for that head (the tiles of a head are consecutive tasks): transposing
+        // each 64-key block once per tile took 6.5% of prefill at L = 4096, d = 64. Only for keys from the
+        // start of each sequence's rows (no packed or offset sequences) and copies up to 32 MiB.
+        let transposedKeyCount = (s.keyLength + keyBlock - 1) / keyBlock * keyBlock * dk
+        let shareTransposedKeys = streamable && tilesPerKVHead > 1 && mask.packed == nil && mask.keyStarts == nil
+            && transposedKeyCount * MemoryLayout<Float>.size <= 32 << 20
 
         CPUParallel.forEachPiece(tasks, costPerItem: tileRows * s.keyLength * (dk + d) * 2) { range in
             let qp = qPointer.value
@@ -126,6 +132,9 @@ extension CommandBatch {
             var rowMax = [Float](repeating: 0, count: tileRows), rowSum = [Float](repeating: 0, count: tileRows)
             var heads = [Int](repeating: 0, count: tileRows), indices = [Int](repeating: 0, count: tileRows)
             var firstKeys = [Int64](repeating: 0, count: tileRows), endKeys = [Int64](repeating: 0, count: tileRows)
+            var headKeys: UnsafeMutablePointer<Float>? = nil
+            var headKeysOf: (batch: Int, kvHead: Int)? = nil
+            defer { headKeys?.deallocate() }
             for task in range {
                 let tile = task % tilesPerKVHead, kvHead = (task / tilesPerKVHead) % s.kvHeads, b = task / (tilesPerKVHead * s.kvHeads)
                 let rowCount = min(tileRows, rowsPerKVHead - tile * tileRows)
@@ -155,11 +164,20 @@ extension CommandBatch {
                         let keys = indices[r] < validRows ? resolved.keyRange(batch: b, row: indices[r]) : 0..<0
                         firstKeys[r] = Int64(keys.lowerBound); endKeys[r] = Int64(keys.upperBound)
                     }
-                    vkk_attention_stream(queryRows, Int64(rowCount),
-                                         kvPointers.value.0! + b * s.keyStrides.batch + kvHead * s.keyStrides.head + keyStart * s.keyStrides.sequence, Int64(s.keyStrides.sequence),
+                    let keyRows = kvPointers.value.0! + b * s.keyStrides.batch + kvHead * s.keyStrides.head + keyStart * s.keyStrides.sequence
+                    var sharedKeys: UnsafePointer<Float>? = nil
+                    if shareTransposedKeys && vkk_attention_uses_transposed_keys(Int64(rowCount)) != 0 {
+                        if headKeysOf == nil || headKeysOf! != (b, kvHead) {
+                            if headKeys == nil { headKeys = .allocate(capacity: transposedKeyCount) }
+                            vkk_attention_transpose_keys(keyRows, Int64(s.keyStrides.sequence), Int64(s.keyLength), Int64(dk), headKeys)
+                            headKeysOf = (b, kvHead)
+                        }
+                        sharedKeys = UnsafePointer(headKeys)
+                    }
+                    vkk_attention_stream(queryRows, Int64(rowCount), keyRows, Int64(s.keyStrides.sequence),
                                          kvPointers.value.1! + b * s.valueStrides.batch + kvHead * s.valueStrides.head + keyStart * s.valueStrides.sequence, Int64(s.valueStrides.sequence),
                                          Int64(dk), Int64(d), scale, firstKeys, endKeys, &rowMax, &rowSum, accumulator, Int64(d),
-                                         transposedKeys, scores)
+                                         sharedKeys, transposedKeys, scores)
                 } else if tileKeys.lowerBound != Int.max {
                     let kOffset = b * s.keyStrides.batch + kvHead * s.keyStrides.head + keyStart * s.keyStrides.sequence
                     let vOffset = b * s.valueStrides.batch + kvHead * s.valueStrides.head + keyStart * s.valueStrides.sequence

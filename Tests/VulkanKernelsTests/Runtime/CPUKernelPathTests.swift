@@ -159,6 +159,16 @@ final class CPUKernelPathTests: XCTestCase {
             try checkAttention(AttentionCase(batch: 2, heads: 4, kvHeads: 2, queryLength: 3, keyLength: 150, headDim: 64,
                                              mask: AttentionMask(isCausal: true, queryLengths: [2, 3], keyLengths: [97, 150])),
                                Float.self, on: context)
+            // More than one 96-row tile per K/V head: the tiles share one transposed copy of the head's
+            // keys (vkk_attention_transpose_keys; a last tile of 8 rows reads key rows directly on the
+            // AVX-512 path). Key lengths off the 64-key blocks, and windows whose first key is inside a block
+            // (the blocks of the shared copy start at key 0, the window's first key is masked inside one).
+            try checkAttention(AttentionCase(heads: 4, kvHeads: 1, queryLength: 50, keyLength: 150, headDim: 64), Float.self, on: context)
+            try checkAttention(AttentionCase(heads: 2, kvHeads: 1, queryLength: 150, keyLength: 150, headDim: 48,
+                                             mask: AttentionMask(isCausal: true, window: .init(left: 45, right: 0))), Float.self, on: context)
+            try checkAttention(AttentionCase(batch: 2, heads: 3, kvHeads: 1, queryLength: 70, keyLength: 200, headDim: 32,
+                                             mask: AttentionMask(isCausal: true, queryLengths: [70, 61], keyLengths: [130, 200])),
+                               Float.self, on: context)
             // Sequence-first layout and a V head dim of 96 against Q/K's 32.
             try checkAttention(AttentionCase(heads: 4, kvHeads: 2, queryLength: 5, keyLength: 140, headDim: 32,
                                              layout: .batchSequenceHead, valueHeadDim: 96), Float.self, on: context)
