@@ -63,6 +63,9 @@ struct BenchTrain: ParsableCommand {
         let budget = seconds ?? (options.quick ? 20 : 120)
         let table = BenchTable(title: "NeRF training on \(context.backendDescription): \(source), \(dataset.training.count) training views, \(todayUTC())")
         var trained = 0.0
+        // Vulkan: the tensor pool's blocks, the most held at the end of any step so far (the trainer's
+        // buffers persist across steps; the CPU backend holds none).
+        var deviceBytes = 0
         func evaluate() -> Float {
             let values = dataset.heldOut.map { trainer.psnr(of: $0, stride: evalStride) }
             return values.reduce(0, +) / Float(values.count)
@@ -74,6 +77,7 @@ struct BenchTrain: ParsableCommand {
                 let start = Date()
                 try trainer.trainStep()
                 trained += Date().timeIntervalSince(start)
+                if context.isVulkan { deviceBytes = max(deviceBytes, context.memoryStatistics.reservedBytes) }
             }
             let t = trainer.timings
             table.add(BenchRow([
@@ -84,6 +88,7 @@ struct BenchTrain: ParsableCommand {
                 "fwd+bwd Msamples/s": .number(Double(t.samples) / (t.forward + t.compaction + t.backward) * 1e-6, digits: 2),
                 "samples/step": .integer(t.samples / max(trainer.step, 1)),
                 "peak RSS MB": .number(peakResidentMegabytes(), digits: 0),
+                "device MB": context.isVulkan ? .number(Double(deviceBytes) / 1_048_576, digits: 0) : .text("—"),
             ]))
         }
         let t = trainer.timings
