@@ -4,7 +4,9 @@
 # there). The kit is a folder and a tarball:
 #   scripts/gpu-kit.sh [OUTPUT_DIR]        (default: .gpu-kit/ at the repository root; ignored by git)
 # Then on the GPU machine, from the unpacked folder:
-#   ./run-gpu.sh [--quick] [RESULTS_DIR]   (vkk info, selfcheck, GEMM/sparse/attention/NeRF benches as JSON)
+#   ./run-gpu.sh [--quick] [--train TRANSFORMS_JSON] [RESULTS_DIR]
+#     (vkk info, selfcheck, GEMM/sparse/attention/NeRF benches as JSON; --train adds 60 s of NeRF training
+#     on that capture at full resolution, e.g. lego, for issue 14's "≥ 33 dB within 60 s on a GPU")
 # With the device tool: carry .gpu-kit/vkk-gpu-kit.tar.gz (the folder is over the 64 MiB carry limit) and run
 #   tar -xzf .gpu-kit/vkk-gpu-kit.tar.gz -C /tmp && /tmp/vkk-gpu-kit/run-gpu.sh $OUT
 # The libraries: everything `ldd vkk` resolves outside the C library itself (libpng, zlib, ...), OpenBLAS
@@ -47,11 +49,21 @@ cat > "$kit/run-gpu.sh" <<'RUN'
 # Runs on a lent GPU machine, from this folder: vkk info, the self-check (every kernel family on the GPU
 # against the CPU path) and the GEMM, sparse, attention and NeRF benches, writing JSON rows into
 # RESULTS_DIR (default ./results). Each step has a time limit so that the whole stays within 8 minutes.
-#   ./run-gpu.sh [--quick] [RESULTS_DIR]   (--quick: the benches' short suites, e.g. on a CPU driver)
+#   ./run-gpu.sh [--quick] [--train TRANSFORMS_JSON] [RESULTS_DIR]
+# --quick: the benches' short suites, e.g. on a CPU driver. --train: after the benches, 60 s of NeRF
+# training on that capture at full resolution (every 8th view held out; held-out PSNR at 5 checkpoints,
+# `vkk bench train`), one more step of at most 150 s beyond the 8 minutes of the others.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 quick=()
-if [ "${1:-}" = "--quick" ]; then quick=(--quick); shift; fi
+capture=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=(--quick); shift ;;
+        --train) capture="${2:?--train needs a transforms.json}"; shift 2 ;;
+        *) break ;;
+    esac
+done
 results="${1:-$here/results}"
 mkdir -p "$results"
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -79,6 +91,9 @@ step 90 gemm "$vkk" bench gemm --backend vulkan "${quick[@]}" --repeats 5 --json
 step 90 sparse "$vkk" bench sparse --backend vulkan "${quick[@]}" --weight 4096x4096 --tokens 256 --repeats 5 --json "$results/sparse.json"
 step 120 attention "$vkk" bench attention --backend vulkan "${quick[@]}" --cpu-limit 0 --repeats 5 --json "$results/attention.json"
 step 60 nerf "$vkk" bench nerf --resolution 400 --json "$results/nerf.json"
+if [ -n "$capture" ]; then
+    step 150 train "$vkk" bench train "$capture" --backend vulkan --downscale 1 --holdout every:8 --seconds 60 --json "$results/train.json"
+fi
 echo "== done in $((SECONDS - start))s; results in $results"
 exit $status
 RUN
