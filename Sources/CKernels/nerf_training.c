@@ -181,8 +181,83 @@ void vkk_hashgrid_encode(const float *positions, int64_t begin, int64_t end, con
 #undef SAMPLE_CORNERS
 }
 
+#if defined(__x86_64__)
+// The corners of one level for up to 16 samples (lanes = samples), the same operations in the same order
+// as `corners`, so bit-for-bit its results: entry[c][j], weight[c][j] for sample i0 + j, j < m.
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+static void level_corners_avx512(const float *positions, int64_t i0, int m, const vkk_grid_level *level, uint32_t entry[8][16],
+                                 float weight[8][16]) {
+    const __mmask16 live = m >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << m) - 1);
+    const __m512i lane3 = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(3));
+    __m512 t[3], u[3];
+    __m512i base[3];
+    for (int a = 0; a < 3; ++a) {
+        __m512 p = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, lane3, positions + 3 * i0 + a, 4);
+        // clamp01: v < 0 ? 0 : (v > 1 ? 1 : v).
+        p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(p, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
+        p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(p, _mm512_set1_ps(1.0f), _CMP_GT_OQ), _mm512_set1_ps(1.0f));
+        const __m512 position = _mm512_add_ps(_mm512_mul_ps(p, _mm512_set1_ps(level->scale)), _mm512_set1_ps(0.5f));
+        const __m512 cell = _mm512_roundscale_ps(position, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        t[a] = _mm512_sub_ps(position, cell);
+        u[a] = _mm512_sub_ps(_mm512_set1_ps(1.0f), t[a]);
+        base[a] = _mm512_cvttps_epu32(_mm512_max_ps(cell, _mm512_setzero_ps()));
+    }
+    const __m512i one = _mm512_set1_epi32(1), resolution = _mm512_set1_epi32((int)level->resolution);
+    const __m512i size = _mm512_set1_epi32((int)level->table_size), offset = _mm512_set1_epi32((int)level->table_offset);
+    for (int c = 0; c < 8; ++c) {
+        const int dx = c & 1, dy = (c >> 1) & 1, dz = c >> 2;
+        const __m512 w = _mm512_mul_ps(_mm512_mul_ps(dx ? t[0] : u[0], dy ? t[1] : u[1]), dz ? t[2] : u[2]);
+        const __m512i x = dx ? _mm512_add_epi32(base[0], one) : base[0];
+        const __m512i y = dy ? _mm512_add_epi32(base[1], one) : base[1];
+        const __m512i z = dz ? _mm512_add_epi32(base[2], one) : base[2];
+        __m512i index;
+        if (level->dense) {
+            index = _mm512_add_epi32(_mm512_add_epi32(x, _mm512_mullo_epi32(y, resolution)),
+                                     _mm512_mullo_epi32(_mm512_mullo_epi32(z, resolution), resolution));
+            for (__mmask16 over = _mm512_cmpge_epu32_mask(index, size); over; over = _mm512_cmpge_epu32_mask(index, size))
+                index = _mm512_mask_sub_epi32(index, over, index, size);
+        } else {
+            index = _mm512_and_si512(_mm512_xor_si512(_mm512_xor_si512(x, _mm512_mullo_epi32(y, _mm512_set1_epi32((int)2654435761u))),
+                                                      _mm512_mullo_epi32(z, _mm512_set1_epi32(805459861))),
+                                     _mm512_sub_epi32(size, one));
+        }
+        _mm512_storeu_si512(entry[c], _mm512_add_epi32(offset, index));
+        _mm512_storeu_ps(weight[c], w);
+    }
+}
+#endif
+
 void vkk_hashgrid_scatter(const float *positions, int64_t n, const vkk_grid_level *level, int32_t level_index, int32_t features,
                           const float *encoded_gradient, int32_t stride, float *table_gradient) {
+#if defined(__x86_64__)
+    // AVX-512: the corners of the next 16 samples are computed (and their gradient entries prefetched
+    // for writing) before the current 16 are added: on the hashed levels nearly every entry is a cache
+    // miss, and the prefetches let many be in flight. Same sums in the same order as the scalar loop.
+    level_lanes lanes;
+    if (vkk_cpu_path() >= VKK_PATH_AVX512 && prepare_lanes(level, 1, &lanes) && n > 0) {
+        uint32_t entry[2][8][16];
+        float weight[2][8][16];
+        level_corners_avx512(positions, 0, n < 16 ? (int)n : 16, level, entry[0], weight[0]);
+        for (int64_t i0 = 0, block = 0; i0 < n; i0 += 16, block ^= 1) {
+            const int m = n - i0 < 16 ? (int)(n - i0) : 16;
+            if (i0 + 16 < n) {
+                const int next = n - i0 - 16 < 16 ? (int)(n - i0 - 16) : 16;
+                level_corners_avx512(positions, i0 + 16, next, level, entry[block ^ 1], weight[block ^ 1]);
+                for (int c = 0; c < 8; ++c)
+                    for (int j = 0; j < next; ++j) __builtin_prefetch(table_gradient + (int64_t)entry[block ^ 1][c][j] * features, 1, 1);
+            }
+            for (int j = 0; j < m; ++j) {
+                const float *g = encoded_gradient + (i0 + j) * stride + level_index * features;
+                for (int c = 0; c < 8; ++c) {
+                    float *out = table_gradient + (int64_t)entry[block][c][j] * features;
+                    const float w = weight[block][c][j];
+                    for (int32_t f = 0; f < features; ++f) out[f] += w * g[f];
+                }
+            }
+        }
+        return;
+    }
+#endif
     // The corners of sample i + SCATTER_AHEAD are computed (and their gradient entries prefetched for
     // writing) while sample i is added: on the hashed levels nearly every entry is a cache miss, and
     // the prefetches let several be in flight. The sums are added in the same sample order as without
