@@ -129,6 +129,51 @@ static void sample_corners_avx512(const float *p, const level_lanes *lanes, uint
         }
     }
 }
+
+// The AVX2 version: 8 levels per vector, the same operations in the same order. Signed compares suffice:
+// prepare_lanes admits dense levels only with resolution³ ≤ table < 2^30, so indices stay below 2^31.
+__attribute__((target("avx2,fma")))
+static void sample_corners_avx2(const float *p, const level_lanes *lanes, uint32_t entry[8][ENCODE_MAX_LEVELS],
+                                float weight[8][ENCODE_MAX_LEVELS]) {
+    for (int32_t l0 = 0; l0 < lanes->count; l0 += 8) {
+        const __m256 scale = _mm256_loadu_ps(lanes->scale + l0);
+        __m256 t[3], u[3];
+        __m256i base[3];
+        for (int a = 0; a < 3; ++a) {
+            const __m256 position = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(clamp01(p[a])), scale), _mm256_set1_ps(0.5f));
+            const __m256 cell = _mm256_round_ps(position, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+            t[a] = _mm256_sub_ps(position, cell);
+            u[a] = _mm256_sub_ps(_mm256_set1_ps(1.0f), t[a]);
+            base[a] = _mm256_cvttps_epi32(_mm256_max_ps(cell, _mm256_setzero_ps()));
+        }
+        const __m256i resolution = _mm256_loadu_si256((const __m256i *)(lanes->resolution + l0));
+        const __m256i size = _mm256_loadu_si256((const __m256i *)(lanes->size + l0));
+        const __m256i offset = _mm256_loadu_si256((const __m256i *)(lanes->offset + l0));
+        const __m256i one = _mm256_set1_epi32(1), mask = _mm256_sub_epi32(size, one);
+        const __m256i dense = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(lanes->dense + l0)), _mm256_setzero_si256());
+        for (int c = 0; c < 8; ++c) {
+            const int dx = c & 1, dy = (c >> 1) & 1, dz = c >> 2;
+            const __m256 w = _mm256_mul_ps(_mm256_mul_ps(dx ? t[0] : u[0], dy ? t[1] : u[1]), dz ? t[2] : u[2]);
+            const __m256i x = dx ? _mm256_add_epi32(base[0], one) : base[0];
+            const __m256i y = dy ? _mm256_add_epi32(base[1], one) : base[1];
+            const __m256i z = dz ? _mm256_add_epi32(base[2], one) : base[2];
+            __m256i linear = _mm256_add_epi32(_mm256_add_epi32(x, _mm256_mullo_epi32(y, resolution)),
+                                              _mm256_mullo_epi32(_mm256_mullo_epi32(z, resolution), resolution));
+            for (__m256i over = _mm256_and_si256(dense, _mm256_cmpgt_epi32(linear, mask)); !_mm256_testz_si256(over, over);
+                 over = _mm256_and_si256(dense, _mm256_cmpgt_epi32(linear, mask))) {
+                linear = _mm256_sub_epi32(linear, _mm256_and_si256(over, size));
+            }
+            const __m256i hashed = _mm256_and_si256(
+                _mm256_xor_si256(_mm256_xor_si256(x, _mm256_mullo_epi32(y, _mm256_set1_epi32((int)2654435761u))),
+                                 _mm256_mullo_epi32(z, _mm256_set1_epi32(805459861))),
+                mask);
+            const __m256i index = _mm256_add_epi32(offset, _mm256_blendv_epi8(hashed, linear, dense));
+            // Lanes past the last level hold zeros' corners: written into the padding, never read.
+            _mm256_storeu_si256((__m256i *)(entry[c] + l0), index);
+            _mm256_storeu_ps(weight[c] + l0, w);
+        }
+    }
+}
 #endif
 
 void vkk_hashgrid_encode(const float *positions, int64_t begin, int64_t end, const vkk_grid_level *levels, int32_t level_count,
@@ -139,14 +184,15 @@ void vkk_hashgrid_encode(const float *positions, int64_t begin, int64_t end, con
     level_lanes lanes;
     int vector = prepare_lanes(levels, level_count, &lanes);
 #if defined(__x86_64__)
-    vector = vector && vkk_cpu_path() >= VKK_PATH_AVX512;
+    vector = vector ? vkk_cpu_path() : 0;   // 0: scalar
 #else
     vector = 0;
 #endif
 #if defined(__x86_64__)
 #define SAMPLE_CORNERS(i, slot)                                                                                  \
-    (vector ? sample_corners_avx512(positions + 3 * (i), &lanes, entry[slot], weight[slot])                     \
-            : sample_corners_scalar(positions + 3 * (i), levels, level_count, entry[slot], weight[slot]))
+    (vector == VKK_PATH_AVX512 ? sample_corners_avx512(positions + 3 * (i), &lanes, entry[slot], weight[slot])  \
+     : vector == VKK_PATH_AVX2 ? sample_corners_avx2(positions + 3 * (i), &lanes, entry[slot], weight[slot])    \
+                               : sample_corners_scalar(positions + 3 * (i), levels, level_count, entry[slot], weight[slot]))
 #else
 #define SAMPLE_CORNERS(i, slot) sample_corners_scalar(positions + 3 * (i), levels, level_count, entry[slot], weight[slot])
 #endif
