@@ -110,8 +110,9 @@ public final class HashGridActivations: @unchecked Sendable {
     /// termination have a zero gradient (instant-ngp compacts them away too), so the backward pass runs
     /// only on the samples that contribute. `extra` are further per-sample arrays of the same run layout
     /// (pointer, floats per sample), compacted alike (the RGB and σ gradients).
-    /// Every array of the forward pass is compacted; the gradients of the backward pass are unchanged
-    /// except for the order in which the GEMMs add up exact zeros.
+    /// Every array of the forward pass is compacted; the gradients of the backward pass are unchanged up to
+    /// rounding (the dropped samples add exact zeros; the matrix gradients' tiles and groups follow the new
+    /// count, so their partial sums are grouped differently).
     @discardableResult
     func compact(starts: [Int], keep: [Int], configuration c: HashGridConfiguration,
                  extra: [(UnsafeMutablePointer<Float>, Int)] = []) -> Int {
