@@ -294,6 +294,16 @@ void vkk_hashgrid_scatter(const float *positions, int64_t n, const vkk_grid_leve
             }
             for (int j = 0; j < m; ++j) {
                 const float *g = encoded_gradient + (i0 + j) * stride + level_index * features;
+                if (features == 4) {
+                    // One 4-wide multiply and add per corner: the scalar loop's operations, lane by lane.
+                    const __m128 g4 = _mm_loadu_ps(g);
+                    for (int c = 0; c < 8; ++c) {
+                        float *out = table_gradient + (int64_t)entry[block][c][j] * 4;
+                        const __m128 product = _mm_mul_ps(_mm_set1_ps(weight[block][c][j]), g4);
+                        _mm_storeu_ps(out, _mm_add_ps(_mm_loadu_ps(out), product));
+                    }
+                    continue;
+                }
                 for (int c = 0; c < 8; ++c) {
                     float *out = table_gradient + (int64_t)entry[block][c][j] * features;
                     const float w = weight[block][c][j];
