@@ -14,7 +14,7 @@ struct BenchHashGrid: ParsableCommand {
     @Flag(help: "Skip the multi-threaded CPU evaluator comparison.")
     var noCPU = false
 
-    @Flag(help: "Measure the fp32 training network on the CPU path instead (HashGridNetwork: forward keeping activations, and forward + backward with every parameter's gradient).")
+    @Flag(help: "Measure the fp32 training network on the CPU path instead (HashGridNetwork: forward keeping activations, and forward + backward with every parameter's gradient; the C kernels' path is printed, VKK_CPU_PATH forces one).")
     var training = false
 
     func validate() throws {
@@ -67,7 +67,8 @@ struct BenchHashGrid: ParsableCommand {
     /// repeats as the optimizer does). Samples/s counts every sample through both passes.
     func runTraining() throws {
         let counts = samples.isEmpty ? (options.quick ? [1 << 16] : [1 << 16, 1 << 18]) : samples
-        let table = BenchTable(title: "hashgrid training network on the CPU path, \(todayUTC())")
+        // The MLPs and the encoding run on the C kernels' path (VKK_CPU_PATH=scalar|avx2|avx512 forces one).
+        let table = BenchTable(title: "hashgrid training network on the CPU path (C kernels: \(CPUKernelPath.current)), \(todayUTC())")
         for count in counts {
             let what = "hashgrid --training --samples \(count)"
             // Activations: about 300 floats per sample (base config), plus inputs and gradients.
@@ -108,7 +109,9 @@ struct BenchHashGrid: ParsableCommand {
                 "scatter ms": .number(scatter.sorted()[scatter.count / 2] * 1e3, digits: 1),
             ]))
         }
-        if let path = options.json { try table.writeJSON(to: path, device: "CPU path", extra: ["date": todayUTC()]) }
+        if let path = options.json {
+            try table.writeJSON(to: path, device: "CPU path", extra: ["date": todayUTC(), "cpuKernelPath": CPUKernelPath.current])
+        }
     }
 
     /// Random fp16 parameters of trained-network magnitude (the cost does not depend on the values).

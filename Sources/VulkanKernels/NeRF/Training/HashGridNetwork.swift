@@ -110,8 +110,9 @@ public final class HashGridActivations: @unchecked Sendable {
     /// termination have a zero gradient (instant-ngp compacts them away too), so the backward pass runs
     /// only on the samples that contribute. `extra` are further per-sample arrays of the same run layout
     /// (pointer, floats per sample), compacted alike (the RGB and σ gradients).
-    /// Every array of the forward pass is compacted; the gradients of the backward pass are unchanged
-    /// except for the order in which the GEMMs add up exact zeros.
+    /// Every array of the forward pass is compacted; the gradients of the backward pass are unchanged up to
+    /// rounding (the dropped samples add exact zeros; the matrix gradients' tiles and groups follow the new
+    /// count, so their partial sums are grouped differently).
     @discardableResult
     func compact(starts: [Int], keep: [Int], configuration c: HashGridConfiguration,
                  extra: [(UnsafeMutablePointer<Float>, Int)] = []) -> Int {
@@ -143,6 +144,22 @@ public final class HashGridActivations: @unchecked Sendable {
         return total
     }
 
+    /// The C kernels' view of the arrays (their storage is owned here and outlives the call).
+    func withKernelActivations<R>(_ body: (UnsafePointer<vkk_mlp_activations>) -> R) -> R {
+        func pointer(_ array: inout [Float]) -> UnsafeMutablePointer<Float> { array.withUnsafeMutableBufferPointer { $0.baseAddress! } }
+        let density: [UnsafeMutablePointer<Float>?] = densityHidden.indices.map { pointer(&densityHidden[$0]) }
+        let color: [UnsafeMutablePointer<Float>?] = colorHidden.indices.map { pointer(&colorHidden[$0]) }
+        return density.withUnsafeBufferPointer { density in
+            color.withUnsafeBufferPointer { color in
+                var a = vkk_mlp_activations(
+                    positions: pointer(&positions), directions: pointer(&directions), encoded: pointer(&encoded),
+                    density_hidden: density.baseAddress!, color_input: pointer(&colorInput), color_hidden: color.baseAddress!,
+                    logits: pointer(&colorLogits), rgb: pointer(&rgb), sigma: pointer(&sigma))
+                return body(&a)
+            }
+        }
+    }
+
     /// Inputs from arrays (tests).
     public func setInputs(positions p: [Float], directions d: [Float], configuration: HashGridConfiguration) {
         precondition(p.count == d.count && p.count % 3 == 0)
@@ -150,71 +167,40 @@ public final class HashGridActivations: @unchecked Sendable {
     }
 }
 
-/// Scratch buffers of the backward pass.
+/// Scratch buffers of the backward pass: dL/d(encoding) for every sample (the scatter's input) and the
+/// per-group partial sums of the matrix gradients.
 public final class HashGridBackwardScratch: @unchecked Sendable {
-    var a: [Float] = [], b: [Float] = [], encodingGradient: [Float] = []
+    var encodingGradient: [Float] = []
+    var partialGradients: [Float] = []
     public init() {}
-    func reserve(_ n: Int, _ c: HashGridConfiguration) {
-        let width = max(c.densityWidth, c.colorWidth, c.colorInputWidth, c.encodingWidth, 16)
-        if a.count < n * width { a = [Float](repeating: 0, count: n * width); b = a }
+    func reserve(_ n: Int, _ c: HashGridConfiguration, groups: Int) {
         if encodingGradient.count < n * c.encodingWidth { encodingGradient = [Float](repeating: 0, count: n * c.encodingWidth) }
+        let partials = groups * c.gridParameterOffset
+        if partialGradients.count < partials { partialGradients = [Float](repeating: 0, count: partials) }
     }
 }
 
 extension HashGridNetwork {
     /// Forward pass over the samples set in `activations` (``HashGridActivations/setInputs``): fills RGB and
     /// σ and keeps every intermediate. `densityOnly` stops after σ (occupancy-grid updates).
+    ///
+    /// Runs tile by tile (`VKK_MLP_TILE` samples: encoding, then every layer, while the tile is in cache) in
+    /// CKernels' nerf_mlp.c on the path ``vkk_cpu_path()`` chooses; tiles are dealt to the threads as they
+    /// become free. Each sample's result depends only on its own inputs, not on the split.
     public func forward(_ activations: HashGridActivations, densityOnly: Bool = false) {
-        let c = configuration
         let n = activations.count
         guard n > 0 else { return }
-        parameters.withUnsafeBufferPointer { w in
-            let w = w.baseAddress!
-            // Encoding.
-            let encodingWidth = c.encodingWidth
-            let shared = UncheckedSendable((activations.positions.withUnsafeBufferPointer { $0.baseAddress! },
-                                            activations.encoded.withUnsafeMutableBufferPointer { $0.baseAddress! },
-                                            levels.withUnsafeBufferPointer { $0.baseAddress! }))
-            CPUParallel.forEachChunk(n, costPerItem: c.levels * 100) { range in
-                let (positions, encoded, levels) = shared.value
-                vkk_hashgrid_encode(positions, Int64(range.lowerBound), Int64(range.upperBound), levels, Int32(c.levels),
-                                    Int32(c.featuresPerLevel), w + c.gridParameterOffset, encoded, Int32(encodingWidth))
-            }
-            // Density MLP.
-            var offset = 0
-            var input = activations.encoded.withUnsafeMutableBufferPointer { $0.baseAddress! }
-            var inputWidth = encodingWidth
-            for layer in 0..<c.densityHiddenLayers {
-                Self.hiddenLayer(n, &input, &inputWidth, &offset, weights: w, width: c.densityWidth,
-                                 output: activations.densityHidden[layer].withUnsafeMutableBufferPointer { $0.baseAddress! })
-            }
-            // Density outputs go straight into the first 16 columns of the colour input.
-            let colorInput = activations.colorInput.withUnsafeMutableBufferPointer { $0.baseAddress! }
-            Self.linear(n, inputs: inputWidth, outputs: HashGridConfiguration.densityOutputs, input, w + offset, colorInput, ldOutput: c.colorInputWidth)
-            offset += HashGridConfiguration.densityOutputs * inputWidth
-            let outputs = UncheckedSendable((colorInput, activations.sigma.withUnsafeMutableBufferPointer { $0.baseAddress! },
-                                             activations.directions.withUnsafeBufferPointer { $0.baseAddress! }))
-            let inputStride = c.colorInputWidth
-            CPUParallel.forEachChunk(n, costPerItem: 60) { range in
-                let (colorInput, sigma, directions) = outputs.value
-                vkk_density_head(colorInput, Int32(inputStride), Int64(range.lowerBound), Int64(range.upperBound), sigma,
-                                 densityOnly ? nil : directions)
-            }
-            if densityOnly { return }
-            // Colour MLP.
-            input = colorInput
-            inputWidth = c.colorInputWidth
-            for layer in 0..<c.colorHiddenLayers {
-                Self.hiddenLayer(n, &input, &inputWidth, &offset, weights: w, width: c.colorWidth,
-                                 output: activations.colorHidden[layer].withUnsafeMutableBufferPointer { $0.baseAddress! })
-            }
-            // Only the first 3 of the last layer's 16 rows are RGB.
-            let logits = activations.colorLogits.withUnsafeMutableBufferPointer { $0.baseAddress! }
-            Self.linear(n, inputs: inputWidth, outputs: 3, input, w + offset, logits, ldOutput: 3)
-            let colours = UncheckedSendable((logits, activations.rgb.withUnsafeMutableBufferPointer { $0.baseAddress! }))
-            CPUParallel.forEachChunk(3 * n, costPerItem: 20) { range in
-                let (logits, rgb) = colours.value
-                vkk_logistic(logits + range.lowerBound, rgb + range.lowerBound, Int64(range.count))
+        let path = vkk_cpu_path()
+        withKernelNetwork { network in
+            activations.withKernelActivations { a in
+                let shared = UncheckedSendable((network, a))
+                let tile = Int(VKK_MLP_TILE)
+                let tiles = (n + tile - 1) / tile
+                CPUParallel.forEachPiece(tiles, costPerItem: tile * 25_000) { range in
+                    let (network, a) = shared.value
+                    vkk_mlp_forward(network, a, Int64(range.lowerBound * tile), Int64(min(range.upperBound * tile, n)),
+                                    densityOnly ? 1 : 0, path)
+                }
             }
         }
     }
@@ -223,79 +209,81 @@ extension HashGridNetwork {
     /// writes dL/dθ for every parameter into `gradients` (overwritten for the MLPs; the grid part must be
     /// zero on entry and receives the scattered sums — entries no sample touched stay exactly 0).
     /// Returns the seconds spent scattering into the hash tables (the rest is the MLPs' backward pass).
+    ///
+    /// The samples are split into groups that depend only on the count (``backwardGroups(_:)``); each
+    /// group's matrix gradients are summed tile by tile in sample order into its own buffer, and the groups'
+    /// sums are added in group order. So the result is bit-for-bit the same for any number of threads.
     @discardableResult
     public func backward(_ activations: HashGridActivations, rgbGradient: UnsafePointer<Float>, sigmaGradient: UnsafePointer<Float>,
                   gradients: UnsafeMutablePointer<Float>, scratch: HashGridBackwardScratch) -> Double {
         let c = configuration
         let n = activations.count
-        scratch.reserve(max(n, 1), c)
+        let (groups, groupSize) = Self.backwardGroups(n)
+        scratch.reserve(max(n, 1), c, groups: groups)
+        let matrixCount = matrixParameterCount
         guard n > 0 else {
-            gradients.initialize(repeating: 0, count: matrixParameterCount)
+            gradients.initialize(repeating: 0, count: matrixCount)
             return 0
         }
-        return parameters.withUnsafeBufferPointer { w in
-            let w = w.baseAddress!
-            var a = scratch.a.withUnsafeMutableBufferPointer { $0.baseAddress! }
-            var b = scratch.b.withUnsafeMutableBufferPointer { $0.baseAddress! }
-            // Layer offsets in the flat array.
-            var offsets: [Int] = []
-            var offset = 0
-            for layer in c.densityLayers + c.colorLayers { offsets.append(offset); offset += layer.outputs * layer.inputs }
-            let colorBase = c.densityLayers.count
-
-            // dL/dlogits = dL/dRGB · σ'(logit) = dRGB · rgb (1 − rgb), into a (count × 3).
-            let rgb = activations.rgb.withUnsafeBufferPointer { $0.baseAddress! }
-            let logitsGradient = UncheckedSendable((a, rgb, rgbGradient))
-            CPUParallel.forEachChunk(3 * n, costPerItem: 10) { range in
-                let (out, rgb, g) = logitsGradient.value
-                vkk_logistic_backward(g + range.lowerBound, rgb + range.lowerBound, out + range.lowerBound, Int64(range.count))
-            }
-            // Colour MLP, last layer first. `a` holds dL/d(layer output), width `outputs`.
-            var upstreamWidth = 3
-            for layer in stride(from: c.colorHiddenLayers, through: 0, by: -1) {
-                let shape = c.colorLayers[layer]
-                let input = layer == 0 ? activations.colorInput.withUnsafeBufferPointer { $0.baseAddress! }
-                                       : activations.colorHidden[layer - 1].withUnsafeBufferPointer { $0.baseAddress! }
-                let weight = w + offsets[colorBase + layer], gradient = gradients + offsets[colorBase + layer]
-                if layer == c.colorHiddenLayers {
-                    // Rows 3…15 of the last layer are padding: their gradient is 0.
-                    gradient.initialize(repeating: 0, count: shape.outputs * shape.inputs)
+        let path = vkk_cpu_path()
+        let partials = scratch.partialGradients.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        let encodingGradient = scratch.encodingGradient.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        partials.initialize(repeating: 0, count: groups * matrixCount)
+        withKernelNetwork { network in
+            activations.withKernelActivations { a in
+                let shared = UncheckedSendable((network, a, rgbGradient, sigmaGradient, encodingGradient, partials))
+                let scratchCount = Int(vkk_mlp_backward_scratch(network))
+                CPUParallel.forEachPiece(groups, costPerItem: groupSize * 50_000, piecesPerThread: 32) { range in
+                    let (network, a, rgbGradient, sigmaGradient, encodingGradient, partials) = shared.value
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchCount) { tileScratch in
+                        for group in range {
+                            vkk_mlp_backward(network, a, Int64(group * groupSize), Int64(min((group + 1) * groupSize, n)), rgbGradient,
+                                             sigmaGradient, encodingGradient, partials + group * matrixCount, tileScratch.baseAddress!, path)
+                        }
+                    }
                 }
-                Self.weightGradient(n, outputs: upstreamWidth, inputs: shape.inputs, a, input, gradient)
-                Self.inputGradient(n, outputs: upstreamWidth, inputs: shape.inputs, a, weight, b)
-                if layer > 0 { Self.reluBackward(b, activations.colorHidden[layer - 1], n * shape.inputs) }
-                swap(&a, &b)
-                upstreamWidth = shape.inputs
             }
-            // `a` = dL/d(colour input) (count × 32); its first 16 columns are dL/d(density outputs). Add σ's path
-            // and compact to count × 16.
-            let colorInput = activations.colorInput.withUnsafeBufferPointer { $0.baseAddress! }
-            let densityOutputGradient = UncheckedSendable((a, b, colorInput, sigmaGradient))
-            let inputStride = c.colorInputWidth
-            CPUParallel.forEachChunk(n, costPerItem: 40) { range in
-                let (full, out, colorInput, sigmaGradient) = densityOutputGradient.value
-                vkk_density_head_backward(full, colorInput, Int32(inputStride), Int64(range.lowerBound), Int64(range.upperBound),
-                                          sigmaGradient, out)
+        }
+        let sums = UncheckedSendable((partials, gradients))
+        CPUParallel.forEachChunk(matrixCount, costPerItem: groups) { range in
+            let (partials, gradients) = sums.value
+            vkk_mlp_sum_partials(partials, Int64(groups), Int64(matrixCount), Int64(range.lowerBound), Int64(range.upperBound), gradients)
+        }
+        // Hash encoding: scatter dL/d(encoding) into the tables.
+        let scatterStart = monotonicSeconds()
+        scatterEncodingGradient(activations, encodingGradient, gradients + c.gridParameterOffset)
+        return monotonicSeconds() - scatterStart
+    }
+
+    /// The backward pass's fixed split of `n` samples: at most 64 groups of whole tiles (the last one
+    /// shorter), a function of `n` alone.
+    static func backwardGroups(_ n: Int) -> (groups: Int, size: Int) {
+        let tile = Int(VKK_MLP_TILE)
+        let tiles = max(1, (n + tile - 1) / tile)
+        let perGroup = (tiles + 63) / 64
+        let size = perGroup * tile
+        return (max(1, (n + size - 1) / size), size)
+    }
+
+    /// The C kernels' view of the network: shape, grid, weights and their transposes (packed here, per call:
+    /// the parameters change every step, and packing costs about as much as one tile).
+    func withKernelNetwork<R>(_ body: (UnsafePointer<vkk_mlp_network>) -> R) -> R {
+        let c = configuration
+        let matrixCount = matrixParameterCount
+        var packed = [Float](repeating: 0, count: max(matrixCount, 1))
+        return parameters.withUnsafeBufferPointer { w in
+            levels.withUnsafeBufferPointer { levels in
+                packed.withUnsafeMutableBufferPointer { packed in
+                    var network = vkk_mlp_network(
+                        levels: Int32(c.levels), features: Int32(c.featuresPerLevel), encoding_width: Int32(c.encodingWidth),
+                        density_width: Int32(c.densityWidth), density_hidden: Int32(c.densityHiddenLayers),
+                        color_width: Int32(c.colorWidth), color_hidden: Int32(c.colorHiddenLayers), grid: levels.baseAddress!,
+                        table: w.baseAddress! + c.gridParameterOffset, weights: w.baseAddress!, packed: packed.baseAddress!)
+                    precondition(Int(vkk_mlp_matrix_count(&network)) == matrixCount, "nerf_mlp.c and HashGridConfiguration disagree")
+                    vkk_mlp_pack(&network, w.baseAddress!, packed.baseAddress!)
+                    return body(&network)
+                }
             }
-            swap(&a, &b)
-            upstreamWidth = HashGridConfiguration.densityOutputs
-            // Density MLP, last layer first.
-            for layer in stride(from: c.densityHiddenLayers, through: 0, by: -1) {
-                let shape = c.densityLayers[layer]
-                let input = layer == 0 ? activations.encoded.withUnsafeBufferPointer { $0.baseAddress! }
-                                       : activations.densityHidden[layer - 1].withUnsafeBufferPointer { $0.baseAddress! }
-                let weight = w + offsets[layer], gradient = gradients + offsets[layer]
-                Self.weightGradient(n, outputs: upstreamWidth, inputs: shape.inputs, a, input, gradient)
-                let target = layer == 0 ? scratch.encodingGradient.withUnsafeMutableBufferPointer { $0.baseAddress! } : b
-                Self.inputGradient(n, outputs: upstreamWidth, inputs: shape.inputs, a, weight, target)
-                if layer > 0 { Self.reluBackward(b, activations.densityHidden[layer - 1], n * shape.inputs); swap(&a, &b) }
-                upstreamWidth = shape.inputs
-            }
-            // Hash encoding: scatter dL/d(encoding) into the tables.
-            let scatterStart = monotonicSeconds()
-            scatterEncodingGradient(activations, scratch.encodingGradient.withUnsafeBufferPointer { $0.baseAddress! },
-                                    gradients + c.gridParameterOffset)
-            return monotonicSeconds() - scatterStart
         }
     }
 
@@ -320,56 +308,6 @@ extension HashGridNetwork {
                     vkk_hashgrid_scatter(positions, Int64(n), levels + l, Int32(l), Int32(c.featuresPerLevel), encodingGradient,
                                          Int32(c.encodingWidth), gridGradient)
                 }
-            }
-        }
-    }
-
-    // MARK: Dense layers (OpenBLAS)
-
-    /// output[n × outputs] (row stride ldOutput) = input[n × inputs] · W[outputs × inputs]ᵀ.
-    static func linear(_ n: Int, inputs: Int, outputs: Int, _ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-                       _ output: UnsafeMutablePointer<Float>, ldOutput: Int) {
-        vkk_sgemm(0, 1, Int64(n), Int64(outputs), Int64(inputs), 1, input, Int64(inputs), weight, Int64(inputs), 0,
-                  output, Int64(ldOutput))
-    }
-
-    /// dW[outputs × inputs] = dY[n × outputs]ᵀ · X[n × inputs] (rows of dW past `outputs` untouched).
-    static func weightGradient(_ n: Int, outputs: Int, inputs: Int, _ outputGradient: UnsafePointer<Float>,
-                               _ input: UnsafePointer<Float>, _ gradient: UnsafeMutablePointer<Float>) {
-        vkk_sgemm(1, 0, Int64(outputs), Int64(inputs), Int64(n), 1, outputGradient, Int64(outputs), input, Int64(inputs), 0,
-                  gradient, Int64(inputs))
-    }
-
-    /// dX[n × inputs] = dY[n × outputs] · W[outputs × inputs] (the first `outputs` rows of W).
-    static func inputGradient(_ n: Int, outputs: Int, inputs: Int, _ outputGradient: UnsafePointer<Float>,
-                              _ weight: UnsafePointer<Float>, _ inputGradient: UnsafeMutablePointer<Float>) {
-        vkk_sgemm(0, 0, Int64(n), Int64(inputs), Int64(outputs), 1, outputGradient, Int64(outputs), weight, Int64(inputs), 0,
-                  inputGradient, Int64(inputs))
-    }
-
-    /// One hidden layer of either MLP: output = ReLU(input · Wᵀ) with W at `weights + offset`; then the
-    /// output becomes the next layer's input and `offset` moves past W.
-    static func hiddenLayer(_ n: Int, _ input: inout UnsafeMutablePointer<Float>, _ inputWidth: inout Int, _ offset: inout Int,
-                            weights: UnsafePointer<Float>, width: Int, output: UnsafeMutablePointer<Float>) {
-        linear(n, inputs: inputWidth, outputs: width, input, weights + offset, output, ldOutput: width)
-        relu(output, n * width)
-        offset += width * inputWidth
-        input = output
-        inputWidth = width
-    }
-
-    static func relu(_ values: UnsafeMutablePointer<Float>, _ count: Int) {
-        let shared = UncheckedSendable(values)
-        CPUParallel.forEachChunk(count) { range in vkk_relu(shared.value + range.lowerBound, Int64(range.count)) }
-    }
-
-    /// gradient ⊙= (activation > 0): ReLU's derivative, read from its output.
-    static func reluBackward(_ gradient: UnsafeMutablePointer<Float>, _ activation: [Float], _ count: Int) {
-        activation.withUnsafeBufferPointer { activation in
-            let shared = UncheckedSendable((gradient, activation.baseAddress!))
-            CPUParallel.forEachChunk(count) { range in
-                let (g, a) = shared.value
-                vkk_relu_backward(g + range.lowerBound, a + range.lowerBound, Int64(range.count))
             }
         }
     }
