@@ -20,8 +20,23 @@ import Glibc
 public final class NeRFTrainer: @unchecked Sendable {
     public let dataset: TrainingDataset
     public let options: TrainingOptions
-    public private(set) var network: HashGridNetwork
-    public let densityGrid: TrainingDensityGrid
+    /// The network (fp32 master weights). On a Vulkan context the weights live on the device during
+    /// training and this host copy is refreshed from there when read after a step (see ``syncHost()``).
+    public internal(set) var network: HashGridNetwork {
+        get { syncHostOrStop(parameters: true, grid: false); return storedNetwork }
+        set { storedNetwork = newValue; hostParametersStale = false }
+    }
+    /// The training density grid. On a Vulkan context it lives on the device during training and this host
+    /// copy is refreshed from there when read after an update (see ``syncHost()``).
+    public var densityGrid: TrainingDensityGrid {
+        syncHostOrStop(parameters: false, grid: true)
+        return storedGrid
+    }
+    var storedNetwork: HashGridNetwork
+    let storedGrid: TrainingDensityGrid
+    /// The device's parameters (or grid) changed since the host copy was taken.
+    var hostParametersStale = false
+    var hostGridStale = false
     /// Steps taken.
     public private(set) var step = 0
     /// Seconds spent in each phase of the steps so far (for benchmarks).
@@ -32,6 +47,8 @@ public final class NeRFTrainer: @unchecked Sendable {
     let optimizer: AdamOptimizer
     /// The network's training copy on a Vulkan context (nil on the CPU backend).
     let deviceNetwork: VulkanTrainingNetwork?
+    /// The whole step on a Vulkan context: march, compositing, compaction, density grid (nil on the CPU).
+    let pipeline: VulkanTrainingPipeline?
     /// tiny-cuda-nn's EmaOptimizer state (`options.emaDecay`): the fp16 moving average of the fp16 weights,
     /// the inference weights (nil until the first step, or without an average).
     public private(set) var emaWeights: [Float16]?
@@ -58,18 +75,65 @@ public final class NeRFTrainer: @unchecked Sendable {
         let configuration = configuration ?? HashGridConfiguration(aabbScale: dataset.aabbScale)
         self.dataset = dataset
         self.options = options
-        network = try HashGridNetwork.initialized(configuration: configuration, seed: options.seed)
+        let initial = try HashGridNetwork.initialized(configuration: configuration, seed: options.seed)
+        storedNetwork = initial
         let cascades = NGPDensityGrid.cascadeCount(aabbScale: dataset.aabbScale)
-        densityGrid = try TrainingDensityGrid(resolution: options.densityGridResolution, cascades: cascades, unitCube: dataset.unitCube)
-        densityGrid.markUnseenCells(cameras: dataset.training.map(\.camera))
-        optimizer = AdamOptimizer(parameterCount: configuration.parameterCount, matrixCount: network.matrixParameterCount)
-        deviceNetwork = context.device == nil ? nil : try VulkanTrainingNetwork(network: network, context: context, scatterMethod: scatterMethod)
+        storedGrid = try TrainingDensityGrid(resolution: options.densityGridResolution, cascades: cascades, unitCube: dataset.unitCube)
+        storedGrid.markUnseenCells(cameras: dataset.training.map(\.camera))
+        optimizer = AdamOptimizer(parameterCount: configuration.parameterCount, matrixCount: initial.matrixParameterCount)
         gradients = [Float](repeating: 0, count: configuration.parameterCount)
         boxLower = 0.5 - dataset.aabbScale / 2
         minimumStep = Float(3).squareRoot() / Float(options.stepsPerDiagonal)
         maximumStep = minimumStep * Float(1 << (cascades - 1)) * Float(options.stepsPerDiagonal) / Float(options.densityGridResolution)
         coneAngle = options.coneAngle ?? (dataset.aabbScale <= 1 ? 0 : 1.0 / 256)
         cubeSize = dataset.unitCube.size.x
+        if context.device != nil {
+            let network = try VulkanTrainingNetwork(network: initial, context: context, scatterMethod: scatterMethod)
+            let grid = try VulkanDensityGrid(grid: storedGrid, context: context)
+            let march = VulkanTrainingPipeline.MarchSettings(boxLower: boxLower, boxUpper: boxLower + dataset.aabbScale, minStep: minimumStep,
+                                                             maxStep: maximumStep, cone: coneAngle, maxSamplesPerRay: options.maxSamplesPerRay,
+                                                             cubeSize: cubeSize)
+            deviceNetwork = network
+            pipeline = try VulkanTrainingPipeline(network: network, grid: grid, march: march, rayCapacity: options.batchRays,
+                                                  sampleCapacity: max(options.maxSamplesPerStep, options.maxSamplesPerRay))
+        } else {
+            deviceNetwork = nil
+            pipeline = nil
+        }
+    }
+
+    /// Refreshes the host copies of the parameters (``network``) and the density grid (``densityGrid``)
+    /// from the device where a Vulkan step changed them (nothing to do on the CPU backend). Reading
+    /// ``network`` or ``densityGrid`` does this by itself (and stops the program if the device fails
+    /// then); call it first to get such an error as a thrown one.
+    public func syncHost() throws {
+        guard let pipeline else { return }
+        if hostParametersStale {
+            storedNetwork.parameters = try pipeline.network.parameterValues()
+            hostParametersStale = false
+        }
+        if hostGridStale {
+            let state = try pipeline.grid.download()
+            storedGrid.replaceState(values: state.values, occupied: state.occupied, meanThickness: state.mean)
+            hostGridStale = false
+        }
+    }
+
+    func syncHostOrStop(parameters: Bool, grid: Bool) {
+        guard (parameters && hostParametersStale) || (grid && hostGridStale), let pipeline else { return }
+        do {
+            if parameters && hostParametersStale {
+                storedNetwork.parameters = try pipeline.network.parameterValues()
+                hostParametersStale = false
+            }
+            if grid && hostGridStale {
+                let state = try pipeline.grid.download()
+                storedGrid.replaceState(values: state.values, occupied: state.occupied, meanThickness: state.mean)
+                hostGridStale = false
+            }
+        } catch {
+            fatalError("NeRFTrainer: downloading the trained state from the Vulkan device failed: \(error)")
+        }
     }
 
     /// The learning rate at the current step (base.json's exponential decay).
@@ -202,8 +266,14 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// One training step (see the type's documentation). Throws only for Vulkan errors.
     @discardableResult
     public func trainStep() throws -> TrainingStepReport {
+        try trainStep(updatingGrid: step % options.densityGridUpdateInterval == 0)
+    }
+
+    /// One step, with or without the density-grid update first (tests compare the backends' steps on one
+    /// grid by updating it apart).
+    func trainStep(updatingGrid: Bool) throws -> TrainingStepReport {
         let start = monotonicSeconds()
-        if step % options.densityGridUpdateInterval == 0 { updateDensityGrid() }
+        if updatingGrid { try updateDensityGrid() }
         var clock = monotonicSeconds()
         func lap(_ phase: WritableKeyPath<TrainingTimings, Double>) {
             let now = monotonicSeconds()
@@ -228,17 +298,13 @@ public final class NeRFTrainer: @unchecked Sendable {
             backgrounds.append(background)
         }
         lap(\.raySampling)
+        if let pipeline {
+            return try deviceStep(pipeline, rays: rays, jitters: jitters, targets: targets, backgrounds: backgrounds, start: start)
+        }
         let (starts, counts, total, included) = placeSamples(rays, jitters: jitters, maxSamples: options.maxSamplesPerStep,
                                                    into: activations, dt: &sampleDt)
         lap(\.marching)
-        if let deviceNetwork {
-            let (rgb, sigma) = try deviceNetwork.forward(positions: Array(activations.positions[0..<(3 * total)]),
-                                                         directions: Array(activations.directions[0..<(3 * total)]))
-            activations.rgb.replaceSubrange(0..<(3 * total), with: rgb)
-            activations.sigma.replaceSubrange(0..<total, with: sigma)
-        } else {
-            network.forward(activations)
-        }
+        storedNetwork.forward(activations)
         lap(\.forward)
         if rgbGradient.count < 3 * total { rgbGradient = [Float](repeating: 0, count: 3 * total); sigmaGradient = [Float](repeating: 0, count: total) }
         // Composite, loss and compositing backward, per ray.
@@ -285,42 +351,84 @@ public final class NeRFTrainer: @unchecked Sendable {
         // Only the samples before each ray's early termination reach the backward pass: the others have a
         // zero gradient (instant-ngp's compaction). Rays past the sample budget keep none.
         let keep = (0..<rayCount).map { included[$0] ? rayUsed[$0] : 0 }
-        if options.compactBackward && deviceNetwork == nil { rgbGradient.withUnsafeMutableBufferPointer { rgbGradient in
+        if options.compactBackward { rgbGradient.withUnsafeMutableBufferPointer { rgbGradient in
             sigmaGradient.withUnsafeMutableBufferPointer { sigmaGradient in
-                _ = activations.compact(starts: starts, keep: keep, configuration: network.configuration,
+                _ = activations.compact(starts: starts, keep: keep, configuration: storedNetwork.configuration,
                                         extra: [(rgbGradient.baseAddress!, 3), (sigmaGradient.baseAddress!, 1)])
             }
         } }
         lap(\.compaction)
-        if let deviceNetwork {
-            try deviceNetwork.backward(rgbGradient: Array(rgbGradient[0..<(3 * total)]), sigmaGradient: Array(sigmaGradient[0..<total]))
-            lap(\.backward)
-            try deviceNetwork.step(options: options, learningRate: learningRate)
-            network.parameters = try deviceNetwork.parameterValues()
-        } else {
+        do {
             let scatterSeconds = rgbGradient.withUnsafeBufferPointer { rgbGradient in
                 sigmaGradient.withUnsafeBufferPointer { sigmaGradient in
                     gradients.withUnsafeMutableBufferPointer { gradients in
-                        network.backward(activations, rgbGradient: rgbGradient.baseAddress!, sigmaGradient: sigmaGradient.baseAddress!,
+                        storedNetwork.backward(activations, rgbGradient: rgbGradient.baseAddress!, sigmaGradient: sigmaGradient.baseAddress!,
                                          gradients: gradients.baseAddress!, scratch: scratch)
                     }
                 }
             }
             timings.hashScatter += scatterSeconds
             lap(\.backward)
-            optimizer.step(parameters: &network.parameters, gradients: &gradients, options: options, learningRate: learningRate)
+            optimizer.step(parameters: &storedNetwork.parameters, gradients: &gradients, options: options, learningRate: learningRate)
         }
         if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
         lap(\.optimizer)
-        timings.samples += total
-        timings.usedSamples += rayUsed.reduce(0, +)
+        return finishStep(rayLoss: rayLoss, raySquaredError: raySquaredError, usedSamples: rayUsed.reduce(0, +), trainedRays: trainedRays,
+                          samples: total, start: start)
+    }
+
+    /// Counts the step and makes its report (losses summed in ray order).
+    func finishStep(rayLoss: [Float], raySquaredError: [Float], usedSamples: Int, trainedRays: Int, samples: Int, start: Double) -> TrainingStepReport {
+        timings.samples += samples
+        timings.usedSamples += usedSamples
         step += 1
         let meanLoss = rayLoss.reduce(0, +) / Float(trainedRays)
         let mse = raySquaredError.reduce(0, +) / Float(trainedRays)
-        let report = TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: total,
-                                        usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
+        let report = TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: samples,
+                                        usedSamples: usedSamples, seconds: monotonicSeconds() - start)
         lastReport = report
         return report
+    }
+
+    /// The rest of a step on a Vulkan context (``VulkanTrainingPipeline``): the rays go up, the per-ray
+    /// report comes down, everything else stays on the device. Timings: `marching` is the march batch,
+    /// `forward` the batch of forward pass, compositing, loss and compaction, `backward` the batch of the
+    /// kept samples' forward and backward passes and Adam.
+    func deviceStep(_ pipeline: VulkanTrainingPipeline, rays: [LocalRay], jitters: [Float], targets: [SIMD3<Float>],
+                    backgrounds: [SIMD3<Float>], start: Double) throws -> TrainingStepReport {
+        var clock = monotonicSeconds()
+        func lap(_ phase: WritableKeyPath<TrainingTimings, Double>) {
+            let now = monotonicSeconds()
+            timings[keyPath: phase] += now - clock
+            clock = now
+        }
+        let rayCount = rays.count
+        let values = Self.rayValues(rays: rays, jitters: jitters, targets: targets, backgrounds: backgrounds)
+        let (samples, keptRays) = try pipeline.march(rays: values, maxSamples: options.maxSamplesPerStep)
+        lap(\.marching)
+        let (reports, kept) = try pipeline.composite(rayCount: rayCount, samples: samples, options: options)
+        lap(\.forward)
+        try pipeline.backwardAndUpdate(kept: kept, options: options, learningRate: learningRate)
+        hostParametersStale = true
+        lap(\.backward)
+        // The average needs the weights on the host every step (no device-side average yet).
+        if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
+        lap(\.optimizer)
+        let rayLoss = (0..<rayCount).map { reports[4 * $0] }, raySquaredError = (0..<rayCount).map { reports[4 * $0 + 1] }
+        let used = (0..<rayCount).reduce(0) { $0 + Int(reports[4 * $1 + 2]) }
+        return finishStep(rayLoss: rayLoss, raySquaredError: raySquaredError, usedSamples: used, trainedRays: max(keptRays, 1),
+                          samples: samples, start: start)
+    }
+
+    /// The rays as the device pipeline takes them: per ray (origin, jitter), (direction, 0), (target, 0),
+    /// (background, 0).
+    static func rayValues(rays: [LocalRay], jitters: [Float], targets: [SIMD3<Float>], backgrounds: [SIMD3<Float>]) -> [Float] {
+        var values = [Float](repeating: 0, count: VulkanTrainingPipeline.floatsPerRay * rays.count)
+        for r in rays.indices {
+            let o = rays[r].origin, d = rays[r].direction, t = targets[r], b = backgrounds[r]
+            values.replaceSubrange((16 * r)..<(16 * r + 16), with: [o.x, o.y, o.z, jitters[r], d.x, d.y, d.z, 0, t.x, t.y, t.z, 0, b.x, b.y, b.z, 0])
+        }
+        return values
     }
 
     /// tiny-cuda-nn's `ema_step_half_precision` after Adam's `step`-th update: e ← fp16((e·d·(1 − d^(step−1))
@@ -349,14 +457,38 @@ public final class NeRFTrainer: @unchecked Sendable {
         return body()
     }
 
-    /// Updates the density grid from the field (see ``TrainingDensityGrid``).
-    public func updateDensityGrid() {
+    /// Updates the density grid from the field (see ``TrainingDensityGrid``); on a Vulkan context on the
+    /// device (``VulkanDensityGrid``), from the same cells and points the CPU path would draw. Throws only
+    /// for Vulkan errors.
+    public func updateDensityGrid() throws {
         var generator = SeededGenerator(seed: options.seed, stream: 2 * UInt64(step) + 1)
-        let (indices, positions) = densityGrid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, generator: &generator)
-        var thickness = [Float](repeating: 0, count: indices.count)
-        let chunk = 1 << 16
+        let grid = storedGrid
+        if let pipeline, step >= options.densityGridWarmupSteps {
+            // The draws among occupied cells read the occupancy: take the device's.
+            grid.replaceOccupancy(try pipeline.grid.downloadOccupancy())
+        }
+        // Only the signs of the host values are read here (−1 for unseen cells), and an update never
+        // changes a sign, so a stale host copy draws the same cells.
+        let (indices, positions) = grid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, generator: &generator)
         let bounds = dataset.bounds
         let scale = minimumStep * cubeSize
+        if let pipeline {
+            // Points outside the field's box have thickness 0, which changes no cell (fresh values start at 0).
+            var cells: [UInt32] = [], unit: [Float] = []
+            cells.reserveCapacity(indices.count); unit.reserveCapacity(positions.count)
+            for k in indices.indices {
+                let p = SIMD3(positions[3 * k], positions[3 * k + 1], positions[3 * k + 2])
+                let x = (p - bounds.lower) / bounds.size
+                guard all(x .>= 0) && all(x .<= 1) else { continue }
+                cells.append(UInt32(indices[k])); unit += [x.x, x.y, x.z]
+            }
+            try pipeline.grid.update(cellIndices: cells, positions: unit, scale: scale, decay: options.densityGridDecay, network: pipeline.network)
+            grid.countDeviceUpdate()
+            hostGridStale = true
+            return
+        }
+        var thickness = [Float](repeating: 0, count: indices.count)
+        let chunk = 1 << 16
         var unit = [Float](repeating: 0, count: 3 * chunk), zeros = [Float](repeating: 0, count: 3 * chunk)
         zeros[0] = 1
         for begin in stride(from: 0, to: indices.count, by: chunk) {
@@ -370,13 +502,13 @@ public final class NeRFTrainer: @unchecked Sendable {
             }
             unit.withUnsafeBufferPointer { u in
                 zeros.withUnsafeBufferPointer { z in
-                    inferenceActivations.setInputs(positions: u.baseAddress!, directions: z.baseAddress!, count: n, configuration: network.configuration)
+                    inferenceActivations.setInputs(positions: u.baseAddress!, directions: z.baseAddress!, count: n, configuration: storedNetwork.configuration)
                 }
             }
-            network.forward(inferenceActivations, densityOnly: true)
+            storedNetwork.forward(inferenceActivations, densityOnly: true)
             for k in 0..<n where inside[k] { thickness[begin + k] = inferenceActivations.sigma[k] * scale }
         }
-        densityGrid.applyUpdate(indices: indices, thickness: thickness, decay: options.densityGridDecay)
+        grid.applyUpdate(indices: indices, thickness: thickness, decay: options.densityGridDecay)
     }
 
     // MARK: Evaluation
@@ -540,7 +672,9 @@ public final class NeRFTrainer: @unchecked Sendable {
         }
         if let gridValues {
             let interval = options.densityGridUpdateInterval
-            try densityGrid.restore(values: gridValues, updates: (steps + interval - 1) / interval)
+            try syncHost()
+            try storedGrid.restore(values: gridValues, updates: (steps + interval - 1) / interval)
+            try pipeline?.grid.upload(storedGrid)
         }
         network.parameters = weights
         if let deviceNetwork {
