@@ -1,9 +1,9 @@
 // train_compact_samples: instant-ngp's compaction — the samples each ray composited before its early
 // termination (usedCounts, from train_composite) are copied, ray after ray, to the front of the backward
-// pass's buffers: positions and directions (which the training forward pass then evaluates again over the
-// kept samples only, as instant-ngp's training step does) and dL/dRGB and dL/dσ. A ray's new offset is the
-// sum of the used counts before it (train_ray_scan over usedCounts); the last ray writes totals[2] = the
-// samples kept.
+// pass's buffers: positions and directions, dL/dRGB and dL/dσ, and each kept sample's index before
+// compaction (keptSource, for train_gather_rows, which gathers the forward pass's activations of the kept
+// samples). A ray's new offset is the sum of the used counts before it (train_ray_scan over usedCounts);
+// the last ray writes totals[2] = the samples kept.
 //
 // Bindings (set 0), all storage buffers:
 //   0   rayCounts        uint[rayCount], read (usedCounts; the name the scan helper reads)
@@ -18,6 +18,7 @@
 //   9   keptDirections   float[3·kept], write
 //   10  keptRgbGradient  float[3·kept], write
 //   11  keptSigmaGradient float[kept], write
+//   12  keptSource       uint[kept], write
 // Push constants: uint rayCount.
 // Specialization constants: 0 LOCAL_SIZE = 64.
 // One invocation per ray.
@@ -37,6 +38,7 @@ layout(set = 0, binding = 8) writeonly buffer KeptPositions { float keptPosition
 layout(set = 0, binding = 9) writeonly buffer KeptDirections { float keptDirections[]; };
 layout(set = 0, binding = 10) writeonly buffer KeptRgbGradient { float keptRgbGradient[]; };
 layout(set = 0, binding = 11) writeonly buffer KeptSigmaGradient { float keptSigmaGradient[]; };
+layout(set = 0, binding = 12) writeonly buffer KeptSource { uint keptSource[]; };
 layout(push_constant) uniform Params { uint rayCount; };
 
 #include "nerf_ray_scan.glsl"
@@ -53,6 +55,7 @@ void main() {
             keptRgbGradient[3u * to + a] = rgbGradient[3u * from + a];
         }
         keptSigmaGradient[to] = sigmaGradient[from];
+        keptSource[to] = from;
     }
     if (r + 1u == rayCount) totals[2] = target + used;
 }

@@ -11,12 +11,12 @@ import Glibc
 ///
 /// On the CPU backend everything runs on the host (multi-threaded; MLP layers as OpenBLAS GEMMs over the
 /// whole batch); for a fixed seed (and thread count) every step is bit-for-bit reproducible. On a Vulkan
-/// context the network's forward pass, backward pass and Adam update run on the device
-/// (``VulkanTrainingNetwork``: parameters, Adam state and activations resident there), while ray
-/// sampling, marching, compositing and the density-grid update stay on the host, as on the CPU path;
-/// the host copy of the parameters (``network``) is refreshed after every update. Without compaction
-/// on the device, samples past a ray's early termination go through the backward pass with zero
-/// gradients (the same gradient, summed in another order).
+/// context every stage after ray sampling runs on the device (``VulkanTrainingPipeline``: march,
+/// forward, compositing with loss and its backward pass, compaction, backward, Adam; the density-grid
+/// update through ``VulkanDensityGrid``), with samples, activations, gradients, parameters and the grid
+/// resident there: per step the host draws and uploads the rays and downloads the per-ray report. The
+/// host copies ``network`` and ``densityGrid`` are refreshed from the device when read after a step
+/// (``syncHost()`` does it explicitly and throws on a device error).
 public final class NeRFTrainer: @unchecked Sendable {
     public let dataset: TrainingDataset
     public let options: TrainingOptions

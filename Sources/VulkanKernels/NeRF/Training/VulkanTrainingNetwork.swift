@@ -3,8 +3,11 @@ import CVulkan
 /// ``HashGridNetwork``'s training passes on a Vulkan device: the same forward pass (keeping every
 /// activation), backward pass (the gradient of every parameter, hash-table gradients scattered into the
 /// tables) and Adam update as the CPU path, in fp32, with the parameters, their gradient, Adam's state and
-/// the activations resident on the device. The host uploads sample positions and directions and the
-/// per-sample dL/dRGB and dL/dσ, and downloads RGB and σ.
+/// the activations resident on the device. Used alone (``forward(positions:directions:densityOnly:)``,
+/// ``backward(rgbGradient:sigmaGradient:)``, ``step(options:learningRate:)``) the host uploads sample
+/// positions and directions and the per-sample dL/dRGB and dL/dσ, and downloads RGB and σ; inside a
+/// training step (``VulkanTrainingPipeline``) its passes are encoded on buffers the march and the
+/// compaction fill on the device, and nothing per sample crosses to the host.
 ///
 /// Kernels (Shaders/nerf/train_*.comp), one per stage: hash encoding, MLP layer forward, weight gradient
 /// and input gradient (with the ReLU mask), density head (σ = exp; SH direction encoding) and its
@@ -449,6 +452,24 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
             let width = max(c.densityWidth, c.colorWidth, c.colorInputWidth, c.encodingWidth, 16)
             scratchA = try make(width); scratchB = try make(width)
             encodingGradient = try make(c.encodingWidth)
+        }
+
+        /// Activations of their own (encoding, hidden layers, colour input, logits, RGB, σ) for as many
+        /// samples as `other`, sharing its inputs, gradients and scratch: the training pipeline's buffers
+        /// for the samples kept after compaction, gathered from `other`'s forward pass.
+        init(sharingInputsAndScratchOf other: Activations, configuration c: HashGridConfiguration, context: ComputeContext) throws {
+            let n = other.capacity
+            capacity = n
+            func make(_ width: Int) throws -> Tensor<Float> { try context.empty(Float.self, shape: [n, width]) }
+            positions = other.positions; directions = other.directions
+            encoded = try make(c.encodingWidth)
+            densityHidden = try (0..<c.densityHiddenLayers).map { _ in try make(c.densityWidth) }
+            colorInput = try make(c.colorInputWidth)
+            colorHidden = try (0..<c.colorHiddenLayers).map { _ in try make(c.colorWidth) }
+            colorLogits = try make(3); rgb = try make(3); sigma = try make(1)
+            rgbGradient = other.rgbGradient; sigmaGradient = other.sigmaGradient
+            scratchA = other.scratchA; scratchB = other.scratchB
+            encodingGradient = other.encodingGradient
         }
     }
 

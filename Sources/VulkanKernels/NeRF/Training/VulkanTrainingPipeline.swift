@@ -16,9 +16,10 @@ import CVulkan
 ///    ray (compositing, loss, compositing backward), train_ray_scan over the used counts and
 ///    train_compact_samples, which moves the samples before each ray's termination (inputs and
 ///    gradients) to the front of the backward pass's buffers; the host reads the report and the kept count.
-/// 3. ``backwardAndUpdate(kept:options:learningRate:)``: the forward pass again over the kept samples
-///    only (their activations, as instant-ngp's training step re-evaluates its compacted batch), the
-///    backward pass over them and Adam.
+/// 3. ``backwardAndUpdate(kept:options:learningRate:)``: train_gather_rows gathers the kept samples'
+///    activations (the forward pass's, by the indices compaction wrote) into the buffers of ``kept``, then
+///    the backward pass over them and Adam. (instant-ngp evaluates its compacted batch a second time
+///    instead; a copy of ~270 floats per kept sample is far cheaper than a forward pass.)
 /// Indirect dispatches (counts written by the kernels, read by the next dispatch) would make this one
 /// batch; they need the network's kernels to read their count from a buffer (not done yet).
 final class VulkanTrainingPipeline {
@@ -48,6 +49,10 @@ final class VulkanTrainingPipeline {
     let rayCounts, blockOffsets, rayRanges, usedCounts, usedBlockOffsets, totals: Tensor<UInt32>
     let samplePositions, sampleDirections, sampleDt, sampleRgbGradient, sampleSigmaGradient: Tensor<Float>
     let reports: Tensor<Float>
+    /// The kept samples' activations (sharing inputs, gradients and scratch with the network's own) and
+    /// each one's index before compaction.
+    let kept: VulkanTrainingNetwork.Activations
+    let keptSource: Tensor<UInt32>
 
     /// Buffers for up to `rayCapacity` rays and `sampleCapacity` samples per step; throws when the
     /// device cannot hold them.
@@ -67,7 +72,9 @@ final class VulkanTrainingPipeline {
         self.march = march
         self.rayCapacity = rayCapacity
         self.sampleCapacity = sampleCapacity
-        _ = try network.activations(for: sampleCapacity)
+        let all = try network.activations(for: sampleCapacity)
+        kept = try VulkanTrainingNetwork.Activations(sharingInputsAndScratchOf: all, configuration: network.configuration, context: context)
+        keptSource = try context.zeros(UInt32.self, shape: [all.capacity])
         rays = try context.zeros(Float.self, shape: [rayCapacity, Self.floatsPerRay])
         rayCounts = try context.zeros(UInt32.self, shape: [rayCapacity])
         usedCounts = try context.zeros(UInt32.self, shape: [rayCapacity])
@@ -124,13 +131,13 @@ final class VulkanTrainingPipeline {
     }
 
     /// The backward pass over the `kept` compacted samples and one Adam update.
-    func backwardAndUpdate(kept: Int, options: TrainingOptions, learningRate: Float) throws {
+    func backwardAndUpdate(kept count: Int, options: TrainingOptions, learningRate: Float) throws {
         let table = try network.prepareStep(options: options, learningRate: learningRate)
+        let all = try network.activations(for: 1)
         try context.batch { batch in
-            if kept > 0 {
-                let b = try network.activations(for: kept)
-                try network.encodeForward(batch, b, kept, densityOnly: false)
-                try network.encodeBackward(batch, b, kept)
+            if count > 0 {
+                try encodeGather(batch, from: all, count)
+                try network.encodeBackward(batch, kept, count)
             } else {
                 // No sample: a zero gradient (the grid part is already zero after the previous update).
                 try batch.fill(network.gradients.storage, word: 0)
@@ -142,7 +149,7 @@ final class VulkanTrainingPipeline {
     // MARK: Encoding
 
     /// train_composite over the rays' samples (RGB and σ in `b`), then the scan of the used counts and
-    /// train_compact_samples into `b`'s positions, directions and gradients.
+    /// train_compact_samples into ``kept``'s positions, directions and gradients and ``keptSource``.
     func encodeCompositeAndCompact(_ batch: CommandBatch, _ b: VulkanTrainingNetwork.Activations, rayCount n: Int, samples: Int,
                                    options: TrainingOptions) throws {
         let s = max(samples, 1)
@@ -159,11 +166,27 @@ final class VulkanTrainingPipeline {
             rayCounts: read(usedCounts, n), blockOffsets: read(usedBlockOffsets, (n + 63) / 64), rayRanges: read(rayRanges, 2 * n),
             totals: write(totals, 4), positions: read(samplePositions, 3 * s), directions: read(sampleDirections, 3 * s),
             rgbGradient: read(sampleRgbGradient, 3 * s), sigmaGradient: read(sampleSigmaGradient, s),
-            keptPositions: write(b.positions, 3 * s), keptDirections: write(b.directions, 3 * s),
-            keptRgbGradient: write(b.rgbGradient, 3 * s), keptSigmaGradient: write(b.sigmaGradient, s)),
+            keptPositions: write(kept.positions, 3 * s), keptDirections: write(kept.directions, 3 * s),
+            keptRgbGradient: write(kept.rgbGradient, 3 * s), keptSigmaGradient: write(kept.sigmaGradient, s),
+            keptSource: write(keptSource, s)),
             push: .init(rayCount: UInt32(n)), groups: network.groups(n))
     }
 
+
+    /// The forward activations the backward pass reads, rows ``keptSource`` of `all` into ``kept``.
+    func encodeGather(_ batch: CommandBatch, from all: VulkanTrainingNetwork.Activations, _ n: Int) throws {
+        let c = network.configuration
+        var pairs: [(Tensor<Float>, Tensor<Float>, Int)] = [(all.encoded, kept.encoded, c.encodingWidth)]
+        pairs += zip(all.densityHidden, kept.densityHidden).map { ($0, $1, c.densityWidth) }
+        pairs.append((all.colorInput, kept.colorInput, c.colorInputWidth))
+        pairs += zip(all.colorHidden, kept.colorHidden).map { ($0, $1, c.colorWidth) }
+        pairs.append((all.rgb, kept.rgb, 3))
+        for (source, target, width) in pairs {
+            try batch.dispatch(Kernel<Shader.nerf_train_gather_rows>(.base, specialization: network.specialization), .init(
+                map: read(keptSource, n), source: read(source, source.count), target: write(target, n * width)),
+                push: .init(count: UInt32(n), width: UInt32(width)), groups: network.groups(n * width))
+        }
+    }
 
     func encodeMarch(_ batch: CommandBatch, _ n: Int, maxSamples: Int, pass: UInt32) throws {
         let m = march, cells = grid.cellCount
