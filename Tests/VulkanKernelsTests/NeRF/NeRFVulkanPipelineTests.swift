@@ -308,4 +308,28 @@ final class NeRFVulkanPipelineTests: XCTestCase {
             XCTAssertLessThanOrEqual(worst, 1e-4, "parameters after 2 steps differ by up to \(worst)")
         }
     }
+
+    /// The occupancy threshold on a grid like an untrained field's: 2 cascades of 128³ whose values all lie
+    /// within 1e-5 relative of 0.00169 (lego's first update), so that the mean decides every cell. The
+    /// device's compensated fp32 mean must be within 2 ulp (2.4e-7 relative) of the fp64 mean, and the
+    /// occupied count within 1% of the cells of the host's (the cells within a few ulp of the mean may
+    /// go either way); a plain fp32 sum was 7e-5 off and left almost no cell occupied.
+    func testOccupancyThresholdOfANearlyUniformGrid() throws {
+        try onVulkan { context in
+            let network = try VulkanTrainingNetwork(network: try HashGridNetwork.initialized(configuration: NeRFTrainingTests.configuration, seed: 1),
+                                                    context: context)
+            let unitCube = AABB(lower: SIMD3(repeating: 0), upper: SIMD3(repeating: 1))
+            let host = try TrainingDensityGrid(resolution: 128, cascades: 2, unitCube: unitCube)
+            var generator = SeededGenerator(seed: 9)
+            let values = (0..<host.values.count).map { _ in Float(0.0016914) * (1 + 1e-5 * (2 * generator.unitFloat() - 1)) }
+            try host.restore(values: values, updates: 1)
+            let device = try VulkanDensityGrid(grid: host, context: context)
+            try context.batch { try device.encodeOccupancy($0, network: network) }
+            let state = try device.download()
+            XCTAssertEqual(state.mean, host.meanThickness, accuracy: 2.4e-7 * host.meanThickness)
+            let a = host.occupied.filter { $0 != 0 }.count, b = state.occupied.filter { $0 != 0 }.count
+            XCTAssertGreaterThan(a, host.values.count / 4, "about half the cells should be above the mean")
+            XCTAssertEqual(Double(b), Double(a), accuracy: 0.01 * Double(host.values.count), "occupied cells: device \(b), host \(a)")
+        }
+    }
 }

@@ -39,7 +39,7 @@ final class VulkanDensityGrid {
         values = try context.zeros(Float.self, shape: [cellCount])
         fresh = try context.zeros(UInt32.self, shape: [cellCount])
         occupancy = try context.zeros(UInt32.self, shape: [cellCount / 32])
-        partials = try context.zeros(Float.self, shape: [(perCascade + meanChunk - 1) / meanChunk])
+        partials = try context.zeros(Float.self, shape: [2 * ((perCascade + meanChunk - 1) / meanChunk)])
         stats = try context.zeros(Float.self, shape: [2])
         try upload(grid)
     }
@@ -112,7 +112,7 @@ final class VulkanDensityGrid {
         for phase in 0..<2 {
             try batch.dispatch(Kernel<Shader.nerf_train_density_mean>(.base, specialization: network.specialization), .init(
                 values: BufferBinding(values.storage, .storageRead, byteCount: 4 * perCascade),
-                partials: BufferBinding(partials.storage, .storageReadWrite, byteCount: 4 * pieces),
+                partials: BufferBinding(partials.storage, .storageReadWrite, byteCount: 8 * pieces),
                 stats: BufferBinding(stats.storage, .storageWrite, byteCount: 8)),
                 push: .init(cells: UInt32(perCascade), chunk: UInt32(meanChunk), phase: UInt32(phase),
                             thresholdCap: TrainingDensityGrid.thicknessThreshold),
