@@ -7,7 +7,8 @@
 //   dL/dcᵢ = Tᵢαᵢ·dL/dC, dL/dσᵢ = δᵢ·(Tᵢ₊₁cᵢ − (C − Σⱼ≤ᵢ Tⱼαⱼcⱼ))·dL/dC, for the used samples only.
 // Rays left out by the sample budget (r ≥ totals[1]) report zeros and use no samples. The gradients are
 // written at the samples' own indices (before compaction); samples past a ray's termination are not
-// written (train_compact_samples keeps only the used ones).
+// written (train_compact_samples keeps only the used ones), unless keepAll (`compactBackward` off:
+// every marched sample is back-propagated, those past the termination with zero gradients).
 //
 // Bindings (set 0), all storage buffers:
 //   0  rays           vec4[4·rayCount], read (target = rays[4r + 2].xyz, background = rays[4r + 3].xyz)
@@ -18,9 +19,10 @@
 //   5  dt             float[samples], read (world units)
 //   6  rgbGradient    float[3·samples], write
 //   7  sigmaGradient  float[samples], write
-//   8  usedCounts     uint[rayCount], write (samples composited before termination)
+//   8  usedCounts     uint[rayCount], write (samples composited before termination; all of the
+//                    ray's samples when keepAll)
 //   9  reports        vec4[rayCount], write (mean loss over channels, mean squared error, used, kept 1/0)
-// Push constants: uint rayCount, huber (1: Huber, 0: L2); float threshold, huberDelta.
+// Push constants: uint rayCount, huber (1: Huber, 0: L2), keepAll; float threshold, huberDelta.
 // Specialization constants: 0 LOCAL_SIZE = 64.
 // One invocation per ray.
 #version 450
@@ -40,6 +42,7 @@ layout(set = 0, binding = 9) writeonly buffer Reports { vec4 reports[]; };
 layout(push_constant) uniform Params {
     uint rayCount;
     uint huber;
+    uint keepAll;
     float threshold;
     float huberDelta;
 };
@@ -87,7 +90,7 @@ void main() {
         colourGradient[c] = g * lossScale;
         squared += d * d;
     }
-    usedCounts[r] = used;
+    usedCounts[r] = keepAll != 0u ? n : used;
     reports[r] = vec4(loss / 3.0, squared / 3.0, float(used), 1.0);
     // The backward pass walks the used samples again, gathering the colour in front of each.
     precise float tb = 1.0;
@@ -103,5 +106,12 @@ void main() {
         rgbGradient[3u * s] = g.x; rgbGradient[3u * s + 1u] = g.y; rgbGradient[3u * s + 2u] = g.z;
         precise vec3 behind = tb * c - (colour - front);
         sigmaGradient[s] = dt[s] * dot(behind * colourGradient, vec3(1.0));
+    }
+    if (keepAll != 0u) {
+        for (uint i = used; i < n; i++) {
+            uint s = first + i;
+            rgbGradient[3u * s] = 0.0; rgbGradient[3u * s + 1u] = 0.0; rgbGradient[3u * s + 2u] = 0.0;
+            sigmaGradient[s] = 0.0;
+        }
     }
 }

@@ -110,9 +110,10 @@ final class NeRFVulkanPipelineTests: XCTestCase {
     /// absolute floor of 1e-9 for gradients that nearly cancel) covers that with room.
     func testCompositeLossAndCompactionMatchCPU() throws {
         try onVulkan { context in
-            for loss in TrainingLoss.allCases {
+            for (loss, compact) in [(TrainingLoss.l2, true), (.huber, true), (.huber, false)] {
                 var options = Self.options()
                 options.loss = loss
+                options.compactBackward = compact
                 let trainer = try NeRFTrainer(context: context, dataset: NeRFTrainingTests.capture, configuration: NeRFTrainingTests.configuration,
                                               options: options)
                 let pipeline = try XCTUnwrap(trainer.pipeline)
@@ -186,7 +187,9 @@ final class NeRFVulkanPipelineTests: XCTestCase {
                             } }
                         } } }
                     }
-                    for i in s..<(s + result.used) {
+                    // Without compaction every sample of a kept ray goes to the backward pass (zero gradients past
+                    // the termination), as on the CPU path with compactBackward off.
+                    for i in s..<(s + (compact ? result.used : n)) {
                         keptPositions += positions[(3 * i)..<(3 * i + 3)]; keptDirections += directions[(3 * i)..<(3 * i + 3)]
                         keptRgb += rgbGradient[(3 * i)..<(3 * i + 3)]; keptSigma.append(sigmaGradient[i])
                     }
@@ -196,7 +199,7 @@ final class NeRFVulkanPipelineTests: XCTestCase {
                 guard kept == keptSigma.count, kept > 0 else { continue }
                 let sources = try context.download(pipeline.keptSource.storage, count: kept, as: UInt32.self)
                 let expectedSources = (0..<rayCount).filter { $0 < keptRays }.flatMap { r in
-                    (0..<Int(reports[4 * r + 2])).map { UInt32(starts[r] + $0) }
+                    (0..<(compact ? Int(reports[4 * r + 2]) : counts[r])).map { UInt32(starts[r] + $0) }
                 }
                 XCTAssertEqual(sources, expectedSources, "indices of the kept samples before compaction")
                 XCTAssertTrue(try context.download(pipeline.kept.positions.storage, count: 3 * kept, as: Float.self) == keptPositions, "compacted positions")

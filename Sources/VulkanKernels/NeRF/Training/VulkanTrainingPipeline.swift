@@ -158,8 +158,8 @@ final class VulkanTrainingPipeline {
             rgb: read(b.rgb, 3 * s), sigma: read(b.sigma, s), dt: read(sampleDt, s),
             rgbGradient: write(sampleRgbGradient, 3 * s), sigmaGradient: write(sampleSigmaGradient, s),
             usedCounts: write(usedCounts, n), reports: write(reports, 4 * n)),
-            push: .init(rayCount: UInt32(n), huber: options.loss == .huber ? 1 : 0, threshold: options.terminationThreshold,
-                        huberDelta: TrainingLoss.huberDelta),
+            push: .init(rayCount: UInt32(n), huber: options.loss == .huber ? 1 : 0, keepAll: options.compactBackward ? 0 : 1,
+                        threshold: options.terminationThreshold, huberDelta: TrainingLoss.huberDelta),
             groups: network.groups(n))
         try encodeScan(batch, counts: usedCounts, offsets: usedBlockOffsets, n)
         try batch.dispatch(Kernel<Shader.nerf_train_compact_samples>(.base, specialization: network.specialization), .init(
@@ -182,9 +182,11 @@ final class VulkanTrainingPipeline {
         pairs += zip(all.colorHidden, kept.colorHidden).map { ($0, $1, c.colorWidth) }
         pairs.append((all.rgb, kept.rgb, 3))
         for (source, target, width) in pairs {
-            try batch.dispatch(Kernel<Shader.nerf_train_gather_rows>(.base, specialization: network.specialization), .init(
+            let vectors = width % 4 == 0
+            let elements = vectors ? width / 4 : width
+            try batch.dispatch(Kernel<Shader.nerf_train_gather_rows>(vectors ? .vec4 : .base, specialization: network.specialization), .init(
                 map: read(keptSource, n), source: read(source, source.count), target: write(target, n * width)),
-                push: .init(count: UInt32(n), width: UInt32(width)), groups: network.groups(n * width))
+                push: .init(count: UInt32(n), width: UInt32(elements)), groups: network.groups(n * elements))
         }
     }
 
