@@ -210,7 +210,7 @@ final class NeRFTrainingTests: XCTestCase {
         let trainer = try NeRFTrainer(context: Backends.cpu, dataset: Self.capture, configuration: Self.configuration, options: Self.options)
         // After the first grid update of the untrained field (cells above the mean optical thickness are
         // occupied, about half) a ray through the box carries many samples and a ray missing the box none.
-        trainer.updateDensityGrid()
+        try trainer.updateDensityGrid()
         let through = NeRFTrainer.LocalRay(origin: SIMD3(0.5, 0.5, -1), direction: SIMD3(0, 0, 1))
         let miss = NeRFTrainer.LocalRay(origin: SIMD3(5, 5, -1), direction: SIMD3(0, 0, 1))
         var dt: [Float] = []

@@ -11,27 +11,44 @@ import Glibc
 ///
 /// On the CPU backend everything runs on the host (multi-threaded; MLP layers as OpenBLAS GEMMs over the
 /// whole batch); for a fixed seed (and thread count) every step is bit-for-bit reproducible. On a Vulkan
-/// context the network's forward pass, backward pass and Adam update run on the device
-/// (``VulkanTrainingNetwork``: parameters, Adam state and activations resident there), while ray
-/// sampling, marching, compositing and the density-grid update stay on the host, as on the CPU path;
-/// the host copy of the parameters (``network``) is refreshed after every update. Without compaction
-/// on the device, samples past a ray's early termination go through the backward pass with zero
-/// gradients (the same gradient, summed in another order).
+/// context every stage after ray sampling runs on the device (``VulkanTrainingPipeline``: march,
+/// forward, compositing with loss and its backward pass, compaction, backward, Adam; the density-grid
+/// update through ``VulkanDensityGrid``), with samples, activations, gradients, parameters and the grid
+/// resident there: per step the host draws and uploads the rays and downloads the per-ray report. The
+/// host copies ``network`` and ``densityGrid`` are refreshed from the device when read after a step
+/// (``syncHost()`` does it explicitly and throws on a device error).
 public final class NeRFTrainer: @unchecked Sendable {
     public let dataset: TrainingDataset
     public let options: TrainingOptions
-    public private(set) var network: HashGridNetwork
-    public let densityGrid: TrainingDensityGrid
+    /// The network (fp32 master weights). On a Vulkan context the weights live on the device during
+    /// training and this host copy is refreshed from there when read after a step (see ``syncHost()``).
+    public internal(set) var network: HashGridNetwork {
+        get { syncHostOrStop(parameters: true, grid: false); return storedNetwork }
+        set { storedNetwork = newValue; hostParametersStale = false }
+    }
+    /// The training density grid. On a Vulkan context it lives on the device during training and this host
+    /// copy is refreshed from there when read after an update (see ``syncHost()``).
+    public var densityGrid: TrainingDensityGrid {
+        syncHostOrStop(parameters: false, grid: true)
+        return storedGrid
+    }
+    var storedNetwork: HashGridNetwork
+    let storedGrid: TrainingDensityGrid
+    /// The device's parameters (or grid) changed since the host copy was taken.
+    var hostParametersStale = false
+    var hostGridStale = false
     /// Steps taken.
     public private(set) var step = 0
     /// Seconds spent in each phase of the steps so far (for benchmarks).
-    public private(set) var timings = TrainingTimings()
+    public internal(set) var timings = TrainingTimings()
     /// The latest step's report (nil before the first step of this trainer).
     public private(set) var lastReport: TrainingStepReport?
 
     let optimizer: AdamOptimizer
     /// The network's training copy on a Vulkan context (nil on the CPU backend).
     let deviceNetwork: VulkanTrainingNetwork?
+    /// The whole step on a Vulkan context: march, compositing, compaction, density grid (nil on the CPU).
+    let pipeline: VulkanTrainingPipeline?
     /// tiny-cuda-nn's EmaOptimizer state (`options.emaDecay`): the fp16 moving average of the fp16 weights,
     /// the inference weights (nil until the first step, or without an average).
     public private(set) var emaWeights: [Float16]?
@@ -58,18 +75,31 @@ public final class NeRFTrainer: @unchecked Sendable {
         let configuration = configuration ?? HashGridConfiguration(aabbScale: dataset.aabbScale)
         self.dataset = dataset
         self.options = options
-        network = try HashGridNetwork.initialized(configuration: configuration, seed: options.seed)
+        let initial = try HashGridNetwork.initialized(configuration: configuration, seed: options.seed)
+        storedNetwork = initial
         let cascades = NGPDensityGrid.cascadeCount(aabbScale: dataset.aabbScale)
-        densityGrid = try TrainingDensityGrid(resolution: options.densityGridResolution, cascades: cascades, unitCube: dataset.unitCube)
-        densityGrid.markUnseenCells(cameras: dataset.training.map(\.camera))
-        optimizer = AdamOptimizer(parameterCount: configuration.parameterCount, matrixCount: network.matrixParameterCount)
-        deviceNetwork = context.device == nil ? nil : try VulkanTrainingNetwork(network: network, context: context, scatterMethod: scatterMethod)
+        storedGrid = try TrainingDensityGrid(resolution: options.densityGridResolution, cascades: cascades, unitCube: dataset.unitCube)
+        storedGrid.markUnseenCells(cameras: dataset.training.map(\.camera))
+        optimizer = AdamOptimizer(parameterCount: configuration.parameterCount, matrixCount: initial.matrixParameterCount)
         gradients = [Float](repeating: 0, count: configuration.parameterCount)
         boxLower = 0.5 - dataset.aabbScale / 2
         minimumStep = Float(3).squareRoot() / Float(options.stepsPerDiagonal)
         maximumStep = minimumStep * Float(1 << (cascades - 1)) * Float(options.stepsPerDiagonal) / Float(options.densityGridResolution)
         coneAngle = options.coneAngle ?? (dataset.aabbScale <= 1 ? 0 : 1.0 / 256)
         cubeSize = dataset.unitCube.size.x
+        if context.device != nil {
+            let network = try VulkanTrainingNetwork(network: initial, context: context, scatterMethod: scatterMethod)
+            let grid = try VulkanDensityGrid(grid: storedGrid, context: context)
+            let march = VulkanTrainingPipeline.MarchSettings(boxLower: boxLower, boxUpper: boxLower + dataset.aabbScale, minStep: minimumStep,
+                                                             maxStep: maximumStep, cone: coneAngle, maxSamplesPerRay: options.maxSamplesPerRay,
+                                                             cubeSize: cubeSize)
+            deviceNetwork = network
+            pipeline = try VulkanTrainingPipeline(network: network, grid: grid, march: march, rayCapacity: options.batchRays,
+                                                  sampleCapacity: max(options.maxSamplesPerStep, options.maxSamplesPerRay))
+        } else {
+            deviceNetwork = nil
+            pipeline = nil
+        }
     }
 
     /// The learning rate at the current step (base.json's exponential decay).
@@ -202,8 +232,14 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// One training step (see the type's documentation). Throws only for Vulkan errors.
     @discardableResult
     public func trainStep() throws -> TrainingStepReport {
+        try trainStep(updatingGrid: step % options.densityGridUpdateInterval == 0)
+    }
+
+    /// One step, with or without the density-grid update first (tests compare the backends' steps on one
+    /// grid by updating it apart).
+    func trainStep(updatingGrid: Bool) throws -> TrainingStepReport {
         let start = monotonicSeconds()
-        if step % options.densityGridUpdateInterval == 0 { updateDensityGrid() }
+        if updatingGrid { try updateDensityGrid() }
         var clock = monotonicSeconds()
         func lap(_ phase: WritableKeyPath<TrainingTimings, Double>) {
             let now = monotonicSeconds()
@@ -228,17 +264,13 @@ public final class NeRFTrainer: @unchecked Sendable {
             backgrounds.append(background)
         }
         lap(\.raySampling)
+        if let pipeline {
+            return try deviceStep(pipeline, rays: rays, jitters: jitters, targets: targets, backgrounds: backgrounds, start: start)
+        }
         let (starts, counts, total, included) = placeSamples(rays, jitters: jitters, maxSamples: options.maxSamplesPerStep,
                                                    into: activations, dt: &sampleDt)
         lap(\.marching)
-        if let deviceNetwork {
-            let (rgb, sigma) = try deviceNetwork.forward(positions: Array(activations.positions[0..<(3 * total)]),
-                                                         directions: Array(activations.directions[0..<(3 * total)]))
-            activations.rgb.replaceSubrange(0..<(3 * total), with: rgb)
-            activations.sigma.replaceSubrange(0..<total, with: sigma)
-        } else {
-            network.forward(activations)
-        }
+        storedNetwork.forward(activations)
         lap(\.forward)
         if rgbGradient.count < 3 * total { rgbGradient = [Float](repeating: 0, count: 3 * total); sigmaGradient = [Float](repeating: 0, count: total) }
         // Composite, loss and compositing backward, per ray.
@@ -285,40 +317,41 @@ public final class NeRFTrainer: @unchecked Sendable {
         // Only the samples before each ray's early termination reach the backward pass: the others have a
         // zero gradient (instant-ngp's compaction). Rays past the sample budget keep none.
         let keep = (0..<rayCount).map { included[$0] ? rayUsed[$0] : 0 }
-        if options.compactBackward && deviceNetwork == nil { rgbGradient.withUnsafeMutableBufferPointer { rgbGradient in
+        if options.compactBackward { rgbGradient.withUnsafeMutableBufferPointer { rgbGradient in
             sigmaGradient.withUnsafeMutableBufferPointer { sigmaGradient in
-                _ = activations.compact(starts: starts, keep: keep, configuration: network.configuration,
+                _ = activations.compact(starts: starts, keep: keep, configuration: storedNetwork.configuration,
                                         extra: [(rgbGradient.baseAddress!, 3), (sigmaGradient.baseAddress!, 1)])
             }
         } }
         lap(\.compaction)
-        if let deviceNetwork {
-            try deviceNetwork.backward(rgbGradient: Array(rgbGradient[0..<(3 * total)]), sigmaGradient: Array(sigmaGradient[0..<total]))
-            lap(\.backward)
-            try deviceNetwork.step(options: options, learningRate: learningRate)
-            network.parameters = try deviceNetwork.parameterValues()
-        } else {
+        do {
             let scatterSeconds = rgbGradient.withUnsafeBufferPointer { rgbGradient in
                 sigmaGradient.withUnsafeBufferPointer { sigmaGradient in
                     gradients.withUnsafeMutableBufferPointer { gradients in
-                        network.backward(activations, rgbGradient: rgbGradient.baseAddress!, sigmaGradient: sigmaGradient.baseAddress!,
+                        storedNetwork.backward(activations, rgbGradient: rgbGradient.baseAddress!, sigmaGradient: sigmaGradient.baseAddress!,
                                          gradients: gradients.baseAddress!, scratch: scratch)
                     }
                 }
             }
             timings.hashScatter += scatterSeconds
             lap(\.backward)
-            optimizer.step(parameters: &network.parameters, gradients: &gradients, options: options, learningRate: learningRate)
+            optimizer.step(parameters: &storedNetwork.parameters, gradients: &gradients, options: options, learningRate: learningRate)
         }
         if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
         lap(\.optimizer)
-        timings.samples += total
-        timings.usedSamples += rayUsed.reduce(0, +)
+        return finishStep(rayLoss: rayLoss, raySquaredError: raySquaredError, usedSamples: rayUsed.reduce(0, +), trainedRays: trainedRays,
+                          samples: total, start: start)
+    }
+
+    /// Counts the step and makes its report (losses summed in ray order).
+    func finishStep(rayLoss: [Float], raySquaredError: [Float], usedSamples: Int, trainedRays: Int, samples: Int, start: Double) -> TrainingStepReport {
+        timings.samples += samples
+        timings.usedSamples += usedSamples
         step += 1
         let meanLoss = rayLoss.reduce(0, +) / Float(trainedRays)
         let mse = raySquaredError.reduce(0, +) / Float(trainedRays)
-        let report = TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: total,
-                                        usedSamples: rayUsed.reduce(0, +), seconds: monotonicSeconds() - start)
+        let report = TrainingStepReport(step: step, loss: meanLoss, psnr: psnr(meanSquaredError: mse), rays: trainedRays, samples: samples,
+                                        usedSamples: usedSamples, seconds: monotonicSeconds() - start)
         lastReport = report
         return report
     }
@@ -349,14 +382,38 @@ public final class NeRFTrainer: @unchecked Sendable {
         return body()
     }
 
-    /// Updates the density grid from the field (see ``TrainingDensityGrid``).
-    public func updateDensityGrid() {
+    /// Updates the density grid from the field (see ``TrainingDensityGrid``); on a Vulkan context on the
+    /// device (``VulkanDensityGrid``), from the same cells and points the CPU path would draw. Throws only
+    /// for Vulkan errors.
+    public func updateDensityGrid() throws {
         var generator = SeededGenerator(seed: options.seed, stream: 2 * UInt64(step) + 1)
-        let (indices, positions) = densityGrid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, generator: &generator)
-        var thickness = [Float](repeating: 0, count: indices.count)
-        let chunk = 1 << 16
+        let grid = storedGrid
+        if let pipeline, step >= options.densityGridWarmupSteps {
+            // The draws among occupied cells read the occupancy: take the device's.
+            grid.replaceOccupancy(try pipeline.grid.downloadOccupancy())
+        }
+        // Only the signs of the host values are read here (−1 for unseen cells), and an update never
+        // changes a sign, so a stale host copy draws the same cells.
+        let (indices, positions) = grid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, generator: &generator)
         let bounds = dataset.bounds
         let scale = minimumStep * cubeSize
+        if let pipeline {
+            // Points outside the field's box have thickness 0, which changes no cell (fresh values start at 0).
+            var cells: [UInt32] = [], unit: [Float] = []
+            cells.reserveCapacity(indices.count); unit.reserveCapacity(positions.count)
+            for k in indices.indices {
+                let p = SIMD3(positions[3 * k], positions[3 * k + 1], positions[3 * k + 2])
+                let x = (p - bounds.lower) / bounds.size
+                guard all(x .>= 0) && all(x .<= 1) else { continue }
+                cells.append(UInt32(indices[k])); unit += [x.x, x.y, x.z]
+            }
+            try pipeline.grid.update(cellIndices: cells, positions: unit, scale: scale, decay: options.densityGridDecay, network: pipeline.network)
+            grid.countDeviceUpdate()
+            hostGridStale = true
+            return
+        }
+        var thickness = [Float](repeating: 0, count: indices.count)
+        let chunk = 1 << 16
         var unit = [Float](repeating: 0, count: 3 * chunk), zeros = [Float](repeating: 0, count: 3 * chunk)
         zeros[0] = 1
         for begin in stride(from: 0, to: indices.count, by: chunk) {
@@ -370,13 +427,13 @@ public final class NeRFTrainer: @unchecked Sendable {
             }
             unit.withUnsafeBufferPointer { u in
                 zeros.withUnsafeBufferPointer { z in
-                    inferenceActivations.setInputs(positions: u.baseAddress!, directions: z.baseAddress!, count: n, configuration: network.configuration)
+                    inferenceActivations.setInputs(positions: u.baseAddress!, directions: z.baseAddress!, count: n, configuration: storedNetwork.configuration)
                 }
             }
-            network.forward(inferenceActivations, densityOnly: true)
+            storedNetwork.forward(inferenceActivations, densityOnly: true)
             for k in 0..<n where inside[k] { thickness[begin + k] = inferenceActivations.sigma[k] * scale }
         }
-        densityGrid.applyUpdate(indices: indices, thickness: thickness, decay: options.densityGridDecay)
+        grid.applyUpdate(indices: indices, thickness: thickness, decay: options.densityGridDecay)
     }
 
     // MARK: Evaluation
@@ -540,7 +597,9 @@ public final class NeRFTrainer: @unchecked Sendable {
         }
         if let gridValues {
             let interval = options.densityGridUpdateInterval
-            try densityGrid.restore(values: gridValues, updates: (steps + interval - 1) / interval)
+            try syncHost()
+            try storedGrid.restore(values: gridValues, updates: (steps + interval - 1) / interval)
+            try pipeline?.grid.upload(storedGrid)
         }
         network.parameters = weights
         if let deviceNetwork {

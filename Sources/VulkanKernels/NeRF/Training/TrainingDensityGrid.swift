@@ -153,6 +153,26 @@ public final class TrainingDensityGrid: @unchecked Sendable {
         if count > 0 { rebuildOccupancy() } else { occupied = [UInt8](repeating: 1, count: values.count) }
     }
 
+    // MARK: Device copies (VulkanDensityGrid)
+
+    /// Takes the occupancy of a device-resident copy (before drawing an update's cells among the
+    /// occupied ones).
+    func replaceOccupancy(_ newOccupied: [UInt8]) {
+        precondition(newOccupied.count == occupied.count)
+        occupied = newOccupied
+    }
+
+    /// Takes the values, occupancy and mean of a device-resident copy.
+    func replaceState(values newValues: [Float], occupied newOccupied: [UInt8], meanThickness mean: Float) {
+        precondition(newValues.count == values.count && newOccupied.count == occupied.count)
+        values = newValues
+        occupied = newOccupied
+        meanThickness = mean
+    }
+
+    /// Counts an update applied to the device-resident copy.
+    func countDeviceUpdate() { updates += 1 }
+
     /// Fraction of non-negative cells that are occupied.
     public var occupiedFraction: Float {
         var seen = 0, busy = 0

@@ -3,8 +3,11 @@ import CVulkan
 /// ``HashGridNetwork``'s training passes on a Vulkan device: the same forward pass (keeping every
 /// activation), backward pass (the gradient of every parameter, hash-table gradients scattered into the
 /// tables) and Adam update as the CPU path, in fp32, with the parameters, their gradient, Adam's state and
-/// the activations resident on the device. The host uploads sample positions and directions and the
-/// per-sample dL/dRGB and dL/dσ, and downloads RGB and σ.
+/// the activations resident on the device. Used alone (``forward(positions:directions:densityOnly:)``,
+/// ``backward(rgbGradient:sigmaGradient:)``, ``step(options:learningRate:)``) the host uploads sample
+/// positions and directions and the per-sample dL/dRGB and dL/dσ, and downloads RGB and σ; inside a
+/// training step (``VulkanTrainingPipeline``) its passes are encoded on buffers the march and the
+/// compaction fill on the device, and nothing per sample crosses to the host.
 ///
 /// Kernels (Shaders/nerf/train_*.comp), one per stage: hash encoding, MLP layer forward, weight gradient
 /// and input gradient (with the ReLU mask), density head (σ = exp; SH direction encoding) and its
@@ -150,20 +153,23 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
         return (rgb, sigma)
     }
 
-    /// The hash encoding of the first `n` positions in `b` into `b.encoded`.
-    func encode(_ batch: CommandBatch, _ b: Activations, _ n: Int) throws {
+    /// The hash encoding of the first `n` positions in `positions` (default `b.positions`) into `b.encoded`.
+    func encode(_ batch: CommandBatch, _ b: Activations, _ n: Int, positions: Tensor<Float>? = nil) throws {
         let c = configuration
         try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_encode>(.base, specialization: specialization), .init(
-            positions: read(b.positions, 3 * n), levels: read(levels, levels.count),
+            positions: read(positions ?? b.positions, 3 * n), levels: read(levels, levels.count),
             table: read(parameters, c.gridParameterCount, from: c.gridParameterOffset),
             encoded: write(b.encoded, n * c.encodingWidth)),
             push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel), stride: UInt32(c.encodingWidth)),
             groups: groups(n * c.levels))
     }
 
-    func encodeForward(_ batch: CommandBatch, _ b: Activations, _ n: Int, densityOnly: Bool) throws {
+    /// Records the forward pass of `n` samples whose inputs are in `positions` and `directions` (default:
+    /// `b`'s own; the training pipeline passes its march output) into `b`'s activations.
+    func encodeForward(_ batch: CommandBatch, _ b: Activations, _ n: Int, densityOnly: Bool,
+                       positions: Tensor<Float>? = nil, directions: Tensor<Float>? = nil) throws {
         let c = configuration
-        try encode(batch, b, n)
+        try encode(batch, b, n, positions: positions)
         var offset = 0
         var input = b.encoded, inputWidth = c.encodingWidth
         for layer in 0..<c.densityHiddenLayers {
@@ -177,7 +183,8 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
                    ldOutput: c.colorInputWidth, relu: false)
         offset += HashGridConfiguration.densityOutputs * inputWidth
         try batch.dispatch(Kernel<Shader.nerf_train_density_head>(.base, specialization: specialization), .init(
-            colorInput: readWrite(b.colorInput, n * c.colorInputWidth), directions: read(b.directions, 3 * n), sigma: write(b.sigma, n)),
+            colorInput: readWrite(b.colorInput, n * c.colorInputWidth), directions: read(directions ?? b.directions, 3 * n),
+            sigma: write(b.sigma, n)),
             push: .init(count: UInt32(n), stride: UInt32(c.colorInputWidth), withDirections: densityOnly ? 0 : 1),
             groups: groups(n))
         if densityOnly { return }
@@ -352,6 +359,13 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
     /// One Adam update of every parameter with learning rate `learningRate` (the CPU path's
     /// ``AdamOptimizer/step``), clearing the grid gradient it consumes.
     public func step(options: TrainingOptions, learningRate: Float) throws {
+        let table = try prepareStep(options: options, learningRate: learningRate)
+        try context.batch { batch in try encodeStep(batch, debias: table, options: options, learningRate: learningRate) }
+    }
+
+    /// Checks the step's settings and extends the debiasing table (host and device) by one update; returns
+    /// the device table for ``encodeStep(_:debias:options:learningRate:)``.
+    func prepareStep(options: TrainingOptions, learningRate: Float) throws -> Tensor<Float> {
         try options.validate()
         guard learningRate.isFinite && learningRate >= 0 else {
             throw KernelError.invalidParameter(op: "train", name: "learningRate", value: "\(learningRate)")
@@ -362,16 +376,19 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
         }
         let table = debiasTensor!
         try upload(debias, to: table)
+        return table
+    }
+
+    /// Records one Adam update (after ``prepareStep(options:learningRate:)``).
+    func encodeStep(_ batch: CommandBatch, debias table: Tensor<Float>, options: TrainingOptions, learningRate: Float) throws {
         let n = configuration.parameterCount
-        try context.batch { batch in
-            try batch.dispatch(Kernel<Shader.nerf_train_adam>(.base, specialization: specialization), .init(
-                parameters: readWrite(parameters, n), gradients: readWrite(gradients, n), first: readWrite(firstMoments, n),
-                second: readWrite(secondMoments, n), steps: BufferBinding(parameterSteps.storage, .storageReadWrite, byteCount: 4 * n),
-                debias: read(table, debias.count)),
-                push: .init(count: UInt32(n), matrixCount: UInt32(matrixParameterCount), learningRate: learningRate, beta1: options.beta1,
-                            beta2: options.beta2, epsilon: options.epsilon, l2: options.l2Regularization),
-                groups: groups(n))
-        }
+        try batch.dispatch(Kernel<Shader.nerf_train_adam>(.base, specialization: specialization), .init(
+            parameters: readWrite(parameters, n), gradients: readWrite(gradients, n), first: readWrite(firstMoments, n),
+            second: readWrite(secondMoments, n), steps: BufferBinding(parameterSteps.storage, .storageReadWrite, byteCount: 4 * n),
+            debias: read(table, debias.count)),
+            push: .init(count: UInt32(n), matrixCount: UInt32(matrixParameterCount), learningRate: learningRate, beta1: options.beta1,
+                        beta2: options.beta2, epsilon: options.epsilon, l2: options.l2Regularization),
+            groups: groups(n))
     }
 
     // MARK: Single stages (tests, benchmarks)
@@ -435,6 +452,24 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
             let width = max(c.densityWidth, c.colorWidth, c.colorInputWidth, c.encodingWidth, 16)
             scratchA = try make(width); scratchB = try make(width)
             encodingGradient = try make(c.encodingWidth)
+        }
+
+        /// Activations of their own (encoding, hidden layers, colour input, logits, RGB, σ) for as many
+        /// samples as `other`, sharing its inputs, gradients and scratch: the training pipeline's buffers
+        /// for the samples kept after compaction, gathered from `other`'s forward pass.
+        init(sharingInputsAndScratchOf other: Activations, configuration c: HashGridConfiguration, context: ComputeContext) throws {
+            let n = other.capacity
+            capacity = n
+            func make(_ width: Int) throws -> Tensor<Float> { try context.empty(Float.self, shape: [n, width]) }
+            positions = other.positions; directions = other.directions
+            encoded = try make(c.encodingWidth)
+            densityHidden = try (0..<c.densityHiddenLayers).map { _ in try make(c.densityWidth) }
+            colorInput = try make(c.colorInputWidth)
+            colorHidden = try (0..<c.colorHiddenLayers).map { _ in try make(c.colorWidth) }
+            colorLogits = try make(3); rgb = try make(3); sigma = try make(1)
+            rgbGradient = other.rgbGradient; sigmaGradient = other.sigmaGradient
+            scratchA = other.scratchA; scratchB = other.scratchB
+            encodingGradient = other.encodingGradient
         }
     }
 

@@ -1,0 +1,77 @@
+/// The Vulkan side of ``NeRFTrainer``: the device step and the host copies' refresh.
+extension NeRFTrainer {
+    /// Refreshes the host copies of the parameters (``network``) and the density grid (``densityGrid``)
+    /// from the device where a Vulkan step changed them (nothing to do on the CPU backend). Reading
+    /// ``network`` or ``densityGrid`` does this by itself (and stops the program if the device fails
+    /// then); call it first to get such an error as a thrown one.
+    public func syncHost() throws {
+        guard let pipeline else { return }
+        if hostParametersStale {
+            storedNetwork.parameters = try pipeline.network.parameterValues()
+            hostParametersStale = false
+        }
+        if hostGridStale {
+            let state = try pipeline.grid.download()
+            storedGrid.replaceState(values: state.values, occupied: state.occupied, meanThickness: state.mean)
+            hostGridStale = false
+        }
+    }
+
+    func syncHostOrStop(parameters: Bool, grid: Bool) {
+        guard (parameters && hostParametersStale) || (grid && hostGridStale), let pipeline else { return }
+        do {
+            if parameters && hostParametersStale {
+                storedNetwork.parameters = try pipeline.network.parameterValues()
+                hostParametersStale = false
+            }
+            if grid && hostGridStale {
+                let state = try pipeline.grid.download()
+                storedGrid.replaceState(values: state.values, occupied: state.occupied, meanThickness: state.mean)
+                hostGridStale = false
+            }
+        } catch {
+            fatalError("NeRFTrainer: downloading the trained state from the Vulkan device failed: \(error)")
+        }
+    }
+
+    /// The rest of a step on a Vulkan context (``VulkanTrainingPipeline``): the rays go up, the per-ray
+    /// report comes down, everything else stays on the device. Timings: `marching` is the march batch,
+    /// `forward` the batch of forward pass, compositing, loss and compaction, `backward` the batch of the
+    /// kept samples' gather, backward pass and Adam.
+    func deviceStep(_ pipeline: VulkanTrainingPipeline, rays: [LocalRay], jitters: [Float], targets: [SIMD3<Float>],
+                    backgrounds: [SIMD3<Float>], start: Double) throws -> TrainingStepReport {
+        var clock = monotonicSeconds()
+        func lap(_ phase: WritableKeyPath<TrainingTimings, Double>) {
+            let now = monotonicSeconds()
+            timings[keyPath: phase] += now - clock
+            clock = now
+        }
+        let rayCount = rays.count
+        let values = Self.rayValues(rays: rays, jitters: jitters, targets: targets, backgrounds: backgrounds)
+        let (samples, keptRays) = try pipeline.march(rays: values, maxSamples: options.maxSamplesPerStep)
+        lap(\.marching)
+        let (reports, kept) = try pipeline.composite(rayCount: rayCount, samples: samples, options: options)
+        lap(\.forward)
+        try pipeline.backwardAndUpdate(kept: kept, options: options, learningRate: learningRate)
+        hostParametersStale = true
+        lap(\.backward)
+        // The average needs the weights on the host every step (no device-side average yet).
+        if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
+        lap(\.optimizer)
+        let rayLoss = (0..<rayCount).map { reports[4 * $0] }, raySquaredError = (0..<rayCount).map { reports[4 * $0 + 1] }
+        let used = (0..<rayCount).reduce(0) { $0 + Int(reports[4 * $1 + 2]) }
+        return finishStep(rayLoss: rayLoss, raySquaredError: raySquaredError, usedSamples: used, trainedRays: max(keptRays, 1),
+                          samples: samples, start: start)
+    }
+
+    /// The rays as the device pipeline takes them: per ray (origin, jitter), (direction, 0), (target, 0),
+    /// (background, 0).
+    static func rayValues(rays: [LocalRay], jitters: [Float], targets: [SIMD3<Float>], backgrounds: [SIMD3<Float>]) -> [Float] {
+        var values = [Float](repeating: 0, count: VulkanTrainingPipeline.floatsPerRay * rays.count)
+        for r in rays.indices {
+            let o = rays[r].origin, d = rays[r].direction, t = targets[r], b = backgrounds[r]
+            values.replaceSubrange((16 * r)..<(16 * r + 16), with: [o.x, o.y, o.z, jitters[r], d.x, d.y, d.z, 0, t.x, t.y, t.z, 0, b.x, b.y, b.z, 0])
+        }
+        return values
+    }
+}
