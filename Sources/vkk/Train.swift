@@ -6,7 +6,7 @@ import VulkanKernels
 /// or (`--backend vulkan`) with the network's forward, backward and Adam on a Vulkan device.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a hash-grid radiance field from a transforms.json capture (CPU path by default; --backend vulkan runs the network on a Vulkan device).")
+        abstract: "Train a hash-grid radiance field from a transforms.json capture (CPU path by default; --backend vulkan runs the training step on a Vulkan device).")
 
     @Argument(help: "The capture's transforms.json (NeRF-synthetic, instant-ngp or nerfstudio); its images are PNG or JPEG.")
     var transforms: String
@@ -46,14 +46,31 @@ struct Train: ParsableCommand {
     var noOptimizerState = false
     @Option(help: "Write a PNG of each held-out view (render and ground truth side by side) into this folder.")
     var images: String?
-    @Option(help: "cpu (default) or vulkan: where the network's forward pass, backward pass and Adam run (ray sampling, marching, compositing and the density grid stay on the host). On a CPU driver such as lavapipe the CPU path is much faster.")
+    @Option(help: "cpu (default) or vulkan: where the step runs (on vulkan everything after drawing the rays: march, network forward and backward, compositing and loss, compaction, Adam and the density grid). On a CPU driver such as lavapipe the CPU path is much faster.")
     var backend: TrainBackend = .cpu
     @Option(help: "Vulkan device index (as `vkk info` lists them) for --backend vulkan.")
     var device: Int?
     @Option(help: "Hash-gradient scatter on Vulkan: atomic (float atomics; the default where the device has them) or deterministic.")
     var scatter: TrainScatter?
 
+    /// Throws unless `path`'s folder exists and is writable: checked before training, so that a run does
+    /// not end, minutes later, in a snapshot or summary it cannot write.
+    func checkDestination(_ path: String, option: String) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        let directory = folder.isEmpty ? "." : folder
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("\(option) \(path): the folder \(directory) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: directory) else {
+            throw ValidationError("\(option) \(path): the folder \(directory) is not writable")
+        }
+    }
+
     func run() throws {
+        if let output { try checkDestination(output, option: "-o") }
+        if let json { try checkDestination(json, option: "--json") }
+        if let images { try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true) }
         let lossChoice = try loss.map { name -> TrainingLoss in
             guard let choice = TrainingLoss(rawValue: name) else { throw ValidationError("--loss must be huber or l2") }
             return choice
@@ -131,7 +148,6 @@ struct Train: ParsableCommand {
         print(String(format: "field throughput: %.2f M samples/s forward, %.2f M samples/s forward+backward", forwardRate / 1e6, trainRate / 1e6)
               + " (\(backend == .cpu ? "CPU" : "Vulkan"), \(t.samples) samples)")
         if let images {
-            try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
             for view in dataset.heldOut {
                 let w = view.image.width, h = view.image.height
                 let rendered = trainer.render(camera: view.camera, background: options.evaluationBackground)
