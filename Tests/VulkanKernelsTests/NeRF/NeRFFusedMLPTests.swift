@@ -45,11 +45,7 @@ final class NeRFFusedMLPTests: XCTestCase {
     }
 
     func randomNetwork(_ c: HashGridConfiguration, seed: UInt64) throws -> HashGridNetwork {
-        var network = try HashGridNetwork.initialized(configuration: c, seed: seed)
-        var generator = SeededGenerator(seed: seed ^ 0x5a5a)
-        // Grid features ±1, so that the encoding (not only the weights) has an O(1) scale.
-        for i in c.gridParameterOffset..<c.parameterCount { network.parameters[i] = generator.unitFloat() * 2 - 1 }
-        return network
+        try hashGridNetworkWithRandomGrid(c, seed: seed, gridSeed: seed ^ 0x5a5a)
     }
 
     func randomInputs(_ n: Int, seed: UInt64) -> (positions: [Float], directions: [Float]) {

@@ -101,10 +101,7 @@ final class NeRFTrainingGradientTests: XCTestCase {
     /// Random parameters of a useful scale: grid features ±1 (so the encoding, not just the weights,
     /// matters), MLP weights Xavier-uniform as the trainer initialises them.
     func randomNetwork(_ c: HashGridConfiguration, seed: UInt64) throws -> HashGridNetwork {
-        var network = try HashGridNetwork.initialized(configuration: c, seed: seed)
-        var generator = SeededGenerator(seed: seed ^ 0xabc)
-        for i in c.gridParameterOffset..<c.parameterCount { network.parameters[i] = generator.unitFloat() * 2 - 1 }
-        return network
+        try hashGridNetworkWithRandomGrid(c, seed: seed, gridSeed: seed ^ 0xabc)
     }
 
     /// dL/dθ for L = Σ a·rgb + b·σ over the samples, from the float32 backward pass.

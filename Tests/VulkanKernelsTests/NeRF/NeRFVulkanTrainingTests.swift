@@ -57,10 +57,7 @@ final class NeRFVulkanTrainingTests: XCTestCase {
     /// Xavier MLP weights (as the trainer initialises them) and grid features uniform in ±1, so that the
     /// encoding matters as much as the weights.
     func network(_ c: HashGridConfiguration, seed: UInt64) throws -> HashGridNetwork {
-        var network = try HashGridNetwork.initialized(configuration: c, seed: seed)
-        var generator = SeededGenerator(seed: seed ^ 0x5eed)
-        for i in c.gridParameterOffset..<c.parameterCount { network.parameters[i] = generator.unitFloat() * 2 - 1 }
-        return network
+        try hashGridNetworkWithRandomGrid(c, seed: seed, gridSeed: seed ^ 0x5eed)
     }
 
     func cpuForward(_ network: HashGridNetwork, _ positions: [Float], _ directions: [Float]) -> HashGridActivations {

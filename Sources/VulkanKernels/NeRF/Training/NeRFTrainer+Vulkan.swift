@@ -5,30 +5,27 @@ extension NeRFTrainer {
     /// ``network`` or ``densityGrid`` does this by itself (and stops the program if the device fails
     /// then); call it first to get such an error as a thrown one.
     public func syncHost() throws {
+        try sync(parameters: true, grid: true)
+    }
+
+    /// Refreshes the stale host copies among those asked for.
+    func sync(parameters: Bool, grid: Bool) throws {
         guard let pipeline else { return }
-        if hostParametersStale {
+        if parameters && hostParametersStale {
             storedNetwork.parameters = try pipeline.network.parameterValues()
             hostParametersStale = false
         }
-        if hostGridStale {
+        if grid && hostGridStale {
             let state = try pipeline.grid.download()
             storedGrid.replaceState(values: state.values, occupied: state.occupied, meanThickness: state.mean)
             hostGridStale = false
         }
     }
 
+    /// ``sync(parameters:grid:)`` for the property getters, which cannot throw.
     func syncHostOrStop(parameters: Bool, grid: Bool) {
-        guard (parameters && hostParametersStale) || (grid && hostGridStale), let pipeline else { return }
         do {
-            if parameters && hostParametersStale {
-                storedNetwork.parameters = try pipeline.network.parameterValues()
-                hostParametersStale = false
-            }
-            if grid && hostGridStale {
-                let state = try pipeline.grid.download()
-                storedGrid.replaceState(values: state.values, occupied: state.occupied, meanThickness: state.mean)
-                hostGridStale = false
-            }
+            try sync(parameters: parameters, grid: grid)
         } catch {
             fatalError("NeRFTrainer: downloading the trained state from the Vulkan device failed: \(error)")
         }
