@@ -54,11 +54,14 @@ enum SparseCPU {
         let k = a.columns, tiles = (n + 31) / 32
         // Narrow B (N < 32) is packed too: the zero padding lets the AVX kernel run on it.
         let pack = bIsX || ((k >= 1024 || n < 32) && a.storedCount >= 2 * k)
-        // 64-byte aligned, so each packed 128-byte row is two whole cache lines.
-        let packed = pack ? UnsafeMutableRawPointer.allocate(byteCount: tiles * k * 32 * 4, alignment: 64)
-                              .bindMemory(to: Float.self, capacity: tiles * k * 32) : nil
-        defer { packed?.deallocate() }
-        if let packed {
+        guard pack else {
+            run(a, values: values, source: b, rowStride: n, tileStride: 32, pack: false, n: n, c: c,
+                rowStride: cRowStride, columnStride: cColumnStride, alpha: alpha, beta: beta)
+            return
+        }
+        // 64-byte aligned, so each packed 128-byte row is two whole cache lines; reused between calls.
+        CPUWorkspace.withBuffer(bytes: tiles * k * 32 * 4) { raw in
+            let packed = raw.bindMemory(to: Float.self, capacity: tiles * k * 32)
             let packing = UncheckedSendable((b, packed))
             DispatchQueue.concurrentPerform(iterations: tiles) { tile in
                 if bIsX {
@@ -67,9 +70,15 @@ enum SparseCPU {
                     vkk_pack_b(packing.value.0, Int64(n), Int64(k), Int64(n), packing.value.1, Int64(tile), Int64(tile + 1))
                 }
             }
+            run(a, values: values, source: UnsafePointer(packed), rowStride: 32, tileStride: k * 32, pack: true, n: n, c: c,
+                rowStride: cRowStride, columnStride: cColumnStride, alpha: alpha, beta: beta)
         }
-        let source = packed.map { UnsafePointer($0) } ?? b
-        let (rowStride, tileStride) = pack ? (32, k * 32) : (n, 32)
+    }
+
+    /// The row kernel over chunks of A's rows, on all cores.
+    private static func run<Element>(_ a: SparseMatrix<Element>, values: [Float], source: UnsafePointer<Float>, rowStride: Int, tileStride: Int,
+                                     pack: Bool, n: Int, c: UnsafeMutablePointer<Float>, rowStride cRowStride: Int, columnStride cColumnStride: Int,
+                                     alpha: Float, beta: Float) {
         withRows(a, values: values) { rows in
             let chunks = chunkBoundaries(a, work: n)
             let shared = UncheckedSendable((rows, source, c))
@@ -117,7 +126,12 @@ enum SparseCPU {
     static func chunkBoundaries<Element>(_ a: SparseMatrix<Element>, work n: Int) -> [Int] {
         let rows = a.rows
         let total = Double(a.storedCount + rows) * Double(max(n, 1))
-        let chunks = total < 200_000 ? 1 : min(rows, CPUParallel.threadCount * 4)
+        // CSR chunks hold equal shares of the stored entries, one per thread: every chunk streams all of
+        // B's column tiles through its core's L2 once, so four chunks per thread (as the other formats,
+        // whose rows are split evenly, take for balance) reloaded B four times: 4096² at 90%, N = 256,
+        // 6.4–6.9 ms against 6.0–6.2 ms with one chunk per thread (Intel Xeon model 207, 2 threads).
+        let perThread = if case .csr = a { 1 } else { 4 }
+        let chunks = total < 200_000 ? 1 : min(rows, CPUParallel.threadCount * perThread)
         guard chunks > 1 else { return [0, rows] }
         guard case .csr(let m) = a else { return (0...chunks).map { rows * $0 / chunks } }
         var boundaries = [0]
