@@ -139,6 +139,7 @@ final class HashGridTests: XCTestCase {
         ]
         activations = Array(activations[0..<16]) + sh
         apply(c.colorLayers)
+        if field.colorActivation == .exponential { return activations[0..<3].map { exp(min(max($0, -10), 10)) } + [sigma] }
         return activations[0..<3].map { 1 / (1 + exp(-$0)) } + [sigma]
     }
 
@@ -148,14 +149,23 @@ final class HashGridTests: XCTestCase {
         for (index, c) in [tiny,
                            HashGridConfiguration(levels: 2, featuresPerLevel: 8, log2TableSize: 8, baseResolution: 3, perLevelScale: 2,
                                                  densityWidth: 32, densityHiddenLayers: 2, colorWidth: 16, colorHiddenLayers: 3)].enumerated() {
-            let field = try randomHashGridField(c, seed: 10 + UInt64(index))
-            let samples = randomSamples(count: 300, bounds: field.bounds, seed: 20)
-            let output = field.evaluate(samples: samples)
-            for i in 0..<300 {
-                let s = samples[(8 * i)..<(8 * i + 8)].map(Double.init)
-                let want = referenceEvaluate(field, position: SIMD3(s[0], s[1], s[2]), direction: SIMD3(s[4], s[5], s[6]))
-                for channel in 0..<3 { XCTAssertEqual(Double(output[4 * i + channel]), want[channel], accuracy: 1e-5, "sample \(i)") }
-                XCTAssertEqual(Double(output[4 * i + 3]), want[3], accuracy: 2e-5 * want[3] + 1e-12, "sample \(i) σ")
+            let logistic = try randomHashGridField(c, seed: 10 + UInt64(index))
+            // The same network with HDR colours, e^clamp(x, −10, 10): relative 2e-5 like σ.
+            let hdr = try HashGridField(configuration: c, parameters: logistic.parameters, bounds: logistic.bounds, colorActivation: .exponential)
+            // Samples reach 5% past the box on every side (those must come out empty); 300 of them span
+            // several tiles of the fused kernels and a partial last tile.
+            let samples = randomSamples(count: 300, bounds: logistic.bounds, seed: 20)
+            for field in [logistic, hdr] {
+                let output = field.evaluate(samples: samples)
+                for i in 0..<300 {
+                    let s = samples[(8 * i)..<(8 * i + 8)].map(Double.init)
+                    let want = referenceEvaluate(field, position: SIMD3(s[0], s[1], s[2]), direction: SIMD3(s[4], s[5], s[6]))
+                    for channel in 0..<3 {
+                        let accuracy = field.colorActivation == .exponential ? 2e-5 * want[channel] + 1e-12 : 1e-5
+                        XCTAssertEqual(Double(output[4 * i + channel]), want[channel], accuracy: accuracy, "sample \(i) \(field.colorActivation)")
+                    }
+                    XCTAssertEqual(Double(output[4 * i + 3]), want[3], accuracy: 2e-5 * want[3] + 1e-12, "sample \(i) σ")
+                }
             }
         }
     }

@@ -34,6 +34,8 @@ public final class HashGridField: RadianceField, RadianceFieldKernel, @unchecked
     let geometry: [HashGridConfiguration.Level]
     /// Parameters widened to fp32 once, for the CPU evaluator.
     let weights: [Float]
+    /// The CPU evaluator's network: the fused training kernels over ``weights`` (the array is shared, not copied).
+    let fusedNetwork: HashGridNetwork
 
     /// Throws when the configuration is unsupported, `parameters` has the wrong length or holds a
     /// non-finite value, or `bounds` is empty.
@@ -60,6 +62,7 @@ public final class HashGridField: RadianceField, RadianceFieldKernel, @unchecked
         self.colorActivation = colorActivation
         geometry = configuration.levelGeometry
         weights = parameters.map { Float($0) }
+        fusedNetwork = try HashGridNetwork(configuration: configuration, parameters: weights)
     }
 
     /// The hash encoding of world position `p` (L·F values, level-major), for tests.
