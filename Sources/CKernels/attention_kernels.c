@@ -25,6 +25,18 @@ static void transpose_block_scalar(const float *k, int64_t k_stride, int64_t key
 }
 
 #if defined(__x86_64__)
+// Decode streams K and V from memory with a few multiply-adds per byte. The hardware prefetchers alone
+// kept it at 1.5-2x the time of a plain read of the same bytes (Intel Xeon model 207: GQA decode, 4 rows
+// per K/V head, one thread 26.6 ms against a 16 ms read): each K row the score loop and each V row the
+// P.V loop touches requests its row DECODE_PREFETCH_KEYS keys ahead into L1. Measured, one thread:
+// 16 keys ahead 1.21-1.25x the read, 32 ahead 1.27x, 64 ahead 1.30-1.37x; two threads: 8 ahead
+// 1.21-1.25x, 16 ahead 1.04-1.09x, 24 ahead 1.34-1.57x. (On Zen 4 earlier, prefetches a whole 64-key
+// block ahead into L2 gave nothing: a burst of a thousand prefetches at a block's start only queues.)
+// Prefetches never fault, so the ones past the last key are harmless. The AVX2 path does the same (its
+// decode with a K/V group of 4+ rows transposes each key block, and reads V 16 keys at a time): GQA decode
+// at 32K keys, forced onto AVX2 here, went from 1.8x the read to the figure in Benchmarks/RESULTS.md.
+enum { DECODE_PREFETCH_KEYS = 16 };
+
 // kt[d * KB + j] = k[j * k_stride + d] by 8 x 8 blocks in AVX registers (unpack, shuffle, lane swap:
 // 24 shuffles per 64 values, against 64 scalar stores); the ragged edges (keys or dk not a multiple of
 // 8) and the zero padding of keys..KB are scalar. A tile of query rows transposes each key block once.
@@ -32,6 +44,12 @@ __attribute__((target("avx2,fma")))
 static void transpose_block_avx(const float *k, int64_t k_stride, int64_t keys, int64_t dk, float *kt) {
     const int64_t keys8 = keys & ~(int64_t)7, dk8 = dk & ~(int64_t)7;
     for (int64_t j = 0; j < keys8; j += 8) {
+        // The rows DECODE_PREFETCH_KEYS ahead (into the next block at its end: K rows are contiguous
+        // blocks, and a prefetch past the end of K never faults), as the AVX-512 decode's score loop.
+        for (int64_t jj = j + DECODE_PREFETCH_KEYS; jj < j + DECODE_PREFETCH_KEYS + 8; ++jj) {
+            const char *ahead = (const char *)(k + jj * k_stride);
+            for (int64_t o = 0; o < dk * 4; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+        }
         for (int64_t d = 0; d < dk8; d += 8) {
             const float *src = k + j * k_stride + d;
             __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + k_stride), r2 = _mm256_loadu_ps(src + 2 * k_stride),
@@ -142,7 +160,13 @@ __attribute__((target("avx2,fma")))
 static void scores_rows_avx2(const float *const *q, int64_t rows, const float *k, int64_t k_stride, int64_t keys,
                              int64_t dk, float scale, float *s) {
     for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t j = 0; j < keys; ++j) s[r * KB + j] = scale * vkk_dot_avx2(q[r], k + j * k_stride, dk);
+        for (int64_t j = 0; j < keys; ++j) {
+            if (r == 0) {
+                const char *ahead = (const char *)(k + (j + DECODE_PREFETCH_KEYS) * k_stride);
+                for (int64_t o = 0; o < dk * 4; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+            }
+            s[r * KB + j] = scale * vkk_dot_avx2(q[r], k + j * k_stride, dk);
+        }
     }
 }
 
@@ -192,8 +216,28 @@ static float softmax_exp_avx2(float *s, int64_t keys, float max) {
 }
 
 __attribute__((target("avx2,fma")))
+static void pv_keys_avx2(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
+                         float *acc, int64_t acc_stride);
+
+// Few rows (decode): 16 keys at a time, requesting the value rows DECODE_PREFETCH_KEYS ahead, so that each
+// row comes from memory once and is reused from L1 by every column chunk.
+__attribute__((target("avx2,fma")))
 static void pv_avx2(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
                     float *acc, int64_t acc_stride) {
+    if (rows > 4) { pv_keys_avx2(p, rows, keys, v, v_stride, dv, acc, acc_stride); return; }
+    for (int64_t j0 = 0; j0 < keys; j0 += 16) {
+        const int64_t count = keys - j0 < 16 ? keys - j0 : 16;
+        for (int64_t j = 0; j < count; ++j) {
+            const char *ahead = (const char *)(v + (j0 + j + DECODE_PREFETCH_KEYS) * v_stride);
+            for (int64_t o = 0; o < dv * 4; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+        }
+        pv_keys_avx2(p + j0, rows, count, v + j0 * v_stride, v_stride, dv, acc, acc_stride);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void pv_keys_avx2(const float *p, int64_t rows, int64_t keys, const float *v, int64_t v_stride, int64_t dv,
+                         float *acc, int64_t acc_stride) {
     int64_t r0 = 0;
     for (; r0 + 4 <= rows; r0 += 4) {
         const float *p0 = p + r0 * KB, *p1 = p0 + KB, *p2 = p1 + KB, *p3 = p2 + KB;
@@ -301,15 +345,6 @@ static void scores_avx512(const float *const *q, int64_t rows, int64_t dk, float
     }
 }
 
-// Decode streams K and V from memory with a few multiply-adds per byte. The hardware prefetchers alone
-// kept it at 1.5-2x the time of a plain read of the same bytes (Intel Xeon model 207: GQA decode, 4 rows
-// per K/V head, one thread 26.6 ms against a 16 ms read): each K row the score loop and each V row the
-// P.V loop touches requests its row DECODE_PREFETCH_KEYS keys ahead into L1. Measured, one thread:
-// 16 keys ahead 1.21-1.25x the read, 32 ahead 1.27x, 64 ahead 1.30-1.37x; two threads: 8 ahead
-// 1.21-1.25x, 16 ahead 1.04-1.09x, 24 ahead 1.34-1.57x. (On Zen 4 earlier, prefetches a whole 64-key
-// block ahead into L2 gave nothing: a burst of a thousand prefetches at a block's start only queues.)
-// Prefetches never fault, so the ones past the last key are harmless.
-enum { DECODE_PREFETCH_KEYS = 16 };
 
 // Few rows (decode: one query row per head of a K/V group): each key row is loaded once for all the
 // rows (N of them, a constant in each instance so that the sums stay in registers), products summed
