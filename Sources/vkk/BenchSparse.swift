@@ -86,14 +86,17 @@ struct BenchSparse: ParsableCommand {
                 for name in formats {
                     for target in (name == "2:4" ? [50.0] : sparsities) {
                         let matrix = try prune(dense, shape.rows, shape.columns, format: name, sparsity: target / 100)
-                        // OpenBLAS is timed again next to every row: other load on the machine then shifts
-                        // both sides of the ratio alike. Dense Vulkan GEMM is timed once per shape (it is slow).
-                        let blasSeconds = try blasBaseline.time()
-                        let rowBaseline = (dense: context.isVulkan ? baseline.dense : blasSeconds, blas: blasSeconds)
+                        // OpenBLAS is timed again for every row: on the CPU backend run for run in turn with the
+                        // sparse product (sparse, sgemm, sparse, sgemm, …), so that bursts of other load on the
+                        // machine (this VM's host) fall on both sides of the ratio alike; beside a Vulkan
+                        // row, before it. Dense Vulkan GEMM is timed once per shape (it is slow).
+                        let interleaved = context.isVulkan ? nil : blasBaseline
+                        let blasSeconds = context.isVulkan ? try blasBaseline.time() : 0
+                        let rowBaseline = (dense: baseline.dense, blas: blasSeconds)
                         let row: BenchRow = switch dtype {
-                        case .f32: try measure(Float.self, matrix, name: name, n: n, baseline: rowBaseline, context: context)
-                        case .f16: try measure(Float16.self, matrix, name: name, n: n, baseline: rowBaseline, context: context)
-                        case .bf16: try measure(BFloat16.self, matrix, name: name, n: n, baseline: rowBaseline, context: context)
+                        case .f32: try measure(Float.self, matrix, name: name, n: n, baseline: rowBaseline, interleaved: interleaved, context: context)
+                        case .f16: try measure(Float16.self, matrix, name: name, n: n, baseline: rowBaseline, interleaved: interleaved, context: context)
+                        case .bf16: try measure(BFloat16.self, matrix, name: name, n: n, baseline: rowBaseline, interleaved: interleaved, context: context)
                         }
                         table.add(row)
                     }
@@ -118,8 +121,9 @@ struct BenchSparse: ParsableCommand {
 
     /// Dense GEMM on the benchmarked backend (automatic kernel) and OpenBLAS sgemm, both M×K · K×N.
     private func measureDense(_ m: Int, _ k: Int, _ n: Int, context: ComputeContext, blas: BLASBaseline) throws -> (dense: Double, blas: Double) {
+        // On the CPU backend every row times OpenBLAS itself, in turn with the sparse product.
+        guard context.isVulkan else { return (0, 0) }
         let blasSeconds = try blas.time()
-        guard context.isVulkan else { return (blasSeconds, blasSeconds) }
         let a = try context.tensor([Float].benchData(count: m * k, seed: 1), shape: [m, k])
         let b = try context.tensor([Float].benchData(count: k * n, seed: 2), shape: [k, n])
         let c = try context.zeros(Float.self, shape: [m, n])
@@ -128,7 +132,8 @@ struct BenchSparse: ParsableCommand {
     }
 
     private func measure<Element: FloatingPointElement>(_: Element.Type, _ matrix32: SparseMatrix<Float>, name: String, n: Int,
-                                                        baseline: (dense: Double, blas: Double), context: ComputeContext) throws -> BenchRow {
+                                                        baseline given: (dense: Double, blas: Double), interleaved blas: BLASBaseline?,
+                                                        context: ComputeContext) throws -> BenchRow {
         let matrix: SparseMatrix<Element> = switch matrix32 {
         case .csr(let a): .csr(a.converted())
         case .bsr(let a): .bsr(a.converted())
@@ -138,7 +143,7 @@ struct BenchSparse: ParsableCommand {
         let uploaded = try context.upload(matrix)
         let b = try context.tensor([Float].benchData(count: k * n, seed: 2).map { Element($0) }, shape: linear ? [n, k] : [k, n])
         let c = try context.zeros(Element.self, shape: linear ? [n, m] : [m, n])
-        let seconds = try medianSeconds(context, warmup: options.warmup, repeats: options.repeats) { batch in
+        let body: (CommandBatch) throws -> Void = { batch in
             if n == 1 {
                 try batch.spmv(uploaded, try b.reshaped([k]), into: try c.reshaped([m]))
             } else if linear {
@@ -146,6 +151,21 @@ struct BenchSparse: ParsableCommand {
             } else {
                 try batch.spmm(uploaded, b, into: c, kernel: spmmKernel)
             }
+        }
+        let seconds: Double, baseline: (dense: Double, blas: Double)
+        if let blas {
+            // Run for run in turn with OpenBLAS (on the CPU backend the dense baseline is OpenBLAS).
+            var sparseTimes: [Double] = [], blasTimes: [Double] = []
+            for run in 0..<(options.warmup + options.repeats) {
+                let s = try timedSeconds(context, body)
+                let d = try blas.timeOnce()
+                if run >= options.warmup { sparseTimes.append(s); blasTimes.append(d) }
+            }
+            seconds = median(sparseTimes)
+            baseline = (median(blasTimes), median(blasTimes))
+        } else {
+            seconds = try medianSeconds(context, warmup: options.warmup, repeats: options.repeats, body)
+            baseline = given
         }
         let elementBytes = Double(MemoryLayout<Element>.stride)
         let stored = Double(matrix.storedCount)
@@ -181,6 +201,11 @@ struct BenchSparse: ParsableCommand {
 
         func time() throws -> Double {
             try medianSeconds(context, warmup: 1, repeats: repeats) { try $0.gemm(a, b, into: c) }
+        }
+
+        /// One timed sgemm.
+        func timeOnce() throws -> Double {
+            try timedSeconds(context) { try $0.gemm(a, b, into: c) }
         }
     }
 
