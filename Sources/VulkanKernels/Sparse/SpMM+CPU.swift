@@ -1,5 +1,6 @@
 import CKernels
 import Dispatch
+import Synchronization
 
 // MARK: - CPU SpMM
 //
@@ -75,18 +76,37 @@ enum SparseCPU {
         }
     }
 
-    /// The row kernel over chunks of A's rows, on all cores.
+    /// The row kernel over pieces of (64 columns of C) × (a chunk of A's rows), on all cores, handed out
+    /// column group by column group as threads become free: a thread's consecutive pieces then share the
+    /// group's two packed tiles of B (K × 64 floats), which stay in its L2, while a thread slowed by other
+    /// load (another library's spinning threads, the host) leaves its pieces to the others. One chunk of
+    /// rows per thread over all of N streamed every tile through L2 once per thread but stalled the whole
+    /// product behind a slowed thread; several chunks over all of N reloaded B once per chunk.
     private static func run<Element>(_ a: SparseMatrix<Element>, values: [Float], source: UnsafePointer<Float>, rowStride: Int, tileStride: Int,
                                      pack: Bool, n: Int, c: UnsafeMutablePointer<Float>, rowStride cRowStride: Int, columnStride cColumnStride: Int,
                                      alpha: Float, beta: Float) {
         withRows(a, values: values) { rows in
             let chunks = chunkBoundaries(a, work: n)
+            let groups = (n + 63) / 64, pieces = groups * (chunks.count - 1)
             let shared = UncheckedSendable((rows, source, c))
-            DispatchQueue.concurrentPerform(iterations: chunks.count - 1) { chunk in
+            let piece: (Int) -> Void = { index in
+                let group = index / (chunks.count - 1), chunk = index % (chunks.count - 1)
                 var descriptor = shared.value.0.pointee
-                vkk_spmm_rows(&descriptor, shared.value.1, Int64(rowStride), Int64(tileStride), pack ? 1 : 0, Int64(n),
-                              shared.value.2, Int64(cRowStride), Int64(cColumnStride), Int64(chunks[chunk]), Int64(chunks[chunk + 1]),
-                              alpha, beta)
+                vkk_spmm_rows(&descriptor, shared.value.1 + 2 * group * tileStride, Int64(rowStride), Int64(tileStride), pack ? 1 : 0,
+                              Int64(min(64, n - 64 * group)), shared.value.2 + 64 * group * cColumnStride, Int64(cRowStride),
+                              Int64(cColumnStride), Int64(chunks[chunk]), Int64(chunks[chunk + 1]), alpha, beta)
+            }
+            guard chunks.count > 2 else { for index in 0..<pieces { piece(index) }; return }
+            let next = Atomic<Int>(0), work = UncheckedSendable(piece)
+            withUnsafePointer(to: next) { counter in
+                let counter = UncheckedSendable(counter)
+                DispatchQueue.concurrentPerform(iterations: min(CPUParallel.threadCount, pieces)) { _ in
+                    while true {
+                        let index = counter.value.pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+                        if index >= pieces { break }
+                        work.value(index)
+                    }
+                }
             }
         }
     }
@@ -126,12 +146,7 @@ enum SparseCPU {
     static func chunkBoundaries<Element>(_ a: SparseMatrix<Element>, work n: Int) -> [Int] {
         let rows = a.rows
         let total = Double(a.storedCount + rows) * Double(max(n, 1))
-        // CSR chunks hold equal shares of the stored entries, one per thread: every chunk streams all of
-        // B's column tiles through its core's L2 once, so four chunks per thread (as the other formats,
-        // whose rows are split evenly, take for balance) reloaded B four times: 4096² at 90%, N = 256,
-        // 6.4–6.9 ms against 6.0–6.2 ms with one chunk per thread (Intel Xeon model 207, 2 threads).
-        let perThread = if case .csr = a { 1 } else { 4 }
-        let chunks = total < 200_000 ? 1 : min(rows, CPUParallel.threadCount * perThread)
+        let chunks = total < 200_000 ? 1 : min(rows, CPUParallel.threadCount * 4)
         guard chunks > 1 else { return [0, rows] }
         guard case .csr(let m) = a else { return (0...chunks).map { rows * $0 / chunks } }
         var boundaries = [0]

@@ -126,6 +126,23 @@ final class SparseSpMMTests: XCTestCase {
         }
     }
 
+    /// The CPU path splits a large product into pieces of (64 columns of C) × (a chunk of rows), handed to
+    /// the threads group by group: several groups with a narrow last one (N = 150: 64, 64, 22 columns),
+    /// chunks of rows of unequal length, every format and both forms, against float64.
+    func testCPUPiecesOfColumnGroupsAndRowChunks() throws {
+        let context = Backends.cpu
+        let (rows, columns, n) = (96, 1536, 150)
+        var dense = SparseReference.sparseDense(rows: rows, columns: columns, density: 0.3, seed: 41)
+        // A few long rows and an empty one, so the chunks (equal shares of stored entries) differ in rows.
+        for c in 0..<columns where c % 3 != 0 { dense[5 * columns + c] = Float(c % 7) / 7 - 0.4 }
+        for c in 0..<columns { dense[17 * columns + c] = 0 }
+        for (matrix, values) in try formats(dense, rows: rows, columns: columns, Float.self, blocks: [8]) {
+            try check(matrix, dense: values, n: n, form: .spmm, alpha: 1, beta: 0, Float.self, on: context)
+            try check(matrix, dense: values, n: n, form: .spmm, alpha: 0.5, beta: -1.5, Float.self, on: context)
+            try check(matrix, dense: values, n: n, form: .linear, alpha: 1, beta: 0.25, Float.self, on: context)
+        }
+    }
+
     func testAlphaBetaAndNaNInOutputWithBetaZero() throws {
         onEveryBackend { context in
             let dense = SparseReference.sparseDense(rows: 32, columns: 32, density: 0.2, seed: 3)
