@@ -109,7 +109,7 @@ static void *open_with_core(const char *name, const char *core) {
     return handle;
 }
 
-static void load(void) {
+static void load_library(void) {
     const char *requested = getenv("VKK_BLAS_LIBRARY"), *vkk_core = getenv("VKK_BLAS_CORETYPE");
     const char *user_core = getenv("OPENBLAS_CORETYPE");
     const char *names[] = {requested, "libopenblas.so.0", "libopenblas.so"};
@@ -163,6 +163,32 @@ static void load(void) {
     info.loaded = handle != NULL;
     snprintf(info.selection, sizeof info.selection, "the library ran none of the cores that fit this CPU better (level %d)%s",
              cpu_level, ignored);
+}
+
+// OpenBLAS's worker threads spin (sched_yield in a loop) for 2^OPENBLAS_THREAD_TIMEOUT cycles after each
+// call before they sleep; the default, 2^28 cycles, is about 0.1 s. In a process that runs other threads
+// between BLAS calls (this library's own CPU kernels, say) a spinning worker takes a core from them:
+// `vkk bench sparse --backend cpu` timing OpenBLAS in turn with CSR SpMM (2 cores, Intel Xeon model 207)
+// saw 4096² x 4096x256 at 50% take 48-52 ms instead of 26, with a quarter of all CPU samples in the
+// worker's sched_yield. 2^20 cycles (~0.3 ms) still covers back-to-back calls. A value the user set wins;
+// the variable is put back afterwards, so child processes make their own choice.
+enum { BLAS_THREAD_TIMEOUT = 20 };
+
+static void load(void) {
+    const char *user = getenv("OPENBLAS_THREAD_TIMEOUT");
+    char value[16];
+    copy_text(value, sizeof value, user);
+    if (!user) {
+        snprintf(value, sizeof value, "%d", BLAS_THREAD_TIMEOUT);
+        setenv("OPENBLAS_THREAD_TIMEOUT", value, 1);
+    }
+    load_library();
+    if (!user) unsetenv("OPENBLAS_THREAD_TIMEOUT");
+    if (info.loaded) {
+        const size_t used = strlen(info.selection);
+        snprintf(info.selection + used, sizeof info.selection - used, "; idle workers spin 2^%s cycles (OPENBLAS_THREAD_TIMEOUT%s)",
+                 value, user ? ", yours" : "");
+    }
 }
 
 const vkk_blas_info *vkk_blas_load(void) {

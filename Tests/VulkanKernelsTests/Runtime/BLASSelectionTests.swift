@@ -80,4 +80,15 @@ final class BLASSelectionTests: XCTestCase {
                           Float.self, on: context)
         }
     }
+
+    /// The library was opened with its idle workers' spin limited (OPENBLAS_THREAD_TIMEOUT: 2^20 cycles
+    /// unless the environment sets it), the description says so, and the variable is not left set for
+    /// child processes.
+    func testIdleWorkerSpinIsLimitedAndSaid() throws {
+        let blas = BLASLibrary.shared
+        try XCTSkipUnless(blas.isLoaded, blas.description)
+        let user = ProcessInfo.processInfo.environment["OPENBLAS_THREAD_TIMEOUT"]
+        XCTAssertTrue(blas.description.contains("idle workers spin 2^\(user ?? "20") cycles"), blas.description)
+        XCTAssertEqual(getenv("OPENBLAS_THREAD_TIMEOUT").map { String(cString: $0) }, user)
+    }
 }
