@@ -5,9 +5,10 @@ import Synchronization
 // MARK: - CPU SpMM
 //
 // Rows of the sparse matrix are split into chunks of about equal stored-entry count (so one long row
-// does not serialise a thread's share), run on all cores; each chunk runs the AVX2/FMA row kernel in
-// CKernels (B packed into contiguous 32-column tiles, a tile of C kept in registers, one packed B
-// row read per stored value).
+// does not serialise a thread's share) and C's columns into groups of 64; the pieces (group × chunk) run
+// on all cores, group by group (see `run`), each through the row kernel in CKernels (B packed into
+// contiguous 32-column tiles in a reused workspace, a tile of C kept in registers, one packed B row read
+// per stored value; on AVX-512 the K-blocked kernel with two tiles at once).
 // fp16 and bf16 storage is widened to fp32 first and rounded back once at the end.
 
 extension CommandBatch {
