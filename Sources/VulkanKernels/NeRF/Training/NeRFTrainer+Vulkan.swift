@@ -31,10 +31,10 @@ extension NeRFTrainer {
         }
     }
 
-    /// The rest of a step on a Vulkan context (``VulkanTrainingPipeline``): the rays go up, the per-ray
-    /// report comes down, everything else stays on the device. Timings: `marching` is the march batch,
-    /// `forward` the batch of forward pass, compositing, loss and compaction, `backward` the batch of the
-    /// kept samples' gather, backward pass and Adam.
+    /// The rest of a step on a Vulkan context (``VulkanTrainingPipeline``): the rays go up, one command
+    /// batch runs march, forward pass, compositing and loss, compaction, backward pass and Adam, and the
+    /// per-ray report and the counts come down; everything else stays on the device. Timings: the batch
+    /// as `deviceBatch`, the host-side weight average as `optimizer`.
     func deviceStep(_ pipeline: VulkanTrainingPipeline, rays: [LocalRay], jitters: [Float], targets: [SIMD3<Float>],
                     backgrounds: [SIMD3<Float>], start: Double) throws -> TrainingStepReport {
         var clock = monotonicSeconds()
@@ -45,13 +45,10 @@ extension NeRFTrainer {
         }
         let rayCount = rays.count
         let values = Self.rayValues(rays: rays, jitters: jitters, targets: targets, backgrounds: backgrounds)
-        let (samples, keptRays) = try pipeline.march(rays: values, maxSamples: options.maxSamplesPerStep)
-        lap(\.marching)
-        let (reports, kept) = try pipeline.composite(rayCount: rayCount, samples: samples, options: options)
-        lap(\.forward)
-        try pipeline.backwardAndUpdate(kept: kept, options: options, learningRate: learningRate)
+        let result = try pipeline.step(rays: values, maxSamples: options.maxSamplesPerStep, options: options, learningRate: learningRate)
         hostParametersStale = true
-        lap(\.backward)
+        lap(\.deviceBatch)
+        let (reports, samples, keptRays) = (result.reports, result.samples, result.keptRays)
         // The average needs the weights on the host every step (no device-side average yet).
         if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
         lap(\.optimizer)

@@ -87,7 +87,7 @@ final class VulkanDensityGrid {
                 try positions[(3 * begin)..<(3 * (begin + n))].withUnsafeBytes { try context.upload($0, to: b.positions.storage) }
                 try cellIndices[begin..<(begin + n)].withUnsafeBytes { try context.upload($0, to: indexBuffer.storage) }
                 try context.batch { batch in
-                    try network.encodeForward(batch, b, n, densityOnly: true)
+                    try network.encodeForward(batch, b, .host(n), densityOnly: true)
                     try batch.dispatch(Kernel<Shader.nerf_train_density_thickness>(.base, specialization: network.specialization), .init(
                         indices: BufferBinding(indexBuffer.storage, .storageRead, byteCount: 4 * n),
                         sigma: BufferBinding(b.sigma.storage, .storageRead, byteCount: 4 * n),
