@@ -386,32 +386,19 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// device (``VulkanDensityGrid``), from the same cells and points the CPU path would draw. Throws only
     /// for Vulkan errors.
     public func updateDensityGrid() throws {
-        var generator = SeededGenerator(seed: options.seed, stream: 2 * UInt64(step) + 1)
         let grid = storedGrid
-        if let pipeline, step >= options.densityGridWarmupSteps {
-            // The draws among occupied cells read the occupancy: take the device's.
-            grid.replaceOccupancy(try pipeline.grid.downloadOccupancy())
-        }
-        // Only the signs of the host values are read here (−1 for unseen cells), and an update never
-        // changes a sign, so a stale host copy draws the same cells.
-        let (indices, positions) = grid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, generator: &generator)
         let bounds = dataset.bounds
         let scale = minimumStep * cubeSize
+        let warmup = step < options.densityGridWarmupSteps
         if let pipeline {
-            // Points outside the field's box have thickness 0, which changes no cell (fresh values start at 0).
-            var cells: [UInt32] = [], unit: [Float] = []
-            cells.reserveCapacity(indices.count); unit.reserveCapacity(positions.count)
-            for k in indices.indices {
-                let p = SIMD3(positions[3 * k], positions[3 * k + 1], positions[3 * k + 2])
-                let x = (p - bounds.lower) / bounds.size
-                guard all(x .>= 0) && all(x .<= 1) else { continue }
-                cells.append(UInt32(indices[k])); unit += [x.x, x.y, x.z]
-            }
-            try pipeline.grid.update(cellIndices: cells, positions: unit, scale: scale, decay: options.densityGridDecay, network: pipeline.network)
+            // The device draws the cells itself (the same DensityGridDraws) and reads its own occupancy.
+            try pipeline.grid.update(seed: options.seed, step: step, warmup: warmup, unitCube: grid.unitCube, bounds: bounds, scale: scale,
+                                     decay: options.densityGridDecay, network: pipeline.network)
             grid.countDeviceUpdate()
             hostGridStale = true
             return
         }
+        let (indices, positions) = grid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, seed: options.seed)
         var thickness = [Float](repeating: 0, count: indices.count)
         let chunk = 1 << 16
         var unit = [Float](repeating: 0, count: 3 * chunk), zeros = [Float](repeating: 0, count: 3 * chunk)
