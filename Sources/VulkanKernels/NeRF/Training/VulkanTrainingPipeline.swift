@@ -20,7 +20,8 @@ import CVulkan
 ///    gradients) to the front of the backward pass's buffers and writes their number into word 2;
 /// 4. train_dispatch_arguments for word 2; train_gather_rows gathers the kept samples' activations (the
 ///    forward pass's, by the indices compaction wrote) into the buffers of ``kept``, then the backward pass
-///    over them and Adam, all dispatched indirectly from word 2 except Adam (over the parameters).
+///    over them and Adam, all dispatched indirectly from word 2 except Adam (over the parameters), and,
+///    with a weight average, train_weight_average.
 /// (instant-ngp evaluates its compacted batch a second time instead of the gather; a copy of ~270 floats
 /// per kept sample is far cheaper than a forward pass.) ``march(rays:maxSamples:)`` and
 /// ``encodeCompositeAndCompact(_:_:rayCount:samples:options:)`` alone serve the tests of those stages.
@@ -114,7 +115,10 @@ final class VulkanTrainingPipeline {
     /// One whole training step in one command batch: uploads `rays` (``floatsPerRay`` floats each), marches
     /// them with at most `maxSamples` samples, runs the forward pass, compositing and loss, compaction, the
     /// backward pass and one Adam update with `learningRate`, then reads back the report and the counts.
-    func step(rays values: [Float], maxSamples: Int, options: TrainingOptions, learningRate: Float) throws -> StepResult {
+    /// With `average` (decay, update number k ≥ 1), the fp16 weight average is updated after Adam
+    /// (``VulkanTrainingNetwork/encodeAverage(_:decay:step:)``).
+    func step(rays values: [Float], maxSamples: Int, options: TrainingOptions, learningRate: Float,
+              average: (decay: Float, step: Int)? = nil) throws -> StepResult {
         let n = try checkRays(values, maxSamples: maxSamples)
         let debias = try network.prepareStep(options: options, learningRate: learningRate)
         try network.upload(values, to: rays)
@@ -122,6 +126,7 @@ final class VulkanTrainingPipeline {
         while true {
             let batch = try context.makeBatch()
             try encodeStep(batch, rayCount: n, maxSamples: maxSamples, options: options, learningRate: learningRate, debias: debias)
+            if let average { try network.encodeAverage(batch, decay: average.decay, step: average.step) }
             if try indirect.commitShapes() {
                 try batch.commit()
                 break
