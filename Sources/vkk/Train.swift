@@ -146,7 +146,9 @@ struct Train: ParsableCommand {
         print("trained \(trainer.step - firstStep) steps\(firstStep > 0 ? " (to step \(trainer.step))" : "") in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step - firstStep) / trainingSeconds)) steps/s); "
               + "held-out PSNR \(String(format: "%.2f", mean)) dB over \(heldOut.count) views")
         print("time: \(t)")
-        print(String(format: "field throughput: %.2f M samples/s forward, %.2f M samples/s forward+backward", forwardRate / 1e6, trainRate / 1e6)
+        let forwardText = forwardRate.isNaN ? "— (inside the device batch)" : String(format: "%.2f", forwardRate / 1e6)
+        let bothText = String(format: "%.2f", trainRate / 1e6) + (t.deviceBatch > 0 ? " (the whole device batch)" : "")
+        print("field throughput: \(forwardText) M samples/s forward, \(bothText) M samples/s forward+backward"
               + " (\(backend == .cpu ? "CPU" : "Vulkan"), \(t.samples) samples)")
         if let images {
             for view in dataset.heldOut {
