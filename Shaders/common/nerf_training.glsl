@@ -43,4 +43,18 @@ uint trainingInvocation() {
     return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * LOCAL_SIZE;
 }
 
+// The sample count of a kernel that may run over a device-determined count (a training step records
+// its passes before the march and the compaction have counted their samples). A shader that defines
+// TRAINING_COUNT_BINDING before including this file gets the binding `deviceCounts` and
+// trainingCount(limit, word): `limit` itself (a push constant: the host's count) when `word` is
+// NO_DEVICE_COUNT, else deviceCounts[word] (written earlier in the batch) clamped to `limit` (then the
+// capacity of the buffers, so that a count larger than them reads and writes nothing out of bounds).
+// The host dispatches such a kernel indirectly, with group counts train_dispatch_arguments computed
+// from the same word and the same limit, so invocations past the count only return.
+const uint NO_DEVICE_COUNT = 0xffffffffu;
+#ifdef TRAINING_COUNT_BINDING
+layout(set = 0, binding = TRAINING_COUNT_BINDING) readonly buffer DeviceCounts { uint deviceCounts[]; };
+uint trainingCount(uint limit, uint word) { return word == NO_DEVICE_COUNT ? limit : min(deviceCounts[word], limit); }
+#endif
+
 #endif

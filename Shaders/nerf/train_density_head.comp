@@ -7,21 +7,23 @@
 //   0  colorInput  float[count·stride], read-write
 //   1  directions  float[3·count], read (unit directions; ignored unless withDirections)
 //   2  sigma       float[count], write
-// Push constants: uint count, stride, withDirections.
+//   3  deviceCounts  uint[], read: the sample count when countWord is not NO_DEVICE_COUNT (see trainingCount in nerf_training.glsl)
+// Push constants: uint count (the samples, or their bound), stride, withDirections, countWord.
 // Specialization constants: 0 LOCAL_SIZE = 64.
 // One invocation per sample.
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#define TRAINING_COUNT_BINDING 3
 #include "nerf_training.glsl"
 
 layout(set = 0, binding = 0) buffer ColorInput { float colorInput[]; };
 layout(set = 0, binding = 1) readonly buffer Directions { float directions[]; };
 layout(set = 0, binding = 2) writeonly buffer Sigma { float sigma[]; };
-layout(push_constant) uniform Params { uint count; uint stride; uint withDirections; };
+layout(push_constant) uniform Params { uint count; uint stride; uint withDirections; uint countWord; };
 
 void main() {
     uint i = trainingInvocation();
-    if (i >= count) return;
+    if (i >= trainingCount(count, countWord)) return;
     uint row = i * stride;
     sigma[i] = exp(colorInput[row]);
     if (withDirections == 0u) return;

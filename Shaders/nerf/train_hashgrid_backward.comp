@@ -19,8 +19,10 @@
 //   1  levels           uvec4[levelCount], read
 //   2  encodedGradient  float[count·stride], read
 //   3  tableGradient    float[entries·F], read-write
+//   4  deviceCounts  uint[], read: the sample count when countWord is not NO_DEVICE_COUNT (see trainingCount in nerf_training.glsl)
 // Push constants: uint count, levelCount, features, stride, rangesPerLevel, entriesPerRange,
-//   sampleBegin, sampleEnd. (The atomic build ignores the last four.)
+//   sampleBegin, sampleEnd, countWord (count is then the bound of the device count). (The atomic build
+//   ignores rangesPerLevel…sampleEnd.)
 // Specialization constants: 0 LOCAL_SIZE = 64.
 // Invocations: base levelCount·rangesPerLevel (index l·rangesPerLevel + r); atomic count·levelCount
 // (index i·levelCount + l). Dispatch rows of groups as trainingInvocation() reads them.
@@ -30,6 +32,7 @@
 #ifdef ATOMIC_ADD
 #extension GL_EXT_shader_atomic_float : require
 #endif
+#define TRAINING_COUNT_BINDING 4
 #include "nerf_training.glsl"
 
 layout(set = 0, binding = 0) readonly buffer Positions { float positions[]; };
@@ -45,6 +48,7 @@ layout(push_constant) uniform Params {
     uint entriesPerRange;
     uint sampleBegin;
     uint sampleEnd;
+    uint countWord;
 };
 
 vec3 position(uint i) { return vec3(positions[3u * i], positions[3u * i + 1u], positions[3u * i + 2u]); }
@@ -54,7 +58,7 @@ void main() {
     uint entry[8];
     float weight[8];
 #ifdef ATOMIC_ADD
-    if (index >= count * levelCount) return;
+    if (index >= trainingCount(count, countWord) * levelCount) return;
     uint i = index / levelCount, l = index % levelCount;
     trainingCorners(position(i), levels[l], entry, weight);
     uint row = i * stride + l * features;
@@ -70,7 +74,8 @@ void main() {
     uint first = level.x + r * entriesPerRange;
     uint end = level.x + min((r + 1u) * entriesPerRange, level.y);
     if (first >= end) return;
-    for (uint i = sampleBegin; i < min(sampleEnd, count); i++) {
+    uint n = trainingCount(count, countWord);
+    for (uint i = sampleBegin; i < min(sampleEnd, n); i++) {
         trainingCorners(position(i), level, entry, weight);
         uint row = i * stride + l * features;
         for (uint c = 0u; c < 8u; c++) {

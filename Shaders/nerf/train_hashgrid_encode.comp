@@ -8,23 +8,25 @@
 //   1  levels     uvec4[levelCount], read (Shaders/common/nerf_training.glsl)
 //   2  table      float[entries·F], read: the fp32 grid tables (all levels)
 //   3  encoded    float[count·stride], write
-// Push constants: uint count, levelCount, features, stride.
+//   4  deviceCounts  uint[], read: the sample count when countWord is not NO_DEVICE_COUNT (see trainingCount in nerf_training.glsl)
+// Push constants: uint count (the samples, or their bound), levelCount, features, stride, countWord.
 // Specialization constants: 0 LOCAL_SIZE = 64.
 // One invocation per (sample i, level l), index i·levelCount + l; the level-0 invocation also writes the
 // padding. Dispatch rows of groups as trainingInvocation() reads them.
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#define TRAINING_COUNT_BINDING 4
 #include "nerf_training.glsl"
 
 layout(set = 0, binding = 0) readonly buffer Positions { float positions[]; };
 layout(set = 0, binding = 1) readonly buffer Levels { uvec4 levels[]; };
 layout(set = 0, binding = 2) readonly buffer Table { float table[]; };
 layout(set = 0, binding = 3) writeonly buffer Encoded { float encoded[]; };
-layout(push_constant) uniform Params { uint count; uint levelCount; uint features; uint stride; };
+layout(push_constant) uniform Params { uint count; uint levelCount; uint features; uint stride; uint countWord; };
 
 void main() {
     uint index = trainingInvocation();
-    if (index >= count * levelCount) return;
+    if (index >= trainingCount(count, countWord) * levelCount) return;
     uint i = index / levelCount, l = index % levelCount;
     vec3 p = vec3(positions[3u * i], positions[3u * i + 1u], positions[3u * i + 2u]);
     uint entry[8];

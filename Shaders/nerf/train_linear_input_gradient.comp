@@ -10,23 +10,25 @@
 //   1  weights         vec4[outputs·inputs/4], read (the first `outputs` rows of the layer)
 //   2  activation      vec4[count·inputs/4], read (ignored unless mask; bind any buffer then)
 //   3  inputGradient   vec4[count·inputs/4], write
-// Push constants: uint count, inputs (a multiple of 4), outputs, mask.
+//   4  deviceCounts  uint[], read: the sample count when countWord is not NO_DEVICE_COUNT (see trainingCount in nerf_training.glsl)
+// Push constants: uint count (the samples, or their bound), inputs (a multiple of 4), outputs, mask, countWord.
 // Specialization constants: 0 LOCAL_SIZE = 64.
 // One invocation per input quad (i, k..k+3), index i·inputs/4 + k/4.
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#define TRAINING_COUNT_BINDING 4
 #include "nerf_training.glsl"
 
 layout(set = 0, binding = 0) readonly buffer OutputGradient { float outputGradient[]; };
 layout(set = 0, binding = 1) readonly buffer Weights { vec4 weights[]; };
 layout(set = 0, binding = 2) readonly buffer Activation { vec4 activation[]; };
 layout(set = 0, binding = 3) writeonly buffer InputGradient { vec4 inputGradient[]; };
-layout(push_constant) uniform Params { uint count; uint inputs; uint outputs; uint mask; };
+layout(push_constant) uniform Params { uint count; uint inputs; uint outputs; uint mask; uint countWord; };
 
 void main() {
     uint index = trainingInvocation();
     uint quads = inputs / 4u;
-    if (index >= count * quads) return;
+    if (index >= trainingCount(count, countWord) * quads) return;
     uint i = index / quads, k = index % quads;
     vec4 sum = vec4(0.0);
     for (uint o = 0u; o < outputs; o++) sum += outputGradient[i * outputs + o] * weights[o * quads + k];

@@ -10,12 +10,14 @@
 //   0  outputGradient  float[count·outputs], read
 //   1  input           vec4[count·inputs/4], read: the layer's input activations
 //   2  gradient        vec4[storedOutputs·inputs/4], read-write: the layer's slice of the gradient buffer
+//   3  deviceCounts  uint[], read: the sample count when countWord is not NO_DEVICE_COUNT (see trainingCount in nerf_training.glsl)
 // Push constants: uint count, inputs (a multiple of 4), outputs, storedOutputs, sampleBegin, sampleEnd,
-//   accumulate (0: write, 1: add).
+//   accumulate (0: write, 1: add), countWord (count is then the bound of the device count).
 // Specialization constants: 0 LOCAL_SIZE = 64.
 // One invocation per stored weight quad (o, k..k+3), index o·inputs/4 + k/4.
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#define TRAINING_COUNT_BINDING 3
 #include "nerf_training.glsl"
 
 layout(set = 0, binding = 0) readonly buffer OutputGradient { float outputGradient[]; };
@@ -29,6 +31,7 @@ layout(push_constant) uniform Params {
     uint sampleBegin;
     uint sampleEnd;
     uint accumulate;
+    uint countWord;
 };
 
 void main() {
@@ -37,8 +40,9 @@ void main() {
     if (index >= storedOutputs * quads) return;
     uint o = index / quads, k = index % quads;
     vec4 sum = vec4(0.0);
+    uint n = trainingCount(count, countWord);
     if (o < outputs) {
-        for (uint i = sampleBegin; i < min(sampleEnd, count); i++) sum += outputGradient[i * outputs + o] * inputValues[i * quads + k];
+        for (uint i = sampleBegin; i < min(sampleEnd, n); i++) sum += outputGradient[i * outputs + o] * inputValues[i * quads + k];
     }
     gradient[index] = accumulate != 0u ? gradient[index] + sum : sum;
 }

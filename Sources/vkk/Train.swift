@@ -141,11 +141,14 @@ struct Train: ParsableCommand {
         let mean = heldOut.isEmpty ? Float.nan : heldOut.reduce(0, +) / Float(heldOut.count)
         if !heldOut.isEmpty, curve.last?.step != trainer.step { curve.append((trainer.step, trainingSeconds, mean)) }
         let t = trainer.timings
-        let forwardRate = Double(t.samples) / t.forward, trainRate = Double(t.samples) / (t.forward + t.compaction + t.backward)
+        // On Vulkan the forward pass is part of one device batch: no forward-only rate (NaN, null in JSON).
+        let forwardRate = t.forward > 0 ? Double(t.samples) / t.forward : .nan, trainRate = Double(t.samples) / t.forwardAndBackward
         print("trained \(trainer.step - firstStep) steps\(firstStep > 0 ? " (to step \(trainer.step))" : "") in \(String(format: "%.1f", trainingSeconds)) s (\(String(format: "%.2f", Double(trainer.step - firstStep) / trainingSeconds)) steps/s); "
               + "held-out PSNR \(String(format: "%.2f", mean)) dB over \(heldOut.count) views")
         print("time: \(t)")
-        print(String(format: "field throughput: %.2f M samples/s forward, %.2f M samples/s forward+backward", forwardRate / 1e6, trainRate / 1e6)
+        let forwardText = forwardRate.isNaN ? "— (inside the device batch)" : String(format: "%.2f", forwardRate / 1e6)
+        let bothText = String(format: "%.2f", trainRate / 1e6) + (t.deviceBatch > 0 ? " (the whole device batch)" : "")
+        print("field throughput: \(forwardText) M samples/s forward, \(bothText) M samples/s forward+backward"
               + " (\(backend == .cpu ? "CPU" : "Vulkan"), \(t.samples) samples)")
         if let images {
             for view in dataset.heldOut {
@@ -177,11 +180,11 @@ struct Train: ParsableCommand {
                 "held_out": zip(dataset.heldOut, heldOut).map { ["view": $0.0.name, "frame": $0.0.frameIndex, "psnr": Double($0.1)] },
                 "held_out_mean_psnr": Double(mean),
                 "curve": curve.map { ["step": $0.step, "seconds": $0.seconds, "psnr": Double($0.psnr)] },
-                "samples_per_second_forward": forwardRate, "samples_per_second_forward_backward": trainRate,
+                "samples_per_second_forward": forwardRate.isNaN ? NSNull() as Any : forwardRate, "samples_per_second_forward_backward": trainRate,
                 "samples": t.samples, "back_propagated_samples": t.usedSamples, "compaction": !noCompaction,
                 "phase_seconds": ["density_grid": t.densityGrid, "ray_sampling": t.raySampling, "marching": t.marching,
                                   "forward": t.forward, "compositing": t.compositing, "compaction": t.compaction, "backward": t.backward,
-                                  "hash_scatter": t.hashScatter, "optimizer": t.optimizer],
+                                  "hash_scatter": t.hashScatter, "optimizer": t.optimizer, "device_batch": t.deviceBatch],
             ]
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))

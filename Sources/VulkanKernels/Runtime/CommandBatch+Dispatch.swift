@@ -6,6 +6,27 @@ extension CommandBatch {
     /// Records one compute dispatch (Vulkan only). Ops call the typed `dispatch(_:_:push:groups:)` of their
     /// shader's generated interface (ShaderInterface.swift), which lands here.
     func dispatch(_ spec: KernelSpec, _ bindings: [BufferBinding], pushBytes push: [UInt8], groups: (Int, Int, Int)) throws {
+        try record(spec, bindings, pushBytes: push, size: .groups(groups))
+    }
+
+    /// Records one compute dispatch whose workgroup counts the device reads at execution time from
+    /// `arguments` (a `VkDispatchIndirectCommand`, three uint32 words x, y, z, at `byteOffset`), written
+    /// by an earlier command of the batch or by the host (Vulkan only). A count of 0 on any axis makes it
+    /// a no-op; counts past the device's `maxComputeWorkGroupCount` are the writer's error (the writer
+    /// must clamp them). The barrier before it makes shader writes visible to the indirect read.
+    func dispatchIndirect(_ spec: KernelSpec, _ bindings: [BufferBinding], pushBytes push: [UInt8], arguments: Storage, byteOffset: Int) throws {
+        precondition(byteOffset >= 0 && byteOffset % 4 == 0 && byteOffset + 12 <= arguments.byteCount,
+                     "\(spec.shader.name): indirect arguments at byte \(byteOffset) outside a \(arguments.byteCount)-byte buffer")
+        try record(spec, bindings, pushBytes: push, size: .indirect(arguments, byteOffset))
+    }
+
+    /// How a recorded dispatch gets its workgroup counts.
+    enum DispatchSize {
+        case groups((Int, Int, Int))
+        case indirect(Storage, Int)
+    }
+
+    private func record(_ spec: KernelSpec, _ bindings: [BufferBinding], pushBytes push: [UInt8], size: DispatchSize) throws {
         try ensureRecording(spec.shader.name)
         precondition(bindings.count == spec.bindings.count, "\(spec.shader.name): \(bindings.count) bindings for \(spec.bindings.count) slots")
         for (index, binding) in bindings.enumerated() {
@@ -15,15 +36,22 @@ extension CommandBatch {
         }
         guard let device = context.device, let resources else { preconditionFailure("dispatch on the CPU backend") }
         let info = device.info
-        for (axis, count) in [groups.0, groups.1, groups.2].enumerated() where count > info.maxComputeWorkGroupCount[axis] {
-            throw KernelError.exceedsDeviceLimit(op: spec.shader.name, what: "workgroup count[\(axis)]", value: count,
-                                                 limit: info.maxComputeWorkGroupCount[axis])
+        var uses = bindings.map { ($0.storage, reads: $0.reads, writes: $0.writes) }
+        switch size {
+        case .groups(let groups):
+            for (axis, count) in [groups.0, groups.1, groups.2].enumerated() where count > info.maxComputeWorkGroupCount[axis] {
+                throw KernelError.exceedsDeviceLimit(op: spec.shader.name, what: "workgroup count[\(axis)]", value: count,
+                                                     limit: info.maxComputeWorkGroupCount[axis])
+            }
+            guard groups.0 > 0, groups.1 > 0, groups.2 > 0 else { return }
+        case .indirect(let arguments, _):
+            guard arguments.allocation != nil else { preconditionFailure("host tensor as indirect arguments") }
+            uses.append((arguments, reads: true, writes: false))
         }
-        guard groups.0 > 0, groups.1 > 0, groups.2 > 0 else { return }
         let pipeline = try device.pipelines.pipeline(for: spec)
         let set = try resources.allocateSet(pipeline.setLayout, device: device.handle, vk: device.vk)
         try writeDescriptors(set, bindings, device: device)
-        barrierIfNeeded(bindings.map { ($0.storage, $0.reads, $0.writes) }, device: device, resources: resources)
+        barrierIfNeeded(uses, device: device, resources: resources)
 
         let commandBuffer = resources.commandBuffer
         device.vk.cmdBindPipeline(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle)
@@ -36,7 +64,14 @@ extension CommandBatch {
                                             UInt32(bytes.count), bytes.baseAddress)
             }
         }
-        device.vk.cmdDispatch(commandBuffer, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
+        switch size {
+        case .groups(let groups):
+            device.vk.cmdDispatch(commandBuffer, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
+        case .indirect(let arguments, let byteOffset):
+            let allocation = arguments.allocation!
+            device.vk.cmdDispatchIndirect(commandBuffer, allocation.buffer, VkDeviceSize(allocation.offset + byteOffset))
+            retained.append(arguments)
+        }
         dispatchCount += 1
         retained.append(contentsOf: bindings.map(\.storage))
     }

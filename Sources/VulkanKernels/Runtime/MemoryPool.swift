@@ -61,9 +61,12 @@ final class MemoryPool: @unchecked Sendable {
     private let maxAllocation: Int
     private let state = Mutex(State())
 
+    /// One usage for every block (tensors are sub-allocated from shared VkBuffers): storage and texel
+    /// views, copies, and indirect dispatch arguments (kernels write group counts into tensors that
+    /// ``CommandBatch/dispatchIndirect(_:_:pushBytes:arguments:byteOffset:)`` reads).
     static let bufferUsage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue
         | VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue
-        | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue
+        | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue | VK_BUFFER_USAGE_INDIRECT_BUFFER_BIT.rawValue
 
     init(name: String, device: VkDevice, functions: DeviceFunctions, memoryTypeIndex: UInt32, hostVisible: Bool,
          alignment: Int, blockSize: Int, maxAllocation: Int) {

@@ -54,4 +54,13 @@ extension CommandBatch {
         bytes.withUnsafeMutableBytes { push.write(to: $0) }
         try dispatch(kernel.spec, bindings.ordered, pushBytes: bytes, groups: groups)
     }
+
+    /// Records one dispatch of `kernel` whose workgroup counts the device reads from `arguments` at
+    /// `byteOffset` (three uint32 words; see ``CommandBatch/dispatchIndirect(_:_:pushBytes:arguments:byteOffset:)``).
+    func dispatchIndirect<Interface>(_ kernel: Kernel<Interface>, _ bindings: Interface.Bindings, push: Interface.PushConstants,
+                                     arguments: Storage, byteOffset: Int) throws {
+        var bytes = [UInt8](repeating: 0, count: Interface.PushConstants.byteCount)
+        bytes.withUnsafeMutableBytes { push.write(to: $0) }
+        try dispatchIndirect(kernel.spec, bindings.ordered, pushBytes: bytes, arguments: arguments, byteOffset: byteOffset)
+    }
 }

@@ -114,6 +114,7 @@ struct DeviceFunctions: @unchecked Sendable {
     let cmdBindDescriptorSets: PFN_vkCmdBindDescriptorSets
     let cmdPushConstants: PFN_vkCmdPushConstants
     let cmdDispatch: PFN_vkCmdDispatch
+    let cmdDispatchIndirect: PFN_vkCmdDispatchIndirect
     let cmdPipelineBarrier: PFN_vkCmdPipelineBarrier
     let cmdCopyBuffer: PFN_vkCmdCopyBuffer
     let cmdFillBuffer: PFN_vkCmdFillBuffer
@@ -170,6 +171,7 @@ struct DeviceFunctions: @unchecked Sendable {
         cmdBindDescriptorSets = try load("vkCmdBindDescriptorSets")
         cmdPushConstants = try load("vkCmdPushConstants")
         cmdDispatch = try load("vkCmdDispatch")
+        cmdDispatchIndirect = try load("vkCmdDispatchIndirect")
         cmdPipelineBarrier = try load("vkCmdPipelineBarrier")
         cmdCopyBuffer = try load("vkCmdCopyBuffer")
         cmdFillBuffer = try load("vkCmdFillBuffer")

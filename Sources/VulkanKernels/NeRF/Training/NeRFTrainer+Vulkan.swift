@@ -1,15 +1,15 @@
 /// The Vulkan side of ``NeRFTrainer``: the device step and the host copies' refresh.
 extension NeRFTrainer {
-    /// Refreshes the host copies of the parameters (``network``) and the density grid (``densityGrid``)
-    /// from the device where a Vulkan step changed them (nothing to do on the CPU backend). Reading
-    /// ``network`` or ``densityGrid`` does this by itself (and stops the program if the device fails
-    /// then); call it first to get such an error as a thrown one.
+    /// Refreshes the host copies of the parameters (``network``), the density grid (``densityGrid``) and
+    /// the weight average (``emaWeights``) from the device where a Vulkan step changed them (nothing to do
+    /// on the CPU backend). Reading one of them does this by itself (and stops the program if the device
+    /// fails then); call it first to get such an error as a thrown one.
     public func syncHost() throws {
-        try sync(parameters: true, grid: true)
+        try sync(parameters: true, grid: true, average: true)
     }
 
     /// Refreshes the stale host copies among those asked for.
-    func sync(parameters: Bool, grid: Bool) throws {
+    func sync(parameters: Bool, grid: Bool, average: Bool = false) throws {
         guard let pipeline else { return }
         if parameters && hostParametersStale {
             storedNetwork.parameters = try pipeline.network.parameterValues()
@@ -20,21 +20,25 @@ extension NeRFTrainer {
             storedGrid.replaceState(values: state.values, occupied: state.occupied, meanThickness: state.mean)
             hostGridStale = false
         }
+        if average && hostAverageStale {
+            storedEmaWeights = try pipeline.network.averageValues()
+            hostAverageStale = false
+        }
     }
 
     /// ``sync(parameters:grid:)`` for the property getters, which cannot throw.
-    func syncHostOrStop(parameters: Bool, grid: Bool) {
+    func syncHostOrStop(parameters: Bool, grid: Bool, average: Bool = false) {
         do {
-            try sync(parameters: parameters, grid: grid)
+            try sync(parameters: parameters, grid: grid, average: average)
         } catch {
             fatalError("NeRFTrainer: downloading the trained state from the Vulkan device failed: \(error)")
         }
     }
 
-    /// The rest of a step on a Vulkan context (``VulkanTrainingPipeline``): the rays go up, the per-ray
-    /// report comes down, everything else stays on the device. Timings: `marching` is the march batch,
-    /// `forward` the batch of forward pass, compositing, loss and compaction, `backward` the batch of the
-    /// kept samples' gather, backward pass and Adam.
+    /// The rest of a step on a Vulkan context (``VulkanTrainingPipeline``): the rays go up, one command
+    /// batch runs march, forward pass, compositing and loss, compaction, backward pass and Adam, and the
+    /// per-ray report and the counts come down; everything else (the weight average included) stays on the
+    /// device. Timings: the batch as `deviceBatch`.
     func deviceStep(_ pipeline: VulkanTrainingPipeline, rays: [LocalRay], jitters: [Float], targets: [SIMD3<Float>],
                     backgrounds: [SIMD3<Float>], start: Double) throws -> TrainingStepReport {
         var clock = monotonicSeconds()
@@ -45,16 +49,12 @@ extension NeRFTrainer {
         }
         let rayCount = rays.count
         let values = Self.rayValues(rays: rays, jitters: jitters, targets: targets, backgrounds: backgrounds)
-        let (samples, keptRays) = try pipeline.march(rays: values, maxSamples: options.maxSamplesPerStep)
-        lap(\.marching)
-        let (reports, kept) = try pipeline.composite(rayCount: rayCount, samples: samples, options: options)
-        lap(\.forward)
-        try pipeline.backwardAndUpdate(kept: kept, options: options, learningRate: learningRate)
+        let result = try pipeline.step(rays: values, maxSamples: options.maxSamplesPerStep, options: options, learningRate: learningRate,
+                                       average: options.emaDecay.map { ($0, step + 1) })
         hostParametersStale = true
-        lap(\.backward)
-        // The average needs the weights on the host every step (no device-side average yet).
-        if let decay = options.emaDecay { updateAverage(decay: decay, step: step + 1) }
-        lap(\.optimizer)
+        if options.emaDecay != nil { hostAverageStale = true }
+        lap(\.deviceBatch)
+        let (reports, samples, keptRays) = (result.reports, result.samples, result.keptRays)
         let rayLoss = (0..<rayCount).map { reports[4 * $0] }, raySquaredError = (0..<rayCount).map { reports[4 * $0 + 1] }
         let used = (0..<rayCount).reduce(0) { $0 + Int(reports[4 * $1 + 2]) }
         return finishStep(rayLoss: rayLoss, raySquaredError: raySquaredError, usedSamples: used, trainedRays: max(keptRays, 1),

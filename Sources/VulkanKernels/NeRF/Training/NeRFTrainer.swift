@@ -34,9 +34,10 @@ public final class NeRFTrainer: @unchecked Sendable {
     }
     var storedNetwork: HashGridNetwork
     let storedGrid: TrainingDensityGrid
-    /// The device's parameters (or grid) changed since the host copy was taken.
+    /// The device's parameters (or grid, or weight average) changed since the host copy was taken.
     var hostParametersStale = false
     var hostGridStale = false
+    var hostAverageStale = false
     /// Steps taken.
     public private(set) var step = 0
     /// Seconds spent in each phase of the steps so far (for benchmarks).
@@ -50,8 +51,14 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// The whole step on a Vulkan context: march, compositing, compaction, density grid (nil on the CPU).
     let pipeline: VulkanTrainingPipeline?
     /// tiny-cuda-nn's EmaOptimizer state (`options.emaDecay`): the fp16 moving average of the fp16 weights,
-    /// the inference weights (nil until the first step, or without an average).
-    public private(set) var emaWeights: [Float16]?
+    /// the inference weights (nil until the first step, or without an average). On a Vulkan context the
+    /// average is kept on the device (train_weight_average, after Adam in the step's batch) and this host
+    /// copy is refreshed from there when read after a step (see ``syncHost()``).
+    public var emaWeights: [Float16]? {
+        syncHostOrStop(parameters: false, grid: false, average: true)
+        return storedEmaWeights
+    }
+    var storedEmaWeights: [Float16]?
     var gradients: [Float]
     let activations = HashGridActivations()
     let inferenceActivations = HashGridActivations()
@@ -360,10 +367,9 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// + fp16(θ)·(1 − d)) / (1 − d^step)), starting from e = 0 (so the first step copies the weights).
     func updateAverage(decay d: Float, step k: Int) {
         let count = network.parameters.count
-        if emaWeights == nil { emaWeights = [Float16](repeating: 0, count: count) }
-        let debiasOld = 1 - Float(pow(Double(d), Double(k - 1)))
-        let debiasNew = 1 / (1 - Float(pow(Double(d), Double(k))))
-        let shared = UncheckedSendable((emaWeights!.withUnsafeMutableBufferPointer { $0.baseAddress! },
+        if storedEmaWeights == nil { storedEmaWeights = [Float16](repeating: 0, count: count) }
+        let (debiasOld, debiasNew) = Self.averageDebias(decay: d, step: k)
+        let shared = UncheckedSendable((storedEmaWeights!.withUnsafeMutableBufferPointer { $0.baseAddress! },
                                         network.parameters.withUnsafeBufferPointer { $0.baseAddress! }))
         CPUParallel.forEachChunk(count, costPerItem: 2) { range in
             let (ema, theta) = shared.value
@@ -371,6 +377,12 @@ public final class NeRFTrainer: @unchecked Sendable {
                 ema[i] = Float16((Float(ema[i]) * d * debiasOld + Float(Float16(theta[i])) * (1 - d)) * debiasNew)
             }
         }
+    }
+
+    /// The average's debiasing factors after the `k`-th update: (1 − d^(k−1), 1/(1 − d^k)), in fp32 from
+    /// fp64 powers (the host's loop and train_weight_average use the same values).
+    static func averageDebias(decay d: Float, step k: Int) -> (old: Float, new: Float) {
+        (1 - Float(pow(Double(d), Double(k - 1))), 1 / (1 - Float(pow(Double(d), Double(k)))))
     }
 
     /// Runs `body` with the inference weights (the moving average, when there is one) in the network.
@@ -386,32 +398,19 @@ public final class NeRFTrainer: @unchecked Sendable {
     /// device (``VulkanDensityGrid``), from the same cells and points the CPU path would draw. Throws only
     /// for Vulkan errors.
     public func updateDensityGrid() throws {
-        var generator = SeededGenerator(seed: options.seed, stream: 2 * UInt64(step) + 1)
         let grid = storedGrid
-        if let pipeline, step >= options.densityGridWarmupSteps {
-            // The draws among occupied cells read the occupancy: take the device's.
-            grid.replaceOccupancy(try pipeline.grid.downloadOccupancy())
-        }
-        // Only the signs of the host values are read here (−1 for unseen cells), and an update never
-        // changes a sign, so a stale host copy draws the same cells.
-        let (indices, positions) = grid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, generator: &generator)
         let bounds = dataset.bounds
         let scale = minimumStep * cubeSize
+        let warmup = step < options.densityGridWarmupSteps
         if let pipeline {
-            // Points outside the field's box have thickness 0, which changes no cell (fresh values start at 0).
-            var cells: [UInt32] = [], unit: [Float] = []
-            cells.reserveCapacity(indices.count); unit.reserveCapacity(positions.count)
-            for k in indices.indices {
-                let p = SIMD3(positions[3 * k], positions[3 * k + 1], positions[3 * k + 2])
-                let x = (p - bounds.lower) / bounds.size
-                guard all(x .>= 0) && all(x .<= 1) else { continue }
-                cells.append(UInt32(indices[k])); unit += [x.x, x.y, x.z]
-            }
-            try pipeline.grid.update(cellIndices: cells, positions: unit, scale: scale, decay: options.densityGridDecay, network: pipeline.network)
+            // The device draws the cells itself (the same DensityGridDraws) and reads its own occupancy.
+            try pipeline.grid.update(seed: options.seed, step: step, warmup: warmup, unitCube: grid.unitCube, bounds: bounds, scale: scale,
+                                     decay: options.densityGridDecay, network: pipeline.network)
             grid.countDeviceUpdate()
             hostGridStale = true
             return
         }
+        let (indices, positions) = grid.updateSamples(step: step, warmupSteps: options.densityGridWarmupSteps, seed: options.seed)
         var thickness = [Float](repeating: 0, count: indices.count)
         let chunk = 1 << 16
         var unit = [Float](repeating: 0, count: 3 * chunk), zeros = [Float](repeating: 0, count: 3 * chunk)
@@ -608,7 +607,9 @@ public final class NeRFTrainer: @unchecked Sendable {
                                           updates: steps, options: options)
         }
         // The average: the snapshot's; else its fp16 inference weights (what instant-ngp rendered).
-        emaWeights = options.emaDecay == nil || steps == 0 ? nil : (snapshot.emaWeights ?? snapshot.parameters)
+        storedEmaWeights = options.emaDecay == nil || steps == 0 ? nil : (snapshot.emaWeights ?? snapshot.parameters)
+        hostAverageStale = false
+        try deviceNetwork?.setAverage(storedEmaWeights)
         step = steps
         lastReport = nil
     }

@@ -10,7 +10,8 @@ import Glibc
 ///   updated, never occupied).
 /// - An update evaluates σ at one random point in each of a set of cells (all cells during the first
 ///   `warmupSteps`, then a random quarter of all cells plus a random quarter drawn among the occupied
-///   ones), and sets value ← max(value·decay, new) (decay 0.95), leaving cells at −1 alone.
+///   ones; ``DensityGridDraws``, a counter-based generator the device shares), and sets
+///   value ← max(value·decay, new) (decay 0.95), leaving cells at −1 alone.
 /// - A cell is occupied when its value exceeds min(0.01, mean of max(value, 0) over cascade 0) (instant-ngp's
 ///   `update_density_grid_mean_and_bitfield`: unseen cells count as 0, coarser cascades not at all); a cell of
 ///   cascade c + 1 that overlaps cascade c is also occupied when any of the 8 cascade-c cells inside it is
@@ -78,37 +79,25 @@ public final class TrainingDensityGrid: @unchecked Sendable {
         rebuildOccupancy()
     }
 
-    /// The world positions of one update's cells (one random point in each), and their value indices.
-    func updateSamples(step: Int, warmupSteps: Int, generator: inout SeededGenerator) -> (indices: [Int], positions: [Float]) {
-        let perCascade = cellsPerCascade
-        var indices: [Int] = []
-        if step < warmupSteps {
-            indices = Array(0..<(cascades * perCascade))
-        } else {
-            let uniform = perCascade / 4
-            indices.reserveCapacity(cascades * uniform * 2)
-            for cascade in 0..<cascades {
-                for _ in 0..<uniform { indices.append(cascade * perCascade + Int(generator.next() % UInt64(perCascade))) }
-                // Among occupied cells: rejection sampling with a bounded number of tries.
-                var found = 0, tries = 0
-                while found < uniform && tries < 4 * uniform {
-                    let index = cascade * perCascade + Int(generator.next() % UInt64(perCascade))
-                    tries += 1
-                    if occupied[index] != 0 { indices.append(index); found += 1 }
-                }
-            }
-        }
-        indices.removeAll { values[$0] < 0 }
-        var positions = [Float](repeating: 0, count: 3 * indices.count)
-        let r = resolution
-        for (k, index) in indices.enumerated() {
+    /// The world positions of one update's cells (one random point in each) and their value indices:
+    /// the draws of ``DensityGridDraws`` for (`seed`, `step`), without those that found no cell and those
+    /// whose cell no camera sees. train_density_draws makes the same draws on the device.
+    func updateSamples(step: Int, warmupSteps: Int, seed: UInt64) -> (indices: [Int], positions: [Float]) {
+        let draws = DensityGridDraws(seed: seed, step: step, resolution: resolution, cascades: cascades, warmup: step < warmupSteps)
+        var indices: [Int] = [], positions: [Float] = []
+        indices.reserveCapacity(draws.count)
+        positions.reserveCapacity(3 * draws.count)
+        let perCascade = cellsPerCascade, r = resolution
+        for d in 0..<draws.count {
+            guard let index = draws.cell(d, occupied: { occupied[$0] != 0 }), values[index] >= 0 else { continue }
             let cascade = index / perCascade
             let (x, y, z) = Self.mortonDecode(index % perCascade)
-            let jitter = SIMD3<Float>(generator.unitFloat(), generator.unitFloat(), generator.unitFloat())
+            let jitter = draws.jitter(d)
             let side = Float(1 << cascade)
             let local = SIMD3(repeating: 0.5 - side / 2) + (SIMD3(Float(x), Float(y), Float(z)) + jitter) * side / Float(r)
             let world = unitCube.lower + local * unitCube.size.x
-            positions[3 * k] = world.x; positions[3 * k + 1] = world.y; positions[3 * k + 2] = world.z
+            indices.append(index)
+            positions += [world.x, world.y, world.z]
         }
         return (indices, positions)
     }
@@ -155,13 +144,6 @@ public final class TrainingDensityGrid: @unchecked Sendable {
 
     // MARK: Device copies (VulkanDensityGrid)
 
-    /// Takes the occupancy of a device-resident copy (before drawing an update's cells among the
-    /// occupied ones).
-    func replaceOccupancy(_ newOccupied: [UInt8]) {
-        precondition(newOccupied.count == occupied.count)
-        occupied = newOccupied
-    }
-
     /// Takes the values, occupancy and mean of a device-resident copy.
     func replaceState(values newValues: [Float], occupied newOccupied: [UInt8], meanThickness mean: Float) {
         precondition(newValues.count == values.count && newOccupied.count == occupied.count)
@@ -195,5 +177,76 @@ public final class TrainingDensityGrid: @unchecked Sendable {
             return v
         }
         return (compact(index), compact(index >> 1), compact(index >> 2))
+    }
+}
+
+/// The random draws of one density-grid update, from a counter-based generator: each number is a hash of
+/// (seed, update step, draw index, purpose), so draws are independent of each other and of the order
+/// they are made in, and the device (Shaders/common/nerf_grid_draws.glsl, train_density_draws) makes the
+/// same ones. During warm-up draw d is cell d; afterwards each cascade has 2·u draws (u = resolution³/4),
+/// the first u uniformly random cells, the other u the first occupied cell among up to ``tries`` random
+/// ones (none when all miss), as instant-ngp's update_density_grid_nerf lays them out.
+struct DensityGridDraws {
+    let seed: UInt64
+    let step: UInt32
+    let resolution: Int
+    let cascades: Int
+    let warmup: Bool
+
+    /// instant-ngp's generate_grid_samples_nerf_nonuniform also tries 10 cells.
+    static let tries: UInt32 = 10
+    static let jitterPurpose: UInt32 = 16
+
+    init(seed: UInt64, step: Int, resolution: Int, cascades: Int, warmup: Bool) {
+        self.seed = seed
+        self.step = UInt32(truncatingIfNeeded: step)
+        self.resolution = resolution
+        self.cascades = cascades
+        self.warmup = warmup
+    }
+
+    var perCascade: Int { resolution * resolution * resolution }
+    var uniformDraws: Int { perCascade / 4 }
+    var count: Int { warmup ? cascades * perCascade : cascades * 2 * uniformDraws }
+
+    /// Chris Wellons' "lowbias32" integer finaliser (hash-prospector; public domain).
+    @inline(__always)
+    static func mix(_ value: UInt32) -> UInt32 {
+        var x = value
+        x ^= x >> 16
+        x &*= 0x7feb_352d
+        x ^= x >> 15
+        x &*= 0x846c_a68b
+        x ^= x >> 16
+        return x
+    }
+
+    @inline(__always)
+    func hash(_ draw: Int, _ purpose: UInt32) -> UInt32 {
+        var h = Self.mix(UInt32(truncatingIfNeeded: seed) ^ 0x9e37_79b9)
+        h = Self.mix(h ^ UInt32(truncatingIfNeeded: seed >> 32))
+        h = Self.mix(h ^ step)
+        h = Self.mix(h ^ UInt32(truncatingIfNeeded: draw))
+        return Self.mix(h ^ purpose)
+    }
+
+    /// The cell of draw `d` (cascade·resolution³ + Morton index), or nil when an occupied-cell draw
+    /// found none.
+    func cell(_ d: Int, occupied: (Int) -> Bool) -> Int? {
+        if warmup { return d }
+        let cascade = d / (2 * uniformDraws), j = d % (2 * uniformDraws)
+        let base = cascade * perCascade
+        if j < uniformDraws { return base + Int(hash(d, 0) % UInt32(perCascade)) }
+        for t in 0..<Self.tries {
+            let candidate = base + Int(hash(d, t) % UInt32(perCascade))
+            if occupied(candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// Draw `d`'s point within its cell, each coordinate in [0, 1) with 24 random bits.
+    func jitter(_ d: Int) -> SIMD3<Float> {
+        func unit(_ purpose: UInt32) -> Float { Float(hash(d, purpose) >> 8) * (1 / 16_777_216) }
+        return SIMD3(unit(Self.jitterPurpose), unit(Self.jitterPurpose + 1), unit(Self.jitterPurpose + 2))
     }
 }

@@ -106,14 +106,22 @@ public struct TrainingTimings: Sendable, CustomStringConvertible {
     /// The part of `backward` spent scattering into the hash tables.
     public var hashScatter: Double = 0
     public var optimizer: Double = 0
+    /// A Vulkan step's single command batch (march through Adam: its phases are not separable on the
+    /// host, so the phases above stay 0 there, but for the host-side weight average in `optimizer`).
+    public var deviceBatch: Double = 0
     public var samples = 0
     public var usedSamples = 0
 
-    public var total: Double { densityGrid + raySampling + marching + forward + compositing + compaction + backward + optimizer }
+    /// The field's forward and backward passes with compaction; on Vulkan the whole step's batch (which
+    /// also holds the march, compositing and Adam).
+    public var forwardAndBackward: Double { deviceBatch > 0 ? deviceBatch : forward + compaction + backward }
+
+    public var total: Double { densityGrid + raySampling + marching + forward + compositing + compaction + backward + optimizer + deviceBatch }
 
     public var description: String {
         func f(_ v: Double) -> String { String(format: "%.2f", v) }
-        return "grid \(f(densityGrid)) s, rays \(f(raySampling)) s, march \(f(marching)) s, forward \(f(forward)) s, "
+        let device = deviceBatch > 0 ? "device batch \(f(deviceBatch)) s, " : ""
+        return "grid \(f(densityGrid)) s, rays \(f(raySampling)) s, \(device)march \(f(marching)) s, forward \(f(forward)) s, "
             + "composite+loss \(f(compositing)) s, compaction \(f(compaction)) s, backward \(f(backward)) s (hash scatter \(f(hashScatter)) s), "
             + "adam \(f(optimizer)) s; \(samples) samples, \(usedSamples) back-propagated"
     }

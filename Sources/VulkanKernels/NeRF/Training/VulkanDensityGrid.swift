@@ -3,11 +3,10 @@
 /// i & 31 of word i >> 5 for cell i = cascade·resolution³ + Morton index), updated there as the CPU path
 /// updates its copy:
 ///
-/// - the host draws the update's cells and one point in each with the trainer's seeded generator
-///   (``TrainingDensityGrid/updateSamples(step:warmupSteps:generator:)``, the same draws as on the CPU;
-///   its rejection sampling among occupied cells reads the host's occupancy, refreshed from the
-///   device's bitfield first: resolution³/8 bytes per cascade) and uploads the cell indices and points;
-/// - the network's density-only forward pass evaluates σ at the points on the device, in chunks;
+/// - train_density_draws draws the update's cells and one point in each (``DensityGridDraws``: a
+///   counter-based generator, the same draws as the CPU path's; those among occupied cells read the
+///   device's bitfield), nothing uploaded;
+/// - the network's density-only forward pass evaluates σ at the points, in chunks, all in one batch;
 ///   train_density_thickness maxes σ·Δt_min into each cell's fresh value; train_density_decay applies
 ///   value ← max(value·decay, fresh) to the seen cells; train_density_mean and train_density_bitfield
 ///   derive the threshold, the bitfield and the cascades' max-pooling.
@@ -25,7 +24,8 @@ final class VulkanDensityGrid {
     let stats: Tensor<Float>
     /// Cells of cascade 0 each invocation of train_density_mean's first phase sums.
     let meanChunk: Int
-    var indices: Tensor<UInt32>?
+    /// One chunk's drawn cells (train_density_draws → train_density_thickness).
+    var cells: Tensor<UInt32>?
 
     /// Uploads `grid`'s values and occupancy.
     init(grid: TrainingDensityGrid, context: ComputeContext) throws {
@@ -68,41 +68,60 @@ final class VulkanDensityGrid {
         return words
     }
 
-    /// One update: σ at `positions` (3 floats each, the field's unit cube: the points the host drew, only
-    /// those inside the field's box) through `network`'s density-only forward pass, σ·`scale` maxed into
-    /// the cells `cellIndices`, then decay, threshold and bitfield (see the type's documentation).
-    func update(cellIndices: [UInt32], positions: [Float], scale: Float, decay: Float, network: VulkanTrainingNetwork) throws {
-        precondition(positions.count == 3 * cellIndices.count)
-        guard cellIndices.allSatisfy({ Int($0) < cellCount }), positions.allSatisfy(\.isFinite) else {
-            throw KernelError.invalidParameter(op: "train density grid", name: "cells", value: "indices past \(cellCount) or non-finite points")
+    /// One update, in one command batch: the draws of ``DensityGridDraws`` for (`seed`, `step`)
+    /// (train_density_draws: cells and points in the field's unit cube, from `unitCube`, the grid's world
+    /// box, and `bounds`, the field's), σ at the points through `network`'s density-only forward pass,
+    /// σ·`scale` maxed into the cells, then decay, threshold and bitfield (see the type's documentation).
+    /// The draws run in chunks of the network's activation buffers.
+    func update(seed: UInt64, step: Int, warmup: Bool, unitCube: AABB, bounds: AABB, scale: Float, decay: Float,
+                network: VulkanTrainingNetwork) throws {
+        guard scale.isFinite, decay.isFinite, bounds.size.x > 0, bounds.size.y > 0, bounds.size.z > 0 else {
+            throw KernelError.invalidParameter(op: "train density grid", name: "scale/decay/bounds", value: "\(scale), \(decay), \(bounds)")
         }
-        let total = cellIndices.count
-        if total > 0 {
-            let chunk = try network.activations(for: min(total, 1 << 18)).capacity
-            if indices == nil || indices!.count < min(total, chunk) { indices = try context.empty(UInt32.self, shape: [min(total, chunk)]) }
-            let indexBuffer = indices!
+        let draws = DensityGridDraws(seed: seed, step: step, resolution: resolution, cascades: cascades, warmup: warmup)
+        let total = draws.count
+        let b = try network.activations(for: min(total, 1 << 18))
+        let chunk = b.capacity
+        if cells == nil || cells!.count < chunk { cells = try context.empty(UInt32.self, shape: [chunk]) }
+        let cellBuffer = cells!
+        try context.batch { batch in
             for begin in stride(from: 0, to: total, by: chunk) {
                 let n = min(chunk, total - begin)
-                let b = try network.activations(for: n)
-                try positions[(3 * begin)..<(3 * (begin + n))].withUnsafeBytes { try context.upload($0, to: b.positions.storage) }
-                try cellIndices[begin..<(begin + n)].withUnsafeBytes { try context.upload($0, to: indexBuffer.storage) }
-                try context.batch { batch in
-                    try network.encodeForward(batch, b, n, densityOnly: true)
-                    try batch.dispatch(Kernel<Shader.nerf_train_density_thickness>(.base, specialization: network.specialization), .init(
-                        indices: BufferBinding(indexBuffer.storage, .storageRead, byteCount: 4 * n),
-                        sigma: BufferBinding(b.sigma.storage, .storageRead, byteCount: 4 * n),
-                        fresh: BufferBinding(fresh.storage, .storageReadWrite, byteCount: 4 * cellCount)),
-                        push: .init(count: UInt32(n), scale: scale), groups: network.groups(n))
-                }
+                try encodeDraws(batch, draws, unitCube: unitCube, bounds: bounds, begin: begin, count: n, cells: cellBuffer,
+                                positions: b.positions, network: network)
+                try network.encodeForward(batch, b, .host(n), densityOnly: true)
+                try batch.dispatch(Kernel<Shader.nerf_train_density_thickness>(.base, specialization: network.specialization), .init(
+                    indices: BufferBinding(cellBuffer.storage, .storageRead, byteCount: 4 * n),
+                    sigma: BufferBinding(b.sigma.storage, .storageRead, byteCount: 4 * n),
+                    fresh: BufferBinding(fresh.storage, .storageReadWrite, byteCount: 4 * cellCount)),
+                    push: .init(count: UInt32(n), scale: scale), groups: network.groups(n))
             }
-        }
-        try context.batch { batch in
             try batch.dispatch(Kernel<Shader.nerf_train_density_decay>(.base, specialization: network.specialization), .init(
                 values: BufferBinding(values.storage, .storageReadWrite, byteCount: 4 * cellCount),
                 fresh: BufferBinding(fresh.storage, .storageReadWrite, byteCount: 4 * cellCount)),
                 push: .init(count: UInt32(cellCount), decay: decay), groups: network.groups(cellCount))
             try encodeOccupancy(batch, network: network)
         }
+    }
+
+    /// train_density_draws for draws [begin, begin + count) of `draws`: their cells (GRID_NO_CELL for
+    /// none, unseen or outside the field's box) into `cells`, their points in the field's unit cube into
+    /// `positions`.
+    func encodeDraws(_ batch: CommandBatch, _ draws: DensityGridDraws, unitCube: AABB, bounds: AABB, begin: Int, count n: Int,
+                     cells: Tensor<UInt32>, positions: Tensor<Float>, network: VulkanTrainingNetwork) throws {
+        precondition(cells.count >= n && positions.count >= 3 * n && begin + n <= draws.count)
+        try batch.dispatch(Kernel<Shader.nerf_train_density_draws>(.base, specialization: network.specialization), .init(
+            occupancy: BufferBinding(occupancy.storage, .storageRead, byteCount: 4 * (cellCount / 32)),
+            values: BufferBinding(values.storage, .storageRead, byteCount: 4 * cellCount),
+            cells: BufferBinding(cells.storage, .storageWrite, byteCount: 4 * n),
+            positions: BufferBinding(positions.storage, .storageWrite, byteCount: 12 * n)),
+            push: .init(drawBegin: UInt32(begin), count: UInt32(n), seedLow: UInt32(truncatingIfNeeded: draws.seed),
+                        seedHigh: UInt32(truncatingIfNeeded: draws.seed >> 32), step: draws.step, warmup: draws.warmup ? 1 : 0,
+                        resolution: UInt32(resolution), cascades: UInt32(cascades),
+                        unitLowerX: unitCube.lower.x, unitLowerY: unitCube.lower.y, unitLowerZ: unitCube.lower.z, unitSize: unitCube.size.x,
+                        boxLowerX: bounds.lower.x, boxLowerY: bounds.lower.y, boxLowerZ: bounds.lower.z,
+                        boxSizeX: bounds.size.x, boxSizeY: bounds.size.y, boxSizeZ: bounds.size.z),
+            groups: network.groups(n))
     }
 
     /// The threshold, the bitfield and the max-pooling of the cascades from the current values.

@@ -43,12 +43,17 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
     let secondMoments: Tensor<Float>
     let parameterSteps: Tensor<UInt32>
     let levels: Tensor<UInt32>
+    /// Bound as `deviceCounts` of the kernels run over a host count (never read: their countWord is
+    /// NO_DEVICE_COUNT).
+    let noDeviceCount: Tensor<UInt32>
     let geometry: [HashGridConfiguration.Level]
     /// Adam's debiasing table (``AdamOptimizer/debiasFactor(step:options:)`` for k = 0…updates) and its
     /// device copy, regrown by doubling.
     var debias: [Float] = [0]
     var debiasTensor: Tensor<Float>?
     var buffers: Activations?
+    /// tiny-cuda-nn's fp16 weight average (``encodeAverage(_:decay:step:)``), two weights per word.
+    var average: Tensor<UInt32>?
     /// The latest forward pass stopped after σ.
     var densityOnlyPass = false
 
@@ -85,6 +90,7 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
                       UInt32(level.resolution) | (level.isDense ? 0x8000_0000 : 0)]
         }
         levels = try context.tensor(table, shape: [geometry.count, 4])
+        noDeviceCount = try context.zeros(UInt32.self, shape: [1])
     }
 
     public var matrixParameterCount: Int { configuration.gridParameterOffset }
@@ -147,71 +153,75 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
         let b = try activations(for: n)
         try upload(positions, to: b.positions)
         try upload(directions, to: b.directions)
-        try context.batch { batch in try encodeForward(batch, b, n, densityOnly: densityOnly) }
+        try context.batch { batch in try encodeForward(batch, b, .host(n), densityOnly: densityOnly) }
         let sigma = try context.download(b.sigma.storage, count: n, as: Float.self)
         let rgb: [Float] = try densityOnly ? [] : context.download(b.rgb.storage, count: 3 * n, as: Float.self)
         return (rgb, sigma)
     }
 
-    /// The hash encoding of the first `n` positions in `positions` (default `b.positions`) into `b.encoded`.
-    func encode(_ batch: CommandBatch, _ b: Activations, _ n: Int, positions: Tensor<Float>? = nil) throws {
-        let c = configuration
-        try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_encode>(.base, specialization: specialization), .init(
+    /// The hash encoding of the first `count` positions in `positions` (default `b.positions`) into `b.encoded`.
+    func encode(_ batch: CommandBatch, _ b: Activations, _ count: SampleCount, positions: Tensor<Float>? = nil) throws {
+        let c = configuration, n = count.bound
+        try dispatch(batch, Kernel<Shader.nerf_train_hashgrid_encode>(.base, specialization: specialization), .init(
             positions: read(positions ?? b.positions, 3 * n), levels: read(levels, levels.count),
             table: read(parameters, c.gridParameterCount, from: c.gridParameterOffset),
-            encoded: write(b.encoded, n * c.encodingWidth)),
-            push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel), stride: UInt32(c.encodingWidth)),
-            groups: groups(n * c.levels))
+            encoded: write(b.encoded, n * c.encodingWidth), deviceCounts: countBinding(count)),
+            push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel), stride: UInt32(c.encodingWidth),
+                        countWord: count.countWord),
+            over: count, perItem: c.levels)
     }
 
-    /// Records the forward pass of `n` samples whose inputs are in `positions` and `directions` (default:
-    /// `b`'s own; the training pipeline passes its march output) into `b`'s activations.
-    func encodeForward(_ batch: CommandBatch, _ b: Activations, _ n: Int, densityOnly: Bool,
+    /// Records the forward pass of `count` samples whose inputs are in `positions` and `directions`
+    /// (default: `b`'s own; the training pipeline passes its march output and the march's device count)
+    /// into `b`'s activations.
+    func encodeForward(_ batch: CommandBatch, _ b: Activations, _ count: SampleCount, densityOnly: Bool,
                        positions: Tensor<Float>? = nil, directions: Tensor<Float>? = nil) throws {
-        let c = configuration
-        try encode(batch, b, n, positions: positions)
+        let c = configuration, n = count.bound
+        try encode(batch, b, count, positions: positions)
         var offset = 0
         var input = b.encoded, inputWidth = c.encodingWidth
         for layer in 0..<c.densityHiddenLayers {
-            try linear(batch, n, input, inputWidth, weightOffset: offset, outputs: c.densityWidth, b.densityHidden[layer], ldOutput: c.densityWidth, relu: true)
+            try linear(batch, count, input, inputWidth, weightOffset: offset, outputs: c.densityWidth, b.densityHidden[layer], ldOutput: c.densityWidth, relu: true)
             offset += c.densityWidth * inputWidth
             input = b.densityHidden[layer]
             inputWidth = c.densityWidth
         }
         // The 16 density outputs go into the first columns of the colour input, as on the CPU.
-        try linear(batch, n, input, inputWidth, weightOffset: offset, outputs: HashGridConfiguration.densityOutputs, b.colorInput,
+        try linear(batch, count, input, inputWidth, weightOffset: offset, outputs: HashGridConfiguration.densityOutputs, b.colorInput,
                    ldOutput: c.colorInputWidth, relu: false)
         offset += HashGridConfiguration.densityOutputs * inputWidth
-        try batch.dispatch(Kernel<Shader.nerf_train_density_head>(.base, specialization: specialization), .init(
+        try dispatch(batch, Kernel<Shader.nerf_train_density_head>(.base, specialization: specialization), .init(
             colorInput: readWrite(b.colorInput, n * c.colorInputWidth), directions: read(directions ?? b.directions, 3 * n),
-            sigma: write(b.sigma, n)),
-            push: .init(count: UInt32(n), stride: UInt32(c.colorInputWidth), withDirections: densityOnly ? 0 : 1),
-            groups: groups(n))
+            sigma: write(b.sigma, n), deviceCounts: countBinding(count)),
+            push: .init(count: UInt32(n), stride: UInt32(c.colorInputWidth), withDirections: densityOnly ? 0 : 1, countWord: count.countWord),
+            over: count, perItem: 1)
         if densityOnly { return }
         input = b.colorInput
         inputWidth = c.colorInputWidth
         for layer in 0..<c.colorHiddenLayers {
-            try linear(batch, n, input, inputWidth, weightOffset: offset, outputs: c.colorWidth, b.colorHidden[layer], ldOutput: c.colorWidth, relu: true)
+            try linear(batch, count, input, inputWidth, weightOffset: offset, outputs: c.colorWidth, b.colorHidden[layer], ldOutput: c.colorWidth, relu: true)
             offset += c.colorWidth * inputWidth
             input = b.colorHidden[layer]
             inputWidth = c.colorWidth
         }
         // Only the first 3 of the last layer's 16 rows are RGB.
-        try linear(batch, n, input, inputWidth, weightOffset: offset, outputs: 3, b.colorLogits, ldOutput: 3, relu: false)
-        try batch.dispatch(Kernel<Shader.nerf_train_rgb_activation>(.base, specialization: specialization), .init(
-            logits: read(b.colorLogits, 3 * n), rgb: write(b.rgb, 3 * n)),
-            push: .init(values: UInt32(3 * n)), groups: groups(3 * n))
+        try linear(batch, count, input, inputWidth, weightOffset: offset, outputs: 3, b.colorLogits, ldOutput: 3, relu: false)
+        try dispatch(batch, Kernel<Shader.nerf_train_rgb_activation>(.base, specialization: specialization), .init(
+            logits: read(b.colorLogits, 3 * n), rgb: write(b.rgb, 3 * n), deviceCounts: countBinding(count)),
+            push: .init(count: UInt32(n), countWord: count.countWord), over: count, perItem: 3)
     }
 
     /// output[n × outputs] (row stride ldOutput) = input[n × inputs] · Wᵀ, W the outputs × inputs matrix at
     /// `weightOffset` in the parameters.
-    func linear(_ batch: CommandBatch, _ n: Int, _ input: Tensor<Float>, _ inputs: Int, weightOffset: Int, outputs: Int,
+    func linear(_ batch: CommandBatch, _ count: SampleCount, _ input: Tensor<Float>, _ inputs: Int, weightOffset: Int, outputs: Int,
                 _ output: Tensor<Float>, ldOutput: Int, relu: Bool) throws {
-        try batch.dispatch(Kernel<Shader.nerf_train_linear_forward>(.base, specialization: specialization), .init(
+        let n = count.bound
+        try dispatch(batch, Kernel<Shader.nerf_train_linear_forward>(.base, specialization: specialization), .init(
             input: read(input, n * inputs), weights: read(parameters, outputs * inputs, from: weightOffset),
-            output: write(output, n * ldOutput)),
-            push: .init(count: UInt32(n), inputs: UInt32(inputs), outputs: UInt32(outputs), ldOutput: UInt32(ldOutput), relu: relu ? 1 : 0),
-            groups: groups(n * outputs))
+            output: write(output, n * ldOutput), deviceCounts: countBinding(count)),
+            push: .init(count: UInt32(n), inputs: UInt32(inputs), outputs: UInt32(outputs), ldOutput: UInt32(ldOutput), relu: relu ? 1 : 0,
+                        countWord: count.countWord),
+            over: count, perItem: outputs)
     }
 
     // MARK: Backward
@@ -242,97 +252,105 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
         }
         try upload(rgbGradient, to: b.rgbGradient)
         try upload(sigmaGradient, to: b.sigmaGradient)
-        try context.batch { batch in try encodeBackward(batch, b, n) }
+        try context.batch { batch in try encodeBackward(batch, b, .host(n)) }
     }
 
-    func encodeBackward(_ batch: CommandBatch, _ b: Activations, _ n: Int) throws {
-        let c = configuration
+    /// Records the backward pass over `count` samples of `b` (for a device count, the weight gradient's
+    /// first chunk always runs, so a count of 0 leaves a zero MLP gradient, as on the CPU).
+    func encodeBackward(_ batch: CommandBatch, _ b: Activations, _ count: SampleCount) throws {
+        let c = configuration, n = count.bound
         var offsets: [Int] = []
         var offset = 0
         for layer in c.densityLayers + c.colorLayers { offsets.append(offset); offset += layer.outputs * layer.inputs }
         let colorBase = c.densityLayers.count
         var upstream = b.scratchA, downstream = b.scratchB
         // dL/dlogits = dL/dRGB · rgb (1 − rgb).
-        try batch.dispatch(Kernel<Shader.nerf_train_rgb_activation_backward>(.base, specialization: specialization), .init(
-            rgbGradient: read(b.rgbGradient, 3 * n), rgb: read(b.rgb, 3 * n), logitGradient: write(upstream, 3 * n)),
-            push: .init(values: UInt32(3 * n)), groups: groups(3 * n))
+        try dispatch(batch, Kernel<Shader.nerf_train_rgb_activation_backward>(.base, specialization: specialization), .init(
+            rgbGradient: read(b.rgbGradient, 3 * n), rgb: read(b.rgb, 3 * n), logitGradient: write(upstream, 3 * n),
+            deviceCounts: countBinding(count)),
+            push: .init(count: UInt32(n), countWord: count.countWord), over: count, perItem: 3)
         var upstreamWidth = 3
         for layer in stride(from: c.colorHiddenLayers, through: 0, by: -1) {
             let shape = c.colorLayers[layer]
             let input = layer == 0 ? b.colorInput : b.colorHidden[layer - 1]
-            try layerBackward(batch, n, upstream, upstreamWidth, shape, weightOffset: offsets[colorBase + layer], input: input,
+            try layerBackward(batch, count, upstream, upstreamWidth, shape, weightOffset: offsets[colorBase + layer], input: input,
                               mask: layer > 0 ? input : nil, inputGradient: downstream)
             swap(&upstream, &downstream)
             upstreamWidth = shape.inputs
         }
         // dL/d(density outputs): the colour input's first 16 columns plus σ's path.
-        try batch.dispatch(Kernel<Shader.nerf_train_density_head_backward>(.base, specialization: specialization), .init(
+        try dispatch(batch, Kernel<Shader.nerf_train_density_head_backward>(.base, specialization: specialization), .init(
             full: read(upstream, n * c.colorInputWidth), colorInput: read(b.colorInput, n * c.colorInputWidth),
-            sigmaGradient: read(b.sigmaGradient, n), outputGradient: write(downstream, n * HashGridConfiguration.densityOutputs)),
-            push: .init(count: UInt32(n), stride: UInt32(c.colorInputWidth)),
-            groups: groups(n * HashGridConfiguration.densityOutputs))
+            sigmaGradient: read(b.sigmaGradient, n), outputGradient: write(downstream, n * HashGridConfiguration.densityOutputs),
+            deviceCounts: countBinding(count)),
+            push: .init(count: UInt32(n), stride: UInt32(c.colorInputWidth), countWord: count.countWord),
+            over: count, perItem: HashGridConfiguration.densityOutputs)
         swap(&upstream, &downstream)
         upstreamWidth = HashGridConfiguration.densityOutputs
         for layer in stride(from: c.densityHiddenLayers, through: 0, by: -1) {
             let shape = c.densityLayers[layer]
             let input = layer == 0 ? b.encoded : b.densityHidden[layer - 1]
             let target = layer == 0 ? b.encodingGradient : downstream
-            try layerBackward(batch, n, upstream, upstreamWidth, shape, weightOffset: offsets[layer], input: input,
+            try layerBackward(batch, count, upstream, upstreamWidth, shape, weightOffset: offsets[layer], input: input,
                               mask: layer > 0 ? input : nil, inputGradient: target)
             if layer > 0 { swap(&upstream, &downstream) }
             upstreamWidth = shape.inputs
         }
-        try encodeScatter(batch, positions: b.positions, encodingGradient: b.encodingGradient, n)
+        try encodeScatter(batch, positions: b.positions, encodingGradient: b.encodingGradient, count)
     }
 
     /// One layer's backward pass: dW = dYᵀ·X into the layer's gradient (rows past `upstreamWidth` zero),
     /// dX = dY·W (times the ReLU mask read from `mask`, the layer's input activation, when given). Both
     /// kernels take 4 adjacent inputs per invocation (layer input widths are multiples of 16).
-    func layerBackward(_ batch: CommandBatch, _ n: Int, _ outputGradient: Tensor<Float>, _ upstreamWidth: Int,
+    func layerBackward(_ batch: CommandBatch, _ count: SampleCount, _ outputGradient: Tensor<Float>, _ upstreamWidth: Int,
                        _ shape: (outputs: Int, inputs: Int), weightOffset: Int, input: Tensor<Float>, mask: Tensor<Float>?,
                        inputGradient: Tensor<Float>) throws {
         // Consecutive chunks of samples, each invocation looping over one chunk (see sampleChunk).
+        let n = count.bound
         let chunk = Self.sampleChunk(iterationsPerSample: 1)
-        for begin in stride(from: 0, to: n, by: chunk) {
-            try batch.dispatch(Kernel<Shader.nerf_train_linear_weight_gradient>(.base, specialization: specialization), .init(
+        for begin in chunkBegins(count, chunk: chunk) {
+            try dispatchChunk(batch, Kernel<Shader.nerf_train_linear_weight_gradient>(.base, specialization: specialization), .init(
                 outputGradient: read(outputGradient, n * upstreamWidth), input: read(input, n * shape.inputs),
-                gradient: readWrite(gradients, shape.outputs * shape.inputs, from: weightOffset)),
+                gradient: readWrite(gradients, shape.outputs * shape.inputs, from: weightOffset), deviceCounts: countBinding(count)),
                 push: .init(count: UInt32(n), inputs: UInt32(shape.inputs), outputs: UInt32(upstreamWidth), storedOutputs: UInt32(shape.outputs),
-                            sampleBegin: UInt32(begin), sampleEnd: UInt32(min(begin + chunk, n)), accumulate: begin == 0 ? 0 : 1),
-                groups: groups(shape.outputs * shape.inputs / 4))
+                            sampleBegin: UInt32(begin), sampleEnd: UInt32(min(begin + chunk, n)), accumulate: begin == 0 ? 0 : 1,
+                            countWord: count.countWord),
+                over: count, invocations: shape.outputs * shape.inputs / 4, chunkBegin: begin)
         }
-        try batch.dispatch(Kernel<Shader.nerf_train_linear_input_gradient>(.base, specialization: specialization), .init(
+        try dispatch(batch, Kernel<Shader.nerf_train_linear_input_gradient>(.base, specialization: specialization), .init(
             outputGradient: read(outputGradient, n * upstreamWidth), weights: read(parameters, upstreamWidth * shape.inputs, from: weightOffset),
             activation: mask.map { read($0, n * shape.inputs) } ?? read(outputGradient, n * upstreamWidth),
-            inputGradient: write(inputGradient, n * shape.inputs)),
-            push: .init(count: UInt32(n), inputs: UInt32(shape.inputs), outputs: UInt32(upstreamWidth), mask: mask == nil ? 0 : 1),
-            groups: groups(n * shape.inputs / 4))
+            inputGradient: write(inputGradient, n * shape.inputs), deviceCounts: countBinding(count)),
+            push: .init(count: UInt32(n), inputs: UInt32(shape.inputs), outputs: UInt32(upstreamWidth), mask: mask == nil ? 0 : 1,
+                        countWord: count.countWord),
+            over: count, perItem: shape.inputs / 4)
     }
 
     /// The hash encoding's backward pass: adds Σ weight · dL/d(encoding) into the grid part of the gradient.
-    func encodeScatter(_ batch: CommandBatch, positions: Tensor<Float>, encodingGradient: Tensor<Float>, _ n: Int) throws {
-        let c = configuration
+    func encodeScatter(_ batch: CommandBatch, positions: Tensor<Float>, encodingGradient: Tensor<Float>, _ count: SampleCount) throws {
+        let c = configuration, n = count.bound
         let bindings = Shader.nerf_train_hashgrid_backward.Bindings(
             positions: read(positions, 3 * n), levels: read(levels, levels.count),
             encodedGradient: read(encodingGradient, n * c.encodingWidth),
-            tableGradient: readWrite(gradients, c.gridParameterCount, from: c.gridParameterOffset))
+            tableGradient: readWrite(gradients, c.gridParameterCount, from: c.gridParameterOffset), deviceCounts: countBinding(count))
         switch scatterMethod {
         case .atomicAdd:
-            try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_backward>(.atomic, specialization: specialization), bindings,
-                               push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel),
-                                           stride: UInt32(c.encodingWidth), rangesPerLevel: 0, entriesPerRange: 0, sampleBegin: 0, sampleEnd: 0),
-                               groups: groups(n * c.levels))
+            try dispatch(batch, Kernel<Shader.nerf_train_hashgrid_backward>(.atomic, specialization: specialization), bindings,
+                         push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel),
+                                     stride: UInt32(c.encodingWidth), rangesPerLevel: 0, entriesPerRange: 0, sampleBegin: 0, sampleEnd: 0,
+                                     countWord: count.countWord),
+                         over: count, perItem: c.levels)
         case .deterministic:
             let (ranges, entries) = scatterRanges
             // Per sample an invocation runs ≤ 1 + 8 + 8 + 8·F loop iterations (sample, corners twice,
             // features of the corners in its range).
             let chunk = Self.sampleChunk(iterationsPerSample: 17 + 8 * c.featuresPerLevel)
-            for begin in stride(from: 0, to: n, by: chunk) {
-                try batch.dispatch(Kernel<Shader.nerf_train_hashgrid_backward>(.base, specialization: specialization), bindings,
-                                   push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel),
-                                               stride: UInt32(c.encodingWidth), rangesPerLevel: UInt32(ranges), entriesPerRange: UInt32(entries),
-                                               sampleBegin: UInt32(begin), sampleEnd: UInt32(min(begin + chunk, n))),
-                                   groups: groups(c.levels * ranges))
+            for begin in chunkBegins(count, chunk: chunk) {
+                try dispatchChunk(batch, Kernel<Shader.nerf_train_hashgrid_backward>(.base, specialization: specialization), bindings,
+                                  push: .init(count: UInt32(n), levelCount: UInt32(c.levels), features: UInt32(c.featuresPerLevel),
+                                              stride: UInt32(c.encodingWidth), rangesPerLevel: UInt32(ranges), entriesPerRange: UInt32(entries),
+                                              sampleBegin: UInt32(begin), sampleEnd: UInt32(min(begin + chunk, n)), countWord: count.countWord),
+                                  over: count, invocations: c.levels * ranges, chunkBegin: begin)
             }
         }
     }
@@ -400,7 +418,7 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
         let b = try activations(for: n)
         try upload(positions, to: b.positions)
         let c = configuration
-        try context.batch { try encode($0, b, n) }
+        try context.batch { try encode($0, b, .host(n)) }
         return try context.download(b.encoded.storage, count: n * c.encodingWidth, as: Float.self)
     }
 
@@ -415,7 +433,7 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
             let b = try activations(for: n)
             try upload(positions, to: b.positions)
             try upload(encodingGradient, to: b.encodingGradient)
-            try context.batch { batch in try encodeScatter(batch, positions: b.positions, encodingGradient: b.encodingGradient, n) }
+            try context.batch { batch in try encodeScatter(batch, positions: b.positions, encodingGradient: b.encodingGradient, .host(n)) }
         }
         return Array(try gradients.toArray()[c.gridParameterOffset...])
     }
@@ -492,6 +510,42 @@ public final class VulkanTrainingNetwork: @unchecked Sendable {
     // MARK: Dispatch helpers
 
     var specialization: [UInt32] { [UInt32(localSize)] }
+
+    /// The `deviceCounts` binding of a kernel over `count`.
+    func countBinding(_ count: SampleCount) -> BufferBinding {
+        let words = count.device?.plan.counts ?? noDeviceCount
+        return BufferBinding(words.storage, .storageRead, byteCount: 4 * words.count)
+    }
+
+    /// Records `kernel` over `count` samples, `perItem` invocations each: a plain dispatch for a host
+    /// count (nothing for 0), an indirect one (workgroups from the device count) for a device count.
+    func dispatch<Interface>(_ batch: CommandBatch, _ kernel: Kernel<Interface>, _ bindings: Interface.Bindings,
+                             push: Interface.PushConstants, over count: SampleCount, perItem: Int) throws {
+        if let device = count.device {
+            try device.plan.dispatch(batch, kernel, bindings, push: push, word: device.word, capacity: count.bound, perItem: perItem)
+        } else if count.bound > 0 {
+            try batch.dispatch(kernel, bindings, push: push, groups: groups(count.bound * perItem))
+        }
+    }
+
+    /// The first samples of a sample-looping kernel's chunks: up to the host count, or up to the bound of
+    /// a device count (chunks past the device count are skipped on the device; the first always runs).
+    func chunkBegins(_ count: SampleCount, chunk: Int) -> StrideTo<Int> {
+        stride(from: 0, to: count.device == nil ? count.bound : max(count.bound, 1), by: chunk)
+    }
+
+    /// Records one chunk (`invocations` invocations, whatever the count) of a sample-looping kernel.
+    func dispatchChunk<Interface>(_ batch: CommandBatch, _ kernel: Kernel<Interface>, _ bindings: Interface.Bindings,
+                                  push: Interface.PushConstants, over count: SampleCount, invocations: Int, chunkBegin: Int) throws {
+        let size = groups(invocations)
+        if let device = count.device {
+            precondition(size.1 == 1, "a chunk's workgroups fit one row")
+            try device.plan.dispatch(batch, kernel, bindings, push: push, word: device.word, capacity: count.bound, perItem: 0,
+                                     fixedGroups: size.0, chunkBegin: chunkBegin)
+        } else {
+            try batch.dispatch(kernel, bindings, push: push, groups: size)
+        }
+    }
 
     func groups(_ invocations: Int) -> (Int, Int, Int) {
         HashGridField.groups(capacity: invocations, localSize: localSize, maxX: device.info.maxComputeWorkGroupCount[0])

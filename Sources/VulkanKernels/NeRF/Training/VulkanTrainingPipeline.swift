@@ -7,21 +7,24 @@ import CVulkan
 /// (origin, direction, jitter, target, background: 16 floats each) and downloads the sample and ray counts
 /// (4 words) and the per-ray report (loss, squared error, used samples: 4 floats each).
 ///
-/// A step is three command batches, because the network's kernels take their sample count as a push
-/// constant and the count varies:
-/// 1. ``march(rays:)``: train_march_rays counts each ray's samples, train_ray_scan sums the counts,
-///    train_march_rays writes the samples of the prefix of rays that fits the budget; the host reads
-///    the number of samples and of rays kept.
-/// 2. ``composite(rayCount:samples:options:)``: the forward pass over the samples, train_composite per
-///    ray (compositing, loss, compositing backward), train_ray_scan over the used counts and
-///    train_compact_samples, which moves the samples before each ray's termination (inputs and
-///    gradients) to the front of the backward pass's buffers; the host reads the report and the kept count.
-/// 3. ``backwardAndUpdate(kept:options:learningRate:)``: train_gather_rows gathers the kept samples'
-///    activations (the forward pass's, by the indices compaction wrote) into the buffers of ``kept``, then
-///    the backward pass over them and Adam. (instant-ngp evaluates its compacted batch a second time
-///    instead; a copy of ~270 floats per kept sample is far cheaper than a forward pass.)
-/// Indirect dispatches (counts written by the kernels, read by the next dispatch) would make this one
-/// batch; they need the network's kernels to read their count from a buffer (not done yet).
+/// A step is one command batch (``step(rays:maxSamples:options:learningRate:)``), with no host round trip
+/// inside it, although the number of samples is known only on the device:
+/// 1. march: train_march_rays counts each ray's samples, train_ray_scan sums the counts,
+///    train_march_rays writes the samples of the prefix of rays that fits the budget, and the numbers of
+///    samples and of rays kept into `totals` words 0 and 1;
+/// 2. train_dispatch_arguments turns word 0 into the workgroup counts of the forward pass's indirect
+///    dispatches (``TrainingIndirectDispatch``); the forward pass runs over the samples, each kernel
+///    reading the count from word 0 (clamped to the sample capacity, the bound of every buffer);
+/// 3. train_composite per ray (compositing, loss, compositing backward), train_ray_scan over the used
+///    counts and train_compact_samples, which moves the samples before each ray's termination (inputs and
+///    gradients) to the front of the backward pass's buffers and writes their number into word 2;
+/// 4. train_dispatch_arguments for word 2; train_gather_rows gathers the kept samples' activations (the
+///    forward pass's, by the indices compaction wrote) into the buffers of ``kept``, then the backward pass
+///    over them and Adam, all dispatched indirectly from word 2 except Adam (over the parameters), and,
+///    with a weight average, train_weight_average.
+/// (instant-ngp evaluates its compacted batch a second time instead of the gather; a copy of ~270 floats
+/// per kept sample is far cheaper than a forward pass.) ``march(rays:maxSamples:)`` and
+/// ``encodeCompositeAndCompact(_:_:rayCount:samples:options:)`` alone serve the tests of those stages.
 final class VulkanTrainingPipeline {
     /// The march's settings (the CPU path's `vkk_march_params`), in unit-cube coordinates.
     struct MarchSettings {
@@ -53,6 +56,10 @@ final class VulkanTrainingPipeline {
     /// each one's index before compaction.
     let kept: VulkanTrainingNetwork.Activations
     let keptSource: Tensor<UInt32>
+    /// The forward pass's activations (the network's buffers for ``sampleCapacity`` samples).
+    let all: VulkanTrainingNetwork.Activations
+    /// The indirect dispatches over the counts in ``totals``.
+    let indirect: TrainingIndirectDispatch
 
     /// Buffers for up to `rayCapacity` rays and `sampleCapacity` samples per step; throws when the
     /// device cannot hold them.
@@ -73,6 +80,7 @@ final class VulkanTrainingPipeline {
         self.rayCapacity = rayCapacity
         self.sampleCapacity = sampleCapacity
         let all = try network.activations(for: sampleCapacity)
+        self.all = all
         kept = try VulkanTrainingNetwork.Activations(sharingInputsAndScratchOf: all, configuration: network.configuration, context: context)
         keptSource = try context.zeros(UInt32.self, shape: [all.capacity])
         rays = try context.zeros(Float.self, shape: [rayCapacity, Self.floatsPerRay])
@@ -88,13 +96,73 @@ final class VulkanTrainingPipeline {
         sampleRgbGradient = try context.zeros(Float.self, shape: [sampleCapacity, 3])
         sampleSigmaGradient = try context.zeros(Float.self, shape: [sampleCapacity])
         reports = try context.zeros(Float.self, shape: [rayCapacity, 4])
+        indirect = try TrainingIndirectDispatch(counts: totals, context: context, specialization: network.specialization,
+                                                localSize: network.localSize, maxGroupsX: network.device.info.maxComputeWorkGroupCount[0])
     }
 
-    // MARK: The three batches
+    // MARK: The step
 
-    /// Uploads `rays` (``floatsPerRay`` floats each) and marches them: returns the samples placed (at
-    /// most `maxSamples`) and the rays kept (a prefix of them).
-    func march(rays values: [Float], maxSamples: Int) throws -> (samples: Int, keptRays: Int) {
+    /// What one step reports: the per-ray report (4 floats per ray: mean loss, mean squared error, used
+    /// samples, kept 1/0), the samples marched, the rays kept within the budget and the samples kept for
+    /// the backward pass.
+    struct StepResult {
+        var reports: [Float]
+        var samples: Int
+        var keptRays: Int
+        var keptSamples: Int
+    }
+
+    /// One whole training step in one command batch: uploads `rays` (``floatsPerRay`` floats each), marches
+    /// them with at most `maxSamples` samples, runs the forward pass, compositing and loss, compaction, the
+    /// backward pass and one Adam update with `learningRate`, then reads back the report and the counts.
+    /// With `average` (decay, update number k ≥ 1), the fp16 weight average is updated after Adam
+    /// (``VulkanTrainingNetwork/encodeAverage(_:decay:step:)``).
+    func step(rays values: [Float], maxSamples: Int, options: TrainingOptions, learningRate: Float,
+              average: (decay: Float, step: Int)? = nil) throws -> StepResult {
+        let n = try checkRays(values, maxSamples: maxSamples)
+        let debias = try network.prepareStep(options: options, learningRate: learningRate)
+        try network.upload(values, to: rays)
+        // A recording that ran out of indirect-dispatch slots is discarded and made again (first step only).
+        while true {
+            let batch = try context.makeBatch()
+            try encodeStep(batch, rayCount: n, maxSamples: maxSamples, options: options, learningRate: learningRate, debias: debias)
+            if let average { try network.encodeAverage(batch, decay: average.decay, step: average.step) }
+            if try indirect.commitShapes() {
+                try batch.commit()
+                break
+            }
+        }
+        let counts = try totals.toArray()
+        let report = try context.download(reports.storage, count: 4 * n, as: Float.self)
+        return StepResult(reports: report, samples: Int(counts[0]), keptRays: Int(counts[1]), keptSamples: Int(counts[2]))
+    }
+
+    /// Records the whole step (see the type's comment).
+    func encodeStep(_ batch: CommandBatch, rayCount n: Int, maxSamples: Int, options: TrainingOptions, learningRate: Float,
+                    debias: Tensor<Float>) throws {
+        let capacity = sampleCapacity
+        try batch.fill(totals.storage, word: 0)
+        try encodeMarch(batch, n, maxSamples: maxSamples, pass: 0)
+        try encodeScan(batch, counts: rayCounts, offsets: blockOffsets, n)
+        try encodeMarch(batch, n, maxSamples: maxSamples, pass: 1)
+        try indirect.encodeArguments(batch, word: Self.samplesWord)
+        try network.encodeForward(batch, all, .device(word: Self.samplesWord, capacity: capacity, plan: indirect), densityOnly: false,
+                                  positions: samplePositions, directions: sampleDirections)
+        try encodeCompositeAndCompact(batch, all, rayCount: n, samples: capacity, options: options)
+        try indirect.encodeArguments(batch, word: Self.keptSamplesWord)
+        let kept = SampleCount.device(word: Self.keptSamplesWord, capacity: capacity, plan: indirect)
+        try encodeGather(batch, from: all, kept)
+        try network.encodeBackward(batch, self.kept, kept)
+        try network.encodeStep(batch, debias: debias, options: options, learningRate: learningRate)
+    }
+
+    /// The words of ``totals``: samples marched, rays kept, samples kept after compaction.
+    static let samplesWord: UInt32 = 0
+    static let keptRaysWord: UInt32 = 1
+    static let keptSamplesWord: UInt32 = 2
+
+    /// Checks a step's rays and budget; returns the number of rays.
+    func checkRays(_ values: [Float], maxSamples: Int) throws -> Int {
         let n = values.count / Self.floatsPerRay
         guard values.count % Self.floatsPerRay == 0, n > 0, n <= rayCapacity, maxSamples > 0, maxSamples <= sampleCapacity else {
             throw KernelError.invalidParameter(op: "train march", name: "rays",
@@ -103,6 +171,13 @@ final class VulkanTrainingPipeline {
         guard values.allSatisfy(\.isFinite) else {
             throw KernelError.invalidParameter(op: "train march", name: "rays", value: "non-finite values")
         }
+        return n
+    }
+
+    /// The march alone (tests): uploads `rays` and marches them; returns the samples placed (at most
+    /// `maxSamples`) and the rays kept (a prefix of them).
+    func march(rays values: [Float], maxSamples: Int) throws -> (samples: Int, keptRays: Int) {
+        let n = try checkRays(values, maxSamples: maxSamples)
         try network.upload(values, to: rays)
         try context.batch { batch in
             try batch.fill(totals.storage, word: 0)
@@ -112,38 +187,6 @@ final class VulkanTrainingPipeline {
         }
         let counts = try totals.toArray()
         return (Int(counts[0]), Int(counts[1]))
-    }
-
-    /// The forward pass over the `samples` marched samples, compositing with loss and its backward pass
-    /// per ray, and compaction: returns the per-ray report (4 floats per ray: mean loss, mean squared
-    /// error, used samples, kept 1/0) and the number of samples kept for the backward pass.
-    func composite(rayCount n: Int, samples: Int, options: TrainingOptions) throws -> (reports: [Float], kept: Int) {
-        let b = try network.activations(for: max(samples, 1))
-        try context.batch { batch in
-            if samples > 0 {
-                try network.encodeForward(batch, b, samples, densityOnly: false, positions: samplePositions, directions: sampleDirections)
-            }
-            try encodeCompositeAndCompact(batch, b, rayCount: n, samples: samples, options: options)
-        }
-        let report = try context.download(reports.storage, count: 4 * n, as: Float.self)
-        let kept = Int(try totals.toArray()[2])
-        return (report, kept)
-    }
-
-    /// The backward pass over the `kept` compacted samples and one Adam update.
-    func backwardAndUpdate(kept count: Int, options: TrainingOptions, learningRate: Float) throws {
-        let table = try network.prepareStep(options: options, learningRate: learningRate)
-        let all = try network.activations(for: 1)
-        try context.batch { batch in
-            if count > 0 {
-                try encodeGather(batch, from: all, count)
-                try network.encodeBackward(batch, kept, count)
-            } else {
-                // No sample: a zero gradient (the grid part is already zero after the previous update).
-                try batch.fill(network.gradients.storage, word: 0)
-            }
-            try network.encodeStep(batch, debias: table, options: options, learningRate: learningRate)
-        }
     }
 
     // MARK: Encoding
@@ -173,9 +216,10 @@ final class VulkanTrainingPipeline {
     }
 
 
-    /// The forward activations the backward pass reads, rows ``keptSource`` of `all` into ``kept``.
-    func encodeGather(_ batch: CommandBatch, from all: VulkanTrainingNetwork.Activations, _ n: Int) throws {
-        let c = network.configuration
+    /// The forward activations the backward pass reads, rows ``keptSource`` of `all` into ``kept``, for
+    /// the `count` kept samples.
+    func encodeGather(_ batch: CommandBatch, from all: VulkanTrainingNetwork.Activations, _ count: SampleCount) throws {
+        let c = network.configuration, n = count.bound
         var pairs: [(Tensor<Float>, Tensor<Float>, Int)] = [(all.encoded, kept.encoded, c.encodingWidth)]
         pairs += zip(all.densityHidden, kept.densityHidden).map { ($0, $1, c.densityWidth) }
         pairs.append((all.colorInput, kept.colorInput, c.colorInputWidth))
@@ -184,9 +228,10 @@ final class VulkanTrainingPipeline {
         for (source, target, width) in pairs {
             let vectors = width % 4 == 0
             let elements = vectors ? width / 4 : width
-            try batch.dispatch(Kernel<Shader.nerf_train_gather_rows>(vectors ? .vec4 : .base, specialization: network.specialization), .init(
-                map: read(keptSource, n), source: read(source, source.count), target: write(target, n * width)),
-                push: .init(count: UInt32(n), width: UInt32(elements)), groups: network.groups(n * elements))
+            try network.dispatch(batch, Kernel<Shader.nerf_train_gather_rows>(vectors ? .vec4 : .base, specialization: network.specialization), .init(
+                map: read(keptSource, n), source: read(source, source.count), target: write(target, n * width),
+                deviceCounts: network.countBinding(count)),
+                push: .init(count: UInt32(n), width: UInt32(elements), countWord: count.countWord), over: count, perItem: elements)
         }
     }
 
