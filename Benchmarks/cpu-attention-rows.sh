@@ -4,6 +4,8 @@
 # measured read bound), each round followed at once by PyTorch SDPA on the same shapes (Benchmarks/peers),
 # so both sides of every ratio are measured back to back; machine load logged before each step.
 #   Benchmarks/cpu-attention-rows.sh [ROUNDS=3] [OUT=/tmp/vkk-cpu-attention]
+# Decode takes 5 warm-up runs (its read bound alike): with 1, the first timed runs after the 268 MB of K and
+# V were created ran 20-60% slower than the same call timed right after (6.1-9.0 ms against 5.0-7.0).
 # Builds the release vkk when it is missing; Benchmarks/peers/run.sh installs its pinned peers on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ for r in $(seq 1 "$rounds"); do
     load "torch sdpa prefill, round $r"
     $P --only attention --quick --repeats 3 --json "$out/sdpa-prefill-$r.json" | grep '"L=4096' | cut -c1-110
     load "vkk decode, round $r"
-    $V bench attention --backend cpu --sweep decode --length 32768 --repeats 5 --json "$out/vkk-decode-$r.json" | grep "kv8"
+    $V bench attention --backend cpu --sweep decode --length 32768 --warmup 5 --repeats 9 --json "$out/vkk-decode-$r.json" | grep "kv8"
     load "torch sdpa decode and read bandwidth, round $r"
     $P --only decode,bandwidth --quick --repeats 5 --json "$out/sdpa-decode-$r.json" | grep -E '32768|bandwidth' | cut -c1-110
 done
