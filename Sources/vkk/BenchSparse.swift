@@ -82,21 +82,16 @@ struct BenchSparse: ParsableCommand {
             let dense = [Float].benchData(count: shape.rows * shape.columns, seed: 11)
             for n in tokenCounts {
                 let blasBaseline = try BLASBaseline(m: shape.rows, k: shape.columns, n: n, blas: blas, repeats: options.repeats)
-                let baseline = try measureDense(shape.rows, shape.columns, n, context: context, blas: blasBaseline)
+                // Dense Vulkan GEMM is timed once per shape (it is slow); on the CPU backend the dense
+                // baseline is OpenBLAS itself.
+                let vulkanDense = context.isVulkan ? try measureVulkanDense(shape.rows, shape.columns, n, context: context) : nil
                 for name in formats {
                     for target in (name == "2:4" ? [50.0] : sparsities) {
                         let matrix = try prune(dense, shape.rows, shape.columns, format: name, sparsity: target / 100)
-                        // OpenBLAS is timed again for every row: on the CPU backend run for run in turn with the
-                        // sparse product (sparse, sgemm, sparse, sgemm, …), so that bursts of other load on the
-                        // machine (this VM's host) fall on both sides of the ratio alike; beside a Vulkan
-                        // row, before it. Dense Vulkan GEMM is timed once per shape (it is slow).
-                        let interleaved = context.isVulkan ? nil : blasBaseline
-                        let blasSeconds = context.isVulkan ? try blasBaseline.time() : 0
-                        let rowBaseline = (dense: baseline.dense, blas: blasSeconds)
                         let row: BenchRow = switch dtype {
-                        case .f32: try measure(Float.self, matrix, name: name, n: n, baseline: rowBaseline, interleaved: interleaved, context: context)
-                        case .f16: try measure(Float16.self, matrix, name: name, n: n, baseline: rowBaseline, interleaved: interleaved, context: context)
-                        case .bf16: try measure(BFloat16.self, matrix, name: name, n: n, baseline: rowBaseline, interleaved: interleaved, context: context)
+                        case .f32: try measure(Float.self, matrix, name: name, n: n, vulkanDense: vulkanDense, blas: blasBaseline, context: context)
+                        case .f16: try measure(Float16.self, matrix, name: name, n: n, vulkanDense: vulkanDense, blas: blasBaseline, context: context)
+                        case .bf16: try measure(BFloat16.self, matrix, name: name, n: n, vulkanDense: vulkanDense, blas: blasBaseline, context: context)
                         }
                         table.add(row)
                     }
@@ -119,21 +114,16 @@ struct BenchSparse: ParsableCommand {
         }
     }
 
-    /// Dense GEMM on the benchmarked backend (automatic kernel) and OpenBLAS sgemm, both M×K · K×N.
-    private func measureDense(_ m: Int, _ k: Int, _ n: Int, context: ComputeContext, blas: BLASBaseline) throws -> (dense: Double, blas: Double) {
-        // On the CPU backend every row times OpenBLAS itself, in turn with the sparse product.
-        guard context.isVulkan else { return (0, 0) }
-        let blasSeconds = try blas.time()
+    /// Dense GEMM on the Vulkan backend (automatic kernel), M×K · K×N.
+    private func measureVulkanDense(_ m: Int, _ k: Int, _ n: Int, context: ComputeContext) throws -> Double {
         let a = try context.tensor([Float].benchData(count: m * k, seed: 1), shape: [m, k])
         let b = try context.tensor([Float].benchData(count: k * n, seed: 2), shape: [k, n])
         let c = try context.zeros(Float.self, shape: [m, n])
-        let denseSeconds = try medianSeconds(context, warmup: options.warmup, repeats: options.repeats) { try $0.gemm(a, b, into: c) }
-        return (denseSeconds, blasSeconds)
+        return try medianSeconds(context, warmup: options.warmup, repeats: options.repeats) { try $0.gemm(a, b, into: c) }
     }
 
     private func measure<Element: FloatingPointElement>(_: Element.Type, _ matrix32: SparseMatrix<Float>, name: String, n: Int,
-                                                        baseline given: (dense: Double, blas: Double), interleaved blas: BLASBaseline?,
-                                                        context: ComputeContext) throws -> BenchRow {
+                                                        vulkanDense: Double?, blas: BLASBaseline, context: ComputeContext) throws -> BenchRow {
         let matrix: SparseMatrix<Element> = switch matrix32 {
         case .csr(let a): .csr(a.converted())
         case .bsr(let a): .bsr(a.converted())
@@ -152,20 +142,20 @@ struct BenchSparse: ParsableCommand {
                 try batch.spmm(uploaded, b, into: c, kernel: spmmKernel)
             }
         }
+        // OpenBLAS is timed again for every row. On the CPU backend, where it is also the dense baseline,
+        // run for run in turn with the sparse product (sparse, sgemm, sparse, sgemm, …), so that bursts of
+        // other load on the machine (this VM's host) fall on both sides of the ratio alike; beside a Vulkan
+        // row, before it.
         let seconds: Double, baseline: (dense: Double, blas: Double)
-        if let blas {
-            // Run for run in turn with OpenBLAS (on the CPU backend the dense baseline is OpenBLAS).
-            var sparseTimes: [Double] = [], blasTimes: [Double] = []
-            for run in 0..<(options.warmup + options.repeats) {
-                let s = try timedSeconds(context, body)
-                let d = try blas.timeOnce()
-                if run >= options.warmup { sparseTimes.append(s); blasTimes.append(d) }
-            }
-            seconds = median(sparseTimes)
-            baseline = (median(blasTimes), median(blasTimes))
-        } else {
+        if let vulkanDense {
+            let blasSeconds = try blas.time()
             seconds = try medianSeconds(context, warmup: options.warmup, repeats: options.repeats, body)
-            baseline = given
+            baseline = (vulkanDense, blasSeconds)
+        } else {
+            let medians = try interleavedMedians(warmup: options.warmup, repeats: options.repeats,
+                                                 [{ try timedSeconds(context, body) }, { try blas.timeOnce() }])
+            seconds = medians[0]
+            baseline = (medians[1], medians[1])
         }
         let elementBytes = Double(MemoryLayout<Element>.stride)
         let stored = Double(matrix.storedCount)

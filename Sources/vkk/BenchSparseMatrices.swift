@@ -86,11 +86,14 @@ struct MatrixCollectionSweep {
         let (xColumn, yColumn) = (try x.reshaped([k, 1]), try y.reshaped([m, 1]))
         // At N = 1 the library's matrix-vector kernel is the right one for the "SpMM" too (spmm's column tiles
         // would be 1 wide), so that is what runs; the kernel column says so.
-        let (spmm, gemm, spmv, gemv) = try Self.interleavedMedians(context, warmup: options.warmup, repeats: options.repeats,
+        let bodies: [(CommandBatch) throws -> Void] = [
             n == 1 ? { try $0.spmv(sparse, x, into: y) } : { try $0.spmm(sparse, b, into: c) },
             n == 1 ? { try $0.gemm(dense, xColumn, into: yColumn) } : { try $0.gemm(dense, b, into: c) },
             { try $0.spmv(sparse, x, into: y) },
-            { try $0.gemm(dense, xColumn, into: yColumn) })
+            { try $0.gemm(dense, xColumn, into: yColumn) },
+        ]
+        let medians = try interleavedMedians(warmup: options.warmup, repeats: options.repeats, bodies.map { body in { try timedSeconds(context, body) } })
+        let (spmm, gemm, spmv, gemv) = (medians[0], medians[1], medians[2], medians[3])
         let usefulFlops = 2 * Double(csr.storedCount) * Double(n)
         let row = BenchRow([
             "nominal %": .number(100 * (entry.nominalSparsity ?? .nan), digits: 0), "actual %": .number(100 * csr.sparsity, digits: 2),
@@ -104,22 +107,6 @@ struct MatrixCollectionSweep {
             "model": .text(entry.model), "method": .text(entry.method), "layer": .text(entry.layer),
         ])
         return (row, Result(entry: entry, actualSparsity: csr.sparsity, spmmSpeedup: gemm / spmm, spmvSpeedup: gemv / spmv))
-    }
-
-    /// Medians of four timed bodies run in turn (1, 2, 3, 4, 1, 2, …), each in its own batch between two
-    /// timestamps as ``medianSeconds`` does: on a shared machine, load that comes and goes then falls on the
-    /// sparse and the dense side alike, and their ratio stays honest.
-    static func interleavedMedians(_ context: ComputeContext, warmup: Int, repeats: Int,
-                                   _ bodies: ((CommandBatch) throws -> Void)...) throws -> (Double, Double, Double, Double) {
-        var times = [[Double]](repeating: [], count: bodies.count)
-        for run in 0..<(warmup + repeats) {
-            for (index, body) in bodies.enumerated() {
-                let seconds = try timedSeconds(context, body)
-                if run >= warmup { times[index].append(seconds) }
-            }
-        }
-        let medians = times.map(median)
-        return (medians[0], medians[1], medians[2], medians[3])
     }
 
     /// Median speedups per model × method × nominal sparsity, then per model × method over all sparsities.

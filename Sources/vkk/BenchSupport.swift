@@ -125,6 +125,20 @@ func medianSeconds(_ context: ComputeContext, warmup: Int, repeats: Int, _ body:
     return median(times)
 }
 
+/// Medians of several timed runs made in turn (1, 2, …, 1, 2, …; each `timer` runs its body once and
+/// returns its seconds), after `warmup` untimed rounds: on a shared machine, load that comes and goes then
+/// falls on every side of a ratio alike.
+func interleavedMedians(warmup: Int, repeats: Int, _ timers: [() throws -> Double]) throws -> [Double] {
+    var times = [[Double]](repeating: [], count: timers.count)
+    for run in 0..<(warmup + repeats) {
+        for (index, timer) in timers.enumerated() {
+            let seconds = try timer()
+            if run >= warmup { times[index].append(seconds) }
+        }
+    }
+    return times.map(median)
+}
+
 /// Median of host-timed runs of `body` (for OpenBLAS and other CPU references).
 func medianHostSeconds(warmup: Int, repeats: Int, _ body: () throws -> Void) rethrows -> Double {
     var times: [Double] = []

@@ -1,6 +1,5 @@
 import CKernels
 import Dispatch
-import Synchronization
 
 // MARK: - CPU SpMM
 //
@@ -98,16 +97,9 @@ enum SparseCPU {
                               Int64(cColumnStride), Int64(chunks[chunk]), Int64(chunks[chunk + 1]), alpha, beta)
             }
             guard chunks.count > 2 else { for index in 0..<pieces { piece(index) }; return }
-            let next = Atomic<Int>(0), work = UncheckedSendable(piece)
-            withUnsafePointer(to: next) { counter in
-                let counter = UncheckedSendable(counter)
-                DispatchQueue.concurrentPerform(iterations: min(CPUParallel.threadCount, pieces)) { _ in
-                    while true {
-                        let index = counter.value.pointee.wrappingAdd(1, ordering: .relaxed).oldValue
-                        if index >= pieces { break }
-                        work.value(index)
-                    }
-                }
+            // One piece per range, in order, to whichever thread is free.
+            CPUParallel.forEachPiece(pieces, costPerItem: 50_000, piecesPerThread: pieces) { range in
+                for index in range { piece(index) }
             }
         }
     }
